@@ -1,0 +1,3 @@
+from loot.cli.main import main
+
+main()

@@ -1,0 +1,154 @@
+"""A cluster of plain processes on loopback: what `loot up` runs and the tests drive.
+
+Layout of the data directory (reused on restart):
+    DIR/cluster-secret      the generated cluster secret (mode 0600)
+    DIR/shard-0/ ...        one directory of SQLite files per shard
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loot.membership import format_members
+from loot.secret import new_secret
+from loot.serving import parse_listening
+
+Sink = Callable[[str, str], None]  # (process name, output line)
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def shard_names(count: int) -> list[str]:
+    return [f"shard-{i}" for i in range(count)]
+
+
+def load_or_create_secret(data: Path) -> str:
+    path = data / "cluster-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(new_secret())
+    return path.read_text().strip()
+
+
+@dataclass
+class Child:
+    """One server process; `address` is set once it prints its listening line."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    sink: Sink
+    process: subprocess.Popen | None = None
+    address: str | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self.address = None
+        self._ready.clear()
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=_die_with_parent,
+        )
+        threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with status {self.process.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start within {timeout:.0f}s")
+        return self.address
+
+    def _pump(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            listening = parse_listening(line)
+            if listening and self.address is None:
+                self.address = listening[2]
+                self._ready.set()
+            self.sink(self.name, line)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class LocalCluster:
+    def __init__(self, data: Path, *, port: int = 7070, shards: int = 2, sink: Sink | None = None,
+                 env: dict[str, str] | None = None):
+        self.data = data
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.names = shard_names(shards)
+        self.sink = sink or (lambda name, line: print(f"{name:>8} | {line}", flush=True))
+        self.env = {**os.environ, **(env or {}), "LOOT_CLUSTER_SECRET": load_or_create_secret(data),
+                    "PYTHONUNBUFFERED": "1"}
+        self.shards = {name: self._shard(name) for name in self.names}
+        self.router: Child | None = None
+
+    def _shard(self, name: str) -> Child:
+        argv = [sys.executable, "-m", "loot", "shard", "--name", name, "--shards", ",".join(self.names),
+                "--data", str(self.data / name), "--port", "0"]
+        return Child(name, argv, self.env, self.sink)
+
+    def start(self) -> str:
+        """Start every shard, then the router; return the router's address."""
+        for shard in self.shards.values():
+            shard.start()
+        members = {name: shard.wait_ready() for name, shard in self.shards.items()}
+        argv = [sys.executable, "-m", "loot", "router", "--shards", format_members(members), "--port", str(self.port)]
+        self.router = Child("router", argv, self.env, self.sink)
+        self.router.start()
+        return self.router.wait_ready()
+
+    def restart_shard(self, name: str) -> str:
+        """Start a stopped shard again on its old port, so the router finds it."""
+        shard = self.shards[name]
+        port = shard.address.rsplit(":", 1)[1]
+        shard.argv[shard.argv.index("--port") + 1] = port
+        shard.start()
+        return shard.wait_ready()
+
+    @property
+    def address(self) -> str:
+        return self.router.address
+
+    def children(self) -> list[Child]:
+        return [*self.shards.values(), *([self.router] if self.router else [])]
+
+    def stop(self) -> None:
+        """SIGTERM everyone (router first, so it stops taking requests), then wait."""
+        for child in reversed(self.children()):
+            child.signal(signal.SIGTERM)
+        for child in self.children():
+            if child.process is not None:
+                child.wait(STOP_TIMEOUT)
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the supervisor dies, and ignore the terminal's Ctrl-C:
+    the supervisor stops them in order."""
+    os.setpgrp()
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

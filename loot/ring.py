@@ -1,0 +1,22 @@
+"""The consistent-hash ring: which shard owns a database id.
+
+Built over shard *names* (never addresses), so moving a shard to a new address
+moves no data. Routers and shards build it from the same membership list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from uhashring import HashRing
+
+
+class Ring:
+    def __init__(self, names: Iterable[str]):
+        self.names = tuple(sorted(set(names)))
+        if not self.names:
+            raise ValueError("a ring needs at least one shard name")
+        self._ring = HashRing(nodes=list(self.names))
+
+    def owner(self, database_id: str) -> str:
+        return self._ring.get_node(database_id)

@@ -1,0 +1,21 @@
+"""The cluster secret: routers present it to shards in every call's metadata."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+SECRET_HEADER = "loot-cluster-secret"
+MIN_LENGTH = 16
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def cluster_secret() -> str:
+    """The secret from $LOOT_CLUSTER_SECRET (never a flag: flags show up in `ps`)."""
+    secret = os.environ.get("LOOT_CLUSTER_SECRET", "")
+    if len(secret) < MIN_LENGTH:
+        raise SystemExit(f"LOOT_CLUSTER_SECRET must be set to the cluster's shared secret ({MIN_LENGTH}+ characters)")
+    return secret

@@ -1,0 +1,1 @@
+"""The router: stateless front door. Verifies tokens, picks the shard, forwards."""

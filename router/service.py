@@ -1,0 +1,75 @@
+"""The public loot.v1.Database service: verify, route, forward."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+from grpc_status import rpc_status
+
+from loot.ids import database_id
+from loot.internal.v1 import shard_pb2
+from loot.secret import SECRET_HEADER
+from loot.status import Fault, guard
+from loot.tokens import Claims
+from loot.v1 import database_pb2 as pb
+from loot.v1 import database_pb2_grpc
+from router.auth import authenticate
+from router.shards import Shards
+
+
+class DatabaseService(database_pb2_grpc.DatabaseServicer):
+    def __init__(self, shards: Shards, secret: str, forward_timeout: float):
+        self.shards = shards
+        self.metadata = ((SECRET_HEADER, secret),)
+        self.forward_timeout = forward_timeout
+
+    @guard
+    async def Execute(self, request: pb.ExecuteRequest, context) -> pb.ExecuteResponse:
+        return await self._forward("Execute", shard_pb2.ShardExecuteRequest, request, context)
+
+    @guard
+    async def Batch(self, request: pb.BatchRequest, context) -> pb.BatchResponse:
+        return await self._forward("Batch", shard_pb2.ShardBatchRequest, request, context)
+
+    @guard
+    async def Describe(self, request: pb.DescribeRequest, context) -> pb.DescribeResponse:
+        return await self._forward("Describe", shard_pb2.ShardDescribeRequest, request, context)
+
+    async def _forward(self, method: str, wrapper, request, context: grpc.aio.ServicerContext):
+        shard_context = _shard_context(authenticate(context))
+        name, stub = self.shards.for_database(shard_context.database_id)
+        remaining = context.time_remaining()
+        timeout = self.forward_timeout if remaining is None else min(remaining, self.forward_timeout)
+        try:
+            return await getattr(stub, method)(wrapper(context=shard_context, request=request),
+                                               timeout=timeout, metadata=self.metadata)
+        except grpc.aio.AioRpcError as error:
+            status = rpc_status.from_call(error)
+            if status is not None:  # the shard's own answer: pass it through unchanged
+                await context.abort_with_status(rpc_status.to_status(status))
+            raise _transport_fault(name, error)
+
+
+def _shard_context(claims: Claims) -> shard_pb2.Context:
+    return shard_pb2.Context(
+        database_id=database_id(claims.account, claims.name, claims.tenant),
+        account=claims.account,
+        name=claims.name,
+        tenant=claims.tenant,
+        schema=claims.text("schema"),
+        before=claims.text("before"),
+        after=claims.text("after"),
+        instead=claims.text("instead"),
+        readonly=claims.flag("readonly"),
+        destroy=claims.flag("destroy"),
+        claims_json=json.dumps(claims.payload, separators=(",", ":")),
+    )
+
+
+def _transport_fault(name: str, error: grpc.aio.AioRpcError) -> Fault:
+    if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+                     f"shard {name} did not answer before the deadline", shard=name)
+    return Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",
+                 f"shard {name} is unreachable ({error.code().name}); retry later", shard=name)

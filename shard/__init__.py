@@ -1,0 +1,1 @@
+"""The shard: owns a directory of SQLite files, one per database, and runs requests on them."""

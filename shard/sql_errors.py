@@ -1,0 +1,28 @@
+"""SQLite errors as Loot faults (SPEC §7)."""
+
+from __future__ import annotations
+
+import apsw
+import grpc
+
+from loot.status import Fault
+
+_BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
+    (apsw.ConstraintError, grpc.StatusCode.FAILED_PRECONDITION, "CONSTRAINT_VIOLATION"),
+    (apsw.AuthError, grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED"),
+    (apsw.FullError, grpc.StatusCode.RESOURCE_EXHAUSTED, "DATABASE_FULL"),
+    (apsw.TooBigError, grpc.StatusCode.INVALID_ARGUMENT, "TOO_BIG"),
+    (apsw.InterruptError, grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED"),
+    (apsw.BindingsError, grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS"),
+    (apsw.SQLError, grpc.StatusCode.INVALID_ARGUMENT, "SQL_ERROR"),
+    (apsw.MismatchError, grpc.StatusCode.FAILED_PRECONDITION, "DATATYPE_MISMATCH"),
+    (apsw.RangeError, grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS"),
+]
+
+
+def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
+    message = str(error).removeprefix(f"{type(error).__name__}: ")
+    for kind, code, reason in _BY_KIND:
+        if isinstance(error, kind):
+            return Fault(code, reason, message, **metadata)
+    return Fault(grpc.StatusCode.INTERNAL, "SQLITE_ERROR", message, **metadata)
