@@ -14,7 +14,7 @@ from shard.sql_errors import fault_from_sqlite
 
 def apply(conn: apsw.Connection, claim: str) -> list[str]:
     """Move the database to the schema `claim` describes; say what changed."""
-    if not claim.strip() or _has_tables(conn):
+    if not claim.strip() or _has_user_tables(conn):
         return []
     try:
         with conn:
@@ -24,5 +24,6 @@ def apply(conn: apsw.Connection, claim: str) -> list[str]:
     return ["applied the schema to a new database"]
 
 
-def _has_tables(conn: apsw.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchone() is not None
+def _has_user_tables(conn: apsw.Connection) -> bool:
+    query = "SELECT 1 FROM sqlite_schema WHERE name NOT IN ('_filters', '_rules') AND name NOT LIKE 'sqlite_%' LIMIT 1"
+    return conn.execute(query).fetchone() is not None

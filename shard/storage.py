@@ -11,6 +11,7 @@ from pathlib import Path
 import apsw
 
 from loot.ids import is_database_id
+from shard import system_tables
 
 
 class Storage:
@@ -28,4 +29,5 @@ class Storage:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = apsw.Connection(str(path))
         conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
+        system_tables.create(conn)
         return conn
