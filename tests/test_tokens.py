@@ -189,3 +189,11 @@ def test_bearer_metadata_is_required(metadata, reason: str) -> None:
 
 def test_bearer_scheme_is_case_insensitive() -> None:
     assert bearer_token((("x-other", "1"), ("authorization", "bearer  a.b.c "))) == "a.b.c"
+
+
+def test_the_examples_in_docs_tokens_run() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "tokens.md").read_text()
+    examples = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert examples
+    for example in examples:
+        exec(compile(example, "docs/tokens.md", "exec"), {})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -67,12 +66,10 @@ def embedded_key(jwk: Any, alg: str) -> PublicKey:
     coordinates = (jwk.get("x"), jwk.get("y")) if kty == "EC" else (jwk.get("x"),)
     if not all(isinstance(c, str) for c in coordinates):
         raise unauthenticated("BAD_KEY", f"the {crv} `jwk` needs its coordinates as base64url strings")
-    return _load(alg, *coordinates)
+    return _parse(alg, *coordinates)
 
 
-@functools.lru_cache(maxsize=4096)
-def _load(alg: str, *coordinates: str) -> PublicKey:
-    """Parse and validate a public key once per distinct key: an application signs many tokens with one key."""
+def _parse(alg: str, *coordinates: str) -> PublicKey:
     try:
         raw = [b64url_decode(c) for c in coordinates]
     except ValueError:

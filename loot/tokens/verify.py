@@ -8,6 +8,7 @@ docs/tokens.md for why not through python-jose).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -16,24 +17,35 @@ from typing import Any
 from loot.tokens.base64url import b64url_decode
 from loot.tokens.claims import Claims, claims_from
 from loot.tokens.errors import shown, unauthenticated
-from loot.tokens.jwk import KEY_TYPES, embedded_key
+from loot.tokens.jwk import KEY_TYPES, PublicKey, embedded_key
 
 MAX_TOKEN_BYTES = 64 * 1024
+MAX_CACHED_HEADER = 1024  # an ES256 header with its jwk is about 250 bytes; bigger ones are parsed every time
 _LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def verify(token: str, now: float | None = None) -> Claims:
     """The claims of a valid token, or a Fault (UNAUTHENTICATED / INVALID_ARGUMENT) with a stable reason."""
     header_text, payload_text, signature_text = _segments(token)
-    header = _json_object(header_text, "header")
-    alg = _algorithm(header)
-    key = embedded_key(header.get("jwk"), alg)
+    key = signer(header_text) if len(header_text) <= MAX_CACHED_HEADER else _signer(header_text)
     signature = _decode(signature_text, "signature")
     if not key.verifies(signature, f"{header_text}.{payload_text}".encode("ascii")):
         raise unauthenticated("BAD_SIGNATURE", "the signature does not verify with the key in the `jwk` header: the "
                               "token was altered or signed by another key")
     payload = _json_object(payload_text, "payload")
     return claims_from(payload, key.account, time.time() if now is None else now)
+
+
+@functools.lru_cache(maxsize=4096)
+def signer(header_text: str) -> PublicKey:
+    """The key a header embeds, checked once per distinct header: an application signs many tokens with one key
+    (and so one header). Refusals are not cached."""
+    return _signer(header_text)
+
+
+def _signer(header_text: str) -> PublicKey:
+    header = _json_object(header_text, "header")
+    return embedded_key(header.get("jwk"), _algorithm(header))
 
 
 def _segments(token: str) -> list[str]:
