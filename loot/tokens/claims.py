@@ -46,7 +46,8 @@ def claims_from(payload: dict[str, Any], account: str, now: float) -> Claims:
 
 def _check_identity(payload: dict[str, Any], account: str) -> None:
     if payload.get("iss") != ISSUER:
-        raise unauthenticated("BAD_ISSUER", f"`iss` must be {ISSUER!r} (got {shown(payload.get('iss'))})", expected=ISSUER)
+        raise unauthenticated("BAD_ISSUER", f"`iss` must be {ISSUER!r} (got {shown(payload.get('iss'))})",
+                              expected=ISSUER)
     if payload.get("sub") != account:
         raise unauthenticated("SUB_MISMATCH", f"`sub` must be the signing key's thumbprint {account!r} "
                               f"(got {shown(payload.get('sub'))})", expected=account)
@@ -68,8 +69,8 @@ def _time(payload: dict[str, Any], claim: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise unauthenticated("BAD_TIME_CLAIM", f"`{claim}` must be a number of seconds since 1970 (got {shown(value)})",
-                              claim=claim)
+        raise unauthenticated("BAD_TIME_CLAIM", f"`{claim}` must be a number of seconds since 1970 "
+                              f"(got {shown(value)})", claim=claim)
     return value
 
 

@@ -55,14 +55,15 @@ def embedded_key(jwk: Any, alg: str) -> PublicKey:
         raise unauthenticated("BAD_KEY", "the token header must embed the signer's public key as `jwk` (an object)")
     private = sorted(PRIVATE_MEMBERS & jwk.keys())
     if private:
-        raise unauthenticated("PRIVATE_KEY_IN_TOKEN", f"the `jwk` header holds private key members ({', '.join(private)}): "
-                              "embed the public key only, and treat this private key as leaked")
+        raise unauthenticated("PRIVATE_KEY_IN_TOKEN", f"the `jwk` header holds private key members "
+                              f"({', '.join(private)}): embed the public key only, and treat this private key as leaked")
     kty, crv = KEY_TYPES[alg]
     if jwk.get("kty") != kty or jwk.get("crv") != crv:
-        raise unauthenticated("KEY_ALGORITHM_MISMATCH", f"alg {alg} needs a key with kty {kty} and crv {crv}; the `jwk` has kty "
-                              f"{shown(jwk.get('kty'))} and crv {shown(jwk.get('crv'))}", alg=alg)
+        raise unauthenticated("KEY_ALGORITHM_MISMATCH", f"alg {alg} needs a key with kty {kty} and crv {crv}; "
+                              f"the `jwk` has kty {shown(jwk.get('kty'))} and crv {shown(jwk.get('crv'))}", alg=alg)
     if jwk.get("alg", alg) != alg or jwk.get("use", "sig") != "sig":
-        raise unauthenticated("KEY_ALGORITHM_MISMATCH", f"the `jwk` is marked for other use than {alg} signatures", alg=alg)
+        raise unauthenticated("KEY_ALGORITHM_MISMATCH", f"the `jwk` is marked for other use than {alg} signatures",
+                              alg=alg)
     coordinates = (jwk.get("x"), jwk.get("y")) if kty == "EC" else (jwk.get("x"),)
     if not all(isinstance(c, str) for c in coordinates):
         raise unauthenticated("BAD_KEY", f"the {crv} `jwk` needs its coordinates as base64url strings")
@@ -99,4 +100,4 @@ def _ed25519(x: str, raw_x: bytes) -> PublicKey:
         raise unauthenticated("BAD_KEY", "the `jwk` is not a valid Ed25519 public key (32 bytes, a curve point "
                               "of large order)")
     key = ed25519.Ed25519PublicKey.from_public_bytes(raw_x)
-    return PublicKey(thumbprint({"kty": "OKP", "crv": "Ed25519", "x": x}), lambda signature, signed: key.verify(signature, signed))
+    return PublicKey(thumbprint({"kty": "OKP", "crv": "Ed25519", "x": x}), key.verify)  # verify(signature, signed)

@@ -96,7 +96,7 @@ def _no_constant(name: str) -> None:
 
 def _algorithm(header: dict[str, Any]) -> str:
     alg = header.get("alg")
-    if alg not in KEY_TYPES:
+    if not isinstance(alg, str) or alg not in KEY_TYPES:
         raise unauthenticated("BAD_ALGORITHM", f"alg {shown(alg)} is not accepted; sign with ES256 (P-256) or EdDSA "
                               "(Ed25519)", alg=str(alg)[:64])
     typ = header.get("typ", "JWT")
