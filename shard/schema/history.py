@@ -1,0 +1,73 @@
+"""Which schemas a database has seen, so that the newest wins and nothing reverts.
+
+The history lives in the database itself (`_loot_schema_history`, a name the
+sandbox protects), so it moves and is backed up with the data. The last row
+is the current schema, with the PRAGMA schema_version it left behind: a
+different version means privileged SQL changed the schema since, and the
+current schema is checked again. A per-connection cache makes the unchanged
+case one dictionary lookup and one PRAGMA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from dataclasses import dataclass
+
+import apsw
+
+TABLE = "_loot_schema_history"
+_DDL = f"""CREATE TABLE IF NOT EXISTS main.{TABLE} (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+  schema_version INTEGER NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')))"""
+# Cache value for a schema older than the current one: a no-op whatever the schema version.
+_OLDER = -1
+_CACHE_LIMIT = 64
+_known: weakref.WeakKeyDictionary[apsw.Connection, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def digest(claim: str) -> str:
+    return hashlib.sha256(claim.encode()).hexdigest()
+
+
+def schema_version(conn: apsw.Connection) -> int:
+    return conn.execute("PRAGMA main.schema_version").fetchone()[0]
+
+
+def known_unchanged(conn: apsw.Connection, claim: str) -> bool:
+    """True when this connection already knows the claim needs nothing (the per-request fast path)."""
+    verdict = _known.get(conn, {}).get(claim)
+    return verdict is not None and (verdict == _OLDER or verdict == schema_version(conn))
+
+
+def remember(conn: apsw.Connection, claim: str, verdict: int) -> None:
+    known = _known.setdefault(conn, {})
+    if len(known) >= _CACHE_LIMIT:
+        known.clear()
+    known[claim] = verdict
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the history says about one claim; `verdict` is its cache value when nothing is to do."""
+
+    hash: str
+    verdict: int | None
+
+
+def look_up(conn: apsw.Connection, claim: str) -> Seen:
+    """Inside the apply transaction: is the claim older (no-op), current and untouched (no-op), or to apply?"""
+    conn.execute(_DDL)
+    hash_ = digest(claim)
+    current = conn.execute(f"SELECT hash, schema_version FROM main.{TABLE} ORDER BY seq DESC LIMIT 1").fetchone()
+    if current is not None and current[0] == hash_:
+        return Seen(hash_, current[1] if current[1] == schema_version(conn) else None)
+    seen = conn.execute(f"SELECT 1 FROM main.{TABLE} WHERE hash = ?", (hash_,)).fetchone()
+    return Seen(hash_, _OLDER if seen else None)
+
+
+def record(conn: apsw.Connection, seen: Seen) -> int:
+    """The claim is now current, at the schema version it leaves; that version is returned."""
+    version = schema_version(conn)
+    conn.execute(f"INSERT INTO main.{TABLE} (hash, schema_version) VALUES (?, ?) "
+                 "ON CONFLICT (hash) DO UPDATE SET schema_version = excluded.schema_version", (seen.hash, version))
+    return version
