@@ -35,7 +35,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Column:
-    name: str
+    name: str = field(compare=False)
     type: str
     notnull: bool
     default: tuple[str, ...] | None

@@ -99,7 +99,7 @@ def _cannot_add(column: Column, want: Table) -> str | None:
         return "a STORED generated column cannot be added to a table that may hold rows"
     if column.notnull and default is None and column.hidden == 0:
         return "a NOT NULL column without a non-NULL default cannot be added to a table that may hold rows"
-    if column.notnull or column.checks:
+    if column.checks or (column.notnull and column.hidden):
         return "a new column's NOT NULL or CHECK constraint would be checked against existing rows"
     if default is not None and any(fold(column.name) in fk[1] for fk in want.foreign_keys):
         return "a new REFERENCES column needs a NULL default"

@@ -1,9 +1,10 @@
 """Building a claim in a pristine in-memory database, admitting only schema statements.
 
 SQLite's authorizer tells what each statement does (the first action it
-reports, ignoring SQLite's own bookkeeping in sqlite_master), so no regex
-decides what a statement is. A statement SQLite runs without consulting the
-authorizer at all (VACUUM) is refused too.
+reports besides reads and SQLite's own bookkeeping in sqlite_master), so no
+regex decides what a statement is. A statement that never reports such an
+action (a bare SELECT, or VACUUM, which skips the authorizer) is refused
+before it runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ _STATEMENT_KINDS = {apsw.SQLITE_CREATE_TABLE, apsw.SQLITE_CREATE_VTABLE, apsw.SQ
                     apsw.SQLITE_CREATE_VIEW, apsw.SQLITE_CREATE_TRIGGER, apsw.SQLITE_INSERT}
 _NEVER = {apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH, apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT, apsw.SQLITE_PRAGMA}
 _BOOKKEEPING = {"sqlite_master", "sqlite_temp_master"}
+# Reading does not say what a statement is (a multi-row VALUES is a SELECT before its INSERT).
+_READING = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION}
 _ONLY = "a schema holds only CREATE TABLE, CREATE VIRTUAL TABLE, CREATE INDEX, CREATE VIEW, CREATE TRIGGER and INSERT INTO _filters/_rules"
 
 
@@ -34,6 +37,8 @@ class _Gate:
 
     def __call__(self, code: int, first: str | None, second: str | None, database: str | None, trigger: str | None) -> int:
         if first in _BOOKKEEPING and code in (apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_READ, apsw.SQLITE_DELETE):
+            return apsw.SQLITE_OK
+        if self.kind is None and code in _READING:
             return apsw.SQLITE_OK
         if self.kind is None:
             self.kind = code
