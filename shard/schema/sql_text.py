@@ -73,17 +73,28 @@ def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:
     return tuple(("id" if t.kind in ("word", "quoted") else t.kind) + ":" + t.norm for t in sql_tokens)
 
 
+# Only what can hide a `;`: literals, quoted names, comments; and the `;` itself.
+_SEMICOLONS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|--[^\n]*|/\*.*?(?:\*/|\Z)|;""", re.DOTALL)
+
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+
+
 def statements(sql: str) -> Iterator[str]:
     """The claim's statements one by one, as written (a trigger's inner `;` does not end it)."""
-    start = None
-    for token in tokens(sql):
-        start = token.start if start is None else start
-        if token.text == ";" and apsw.complete(sql[start:token.end]):
-            if token.start > start:
-                yield sql[start:token.end]
-            start = None
-    if start is not None:
-        yield sql[start:].rstrip()
+    start = 0
+    for match in _SEMICOLONS.finditer(sql):
+        if match.group() == ";" and apsw.complete(sql[start:match.end()]):
+            if statement := _without_leading_comments(sql[start:match.end()]):
+                yield statement
+            start = match.end()
+    if statement := _without_leading_comments(sql[start:]):
+        yield statement.rstrip()
+
+
+def _without_leading_comments(sql: str) -> str:
+    rest = sql[_LEADING.match(sql).end():]
+    return "" if rest in ("", ";") else rest
 
 
 def _group_end(sql_tokens: list[Token], open_at: int) -> int:
