@@ -1,9 +1,9 @@
 """Applying the token's declarative schema claim to a database (SPEC §4).
 
 `apply` moves the live database to the schema the claim describes: the claim
-is built in a pristine in-memory database (validate.py), both are read
-through SQLite's PRAGMAs (inspect.py), compared (plan.py), and the steps run in
-one transaction. A claim this database has already seen is a no-op
+is built in a pristine in-memory database (validate.py, shared by every
+database given the same claim: pristine.py), both are read through SQLite's
+PRAGMAs (inspect.py), compared (plan.py), and the steps run in one transaction. A claim this database has already seen is a no-op
 (history.py), and an unchanged claim costs a dictionary lookup.
 """
 
@@ -16,7 +16,8 @@ from loot.status import Fault
 from shard.schema import history
 from shard.schema.inspect import Catalog
 from shard.schema.plan import Plan, plan
-from shard.schema.validate import build, sqlite_message
+from shard.schema.pristine import claimed
+from shard.schema.validate import sqlite_message
 
 __all__ = ["apply"]
 
@@ -41,11 +42,8 @@ def _apply_in_transaction(conn: apsw.Connection, claim: str) -> tuple[list[str],
     seen = history.look_up(conn, claim)
     if seen.verdict is not None:
         return [], seen.verdict
-    pristine = build(claim)
-    try:
-        steps = plan(Catalog(conn), Catalog(pristine))
-    finally:
-        pristine.close()
+    with claimed(claim, seen.hash) as wanted:
+        steps = plan(Catalog(conn), wanted)
     if steps.refusals:
         raise _refused(steps)
     _run(conn, steps)

@@ -86,6 +86,8 @@ class Catalog:
         self.table_kinds = kinds
         self.tables: dict[str, Entry] = {}
         self.derived: dict[tuple[str, str], Entry] = {}
+        self._read: dict[str, Table] = {}
+        self._signatures: dict[Entry, tuple] = {}
         for row in conn.execute("SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY rowid"):
             entry = Entry(*row)
             if _is_internal(entry) or entry.sql is None:
@@ -96,6 +98,17 @@ class Catalog:
                 self.derived[(entry.type, entry.key)] = entry
 
     def table(self, key: str) -> Table:
+        if key not in self._read:
+            self._read[key] = self._table(key)
+        return self._read[key]
+
+    def signature(self, entry: Entry) -> tuple:
+        """What makes a derived object what it is; equal signatures need no change."""
+        if entry not in self._signatures:
+            self._signatures[entry] = self._signature(entry)
+        return self._signatures[entry]
+
+    def _table(self, key: str) -> Table:
         entry = self.tables[key]
         kind, without_rowid, strict = self.table_kinds[key]
         if kind == "virtual":
@@ -106,8 +119,7 @@ class Catalog:
                      self._foreign_keys(entry.name), self._keys(entry.name),
                      tuple(sorted(g for part in parts if part.is_constraint for g in part.groups_after("check"))))
 
-    def signature(self, entry: Entry) -> tuple:
-        """What makes a derived object what it is; equal signatures need no change."""
+    def _signature(self, entry: Entry) -> tuple:
         body = after_name(tokens(entry.sql))
         if entry.type != "index":
             return fold(entry.table), normalized(body)

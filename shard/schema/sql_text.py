@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
 
 import apsw
 
@@ -59,13 +61,15 @@ class Token:
         return self.kind == "word" and self.norm in words
 
 
-def tokens(sql: str) -> list[Token]:
-    found = []
+def iter_tokens(sql: str) -> Iterator[Token]:
     for match in _TOKEN.finditer(sql):
         kind = match.lastgroup or "op"
         if kind not in ("space", "comment"):
-            found.append(Token(kind, match.group(), match.start(), match.end()))
-    return found
+            yield Token(kind, match.group(), match.start(), match.end())
+
+
+def tokens(sql: str) -> list[Token]:
+    return list(iter_tokens(sql))
 
 
 def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:
@@ -108,6 +112,10 @@ def _group_end(sql_tokens: list[Token], open_at: int) -> int:
     return len(sql_tokens)
 
 
+# Enough tokens for `CREATE UNIQUE INDEX IF NOT EXISTS name .` (the longest head before a name).
+_HEAD = 9
+
+
 def name_index(sql_tokens: list[Token]) -> int:
     """Where the object's name is in SQLite's stored `CREATE [UNIQUE|VIRTUAL] <kind> name ...`."""
     index = 1
@@ -127,9 +135,10 @@ def after_name(sql_tokens: list[Token]) -> list[Token]:
     return sql_tokens[index + 1:]
 
 
+@lru_cache(maxsize=4096)  # the same claims' objects are created in database after database
 def in_main(sql: str) -> str:
     """`CREATE ... name` as `CREATE ... main.name`, so TEMP objects of the same name never capture it."""
-    sql_tokens = tokens(sql)
+    sql_tokens = list(islice(iter_tokens(sql), _HEAD))
     index = name_index(sql_tokens)
     if index + 1 < len(sql_tokens) and sql_tokens[index + 1].text == ".":
         return sql
