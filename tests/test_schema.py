@@ -53,24 +53,31 @@ REFUSED = {
     "new CHECK column": NOTES.replace("name TEXT", "name TEXT, age INTEGER CHECK (age > 0)"),
     "new REFERENCES column with a default": NOTES.replace("name TEXT", "name TEXT, boss TEXT DEFAULT 'u1' REFERENCES users(id)"),
     "new column in a table constraint": NOTES.replace("name TEXT", "name TEXT, email TEXT, UNIQUE (email)"),
-    "virtual table arguments": "CREATE VIRTUAL TABLE docs USING fts5(title, body);\n-- replaced\n",
+    "new STRICT column with a mistyped default": "CREATE TABLE strict_one (id INTEGER PRIMARY KEY, n INTEGER DEFAULT 'abc') STRICT;",
+    "virtual table arguments": "CREATE VIRTUAL TABLE docs USING fts5(title, body, tags);",
+}
+# Refusals about tables other than NOTES: the live schema and a row for it.
+OTHER_BASES = {
+    "new STRICT column with a mistyped default": ("CREATE TABLE strict_one (id INTEGER PRIMARY KEY) STRICT;",
+                                                  "INSERT INTO strict_one VALUES (1)"),
+    "virtual table arguments": ("CREATE VIRTUAL TABLE docs USING fts5(title, body);", "INSERT INTO docs VALUES ('t', 'b')"),
 }
 
 
 @pytest.mark.parametrize("rows", [True, False], ids=["with a row", "empty"])
 @pytest.mark.parametrize("change", sorted(REFUSED))
 def test_refusals_depend_on_the_schema_only(conn: apsw.Connection, change: str, rows: bool) -> None:
-    base = "CREATE VIRTUAL TABLE docs USING fts5(title, body)" if change == "virtual table arguments" else NOTES
-    claim = "CREATE VIRTUAL TABLE docs USING fts5(title, body, tags);" if change == "virtual table arguments" else REFUSED[change]
+    base, first_row = OTHER_BASES.get(change, (NOTES, None))
     schema.apply(conn, base)
-    if rows and base == NOTES:
-        insert_rows(conn)
+    if rows and first_row:
+        conn.execute(first_row)
     elif rows:
-        conn.execute("INSERT INTO docs VALUES ('t', 'b')")
+        insert_rows(conn)
+    claim = REFUSED[change]
     refusal = apply_checked(conn, claim + "\nCREATE TABLE bystander (x);")
     assert isinstance(refusal, Fault), f"{change} was applied"
     assert refusal.code == grpc.StatusCode.FAILED_PRECONDITION and refusal.reason == "SCHEMA_CHANGE_REFUSED"
-    assert refusal.metadata["object"].split()[-1].split(".")[0] in ("notes", "users", "docs")
+    assert refusal.metadata["object"].split()[-1].split(".")[0] in ("notes", "users", "docs", "strict_one")
     assert "bystander" not in {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
 
 
@@ -190,6 +197,37 @@ def test_foreign_statements_are_invalid_and_named(conn: apsw.Connection, stateme
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert statement.split()[0] in refused.value.message and refused.value.metadata["schema_statement_index"] == "1"
     assert snapshot(conn) == before
+
+
+@pytest.mark.parametrize("runaway", [
+    "CREATE TABLE big AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n",
+    "INSERT INTO _filters WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT 't', i, 'true' FROM n",
+])
+def test_a_runaway_claim_is_stopped(conn: apsw.Connection, runaway: str) -> None:
+    with pytest.raises(Fault) as refused:
+        schema.apply(conn, runaway)
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.reason == "SCHEMA_TOO_EXPENSIVE"
+
+
+def test_an_invalid_claim_is_refused_every_time(tmp_path: Path) -> None:
+    claim = NOTES + "\nDELETE FROM users;"
+    for directory in ("one", "two"):
+        conn = open_database(tmp_path / directory)
+        with pytest.raises(Fault, match="DELETE FROM users"):
+            schema.apply(conn, claim)
+        conn.close()
+
+
+def test_databases_sharing_a_claim_each_get_it(tmp_path: Path) -> None:
+    claim = NOTES + "\nCREATE INDEX i ON notes (owner);"
+    for directory in ("one", "two", "three"):
+        conn = open_database(tmp_path / directory)
+        if directory == "two":
+            conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '')")
+            assert isinstance(apply_checked(conn, claim), Fault), "a differing live table is refused"
+        else:
+            assert apply_checked(conn, claim) == ["created table notes", "created table users", "created index i"]
+        conn.close()
 
 
 def test_an_unchanged_schema_runs_one_pragma(conn: apsw.Connection) -> None:

@@ -11,6 +11,7 @@ case one dictionary lookup and one PRAGMA.
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ _DDL = f"""CREATE TABLE IF NOT EXISTS main.{TABLE} (seq INTEGER PRIMARY KEY, has
 _OLDER = -1
 _CACHE_LIMIT = 64
 _known: weakref.WeakKeyDictionary[apsw.Connection, dict[str, int]] = weakref.WeakKeyDictionary()
+_known_guard = threading.Lock()  # worker threads add connections concurrently
 
 
 def digest(claim: str) -> str:
@@ -40,10 +42,11 @@ def known_unchanged(conn: apsw.Connection, claim: str) -> bool:
 
 
 def remember(conn: apsw.Connection, claim: str, verdict: int) -> None:
-    known = _known.setdefault(conn, {})
-    if len(known) >= _CACHE_LIMIT:
-        known.clear()
-    known[claim] = verdict
+    with _known_guard:
+        known = _known.setdefault(conn, {})
+        if len(known) >= _CACHE_LIMIT:
+            known.clear()
+        known[claim] = verdict
 
 
 @dataclass(frozen=True)

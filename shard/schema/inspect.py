@@ -47,6 +47,7 @@ class Column:
     generated: tuple[tuple[str, ...], ...]
     definition: str = field(compare=False)
     default_sql: str | None = field(compare=False)
+    type_sql: str = field(compare=False)
 
     def differences(self, other: Column) -> list[str]:
         """What about `other` (the claim's column) differs from this one (the live column)."""
@@ -145,7 +146,7 @@ class Catalog:
                 name, " ".join(normalized(tokens(type_ or ""))), bool(notnull),
                 None if default is None else normalized(tokens(default)), pk, hidden, fold(collation or "binary"),
                 bool(autoincrement), tuple(sorted(part.groups_after("check"))) if part else (),
-                tuple(part.groups_after("as")) if part else (), part.text if part else "", default)
+                tuple(part.groups_after("as")) if part else (), part.text if part else "", default, type_ or "")
         return columns
 
     def _foreign_keys(self, table: str) -> frozenset[tuple]:

@@ -82,7 +82,7 @@ def _evolve(entry: Entry, have: Table, want: Table, result: Plan) -> list[Step]:
     steps = [Step(f"column {want.name}.{c.name}", f"ALTER TABLE main.{_quoted(entry.name)} ADD COLUMN {c.definition}")
              for c in new]
     try:
-        reached = _projected(entry, steps, new) if steps else have
+        reached = _projected(entry, steps, new, want) if steps else have
     except apsw.Error as error:
         result.refuse(subject, f"SQLite cannot add its new columns: {error}")
         return []
@@ -106,18 +106,19 @@ def _cannot_add(column: Column, want: Table) -> str | None:
     return None
 
 
-def _projected(entry: Entry, steps: list[Step], new: list[Column]) -> Table:
+def _projected(entry: Entry, steps: list[Step], new: list[Column], want: Table) -> Table:
     """The live table after the ADD COLUMN steps, tried on an empty copy (so SQLite's own refusals show).
 
-    SQLite refuses a non-constant default only when the table holds rows, so
-    each new default is also tried on a one-row probe table: the answer is
-    then the same for every tenant.
+    SQLite refuses a non-constant default (or, in a STRICT table, a default of
+    the wrong type) only when the table holds rows, so each new default is also
+    tried on a one-row probe table: the answer is then the same for every tenant.
     """
     scratch = apsw.Connection(":memory:")
     try:
-        scratch.execute(f"{entry.sql}; CREATE TABLE probe (x); INSERT INTO probe VALUES (1)")
+        probe = "CREATE TABLE probe (x ANY) STRICT" if want.strict else "CREATE TABLE probe (x)"
+        scratch.execute(f"{entry.sql}; {probe}; INSERT INTO probe VALUES (1)")
         for index, column in enumerate(c for c in new if c.default_sql is not None):
-            scratch.execute(f"ALTER TABLE probe ADD COLUMN c{index} DEFAULT ({column.default_sql})")
+            scratch.execute(f"ALTER TABLE probe ADD COLUMN c{index} {column.type_sql} DEFAULT ({column.default_sql})")
         for step in steps:
             scratch.execute(step.sql)
         return Catalog(scratch).table(entry.key)

@@ -22,6 +22,10 @@ _NEVER = {apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH, apsw.SQLITE_TRANSACTION, apsw.
 _BOOKKEEPING = {"sqlite_master", "sqlite_temp_master"}
 # Reading does not say what a statement is (a multi-row VALUES is a SELECT before its INSERT).
 _READING = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION}
+# A 40-table claim runs about 31 000 SQLite instructions; a runaway one
+# (CREATE TABLE AS or INSERT over a recursive CTE) is stopped long before it hurts the shard.
+_INSTRUCTIONS_PER_CHECK = 10_000
+_INSTRUCTION_BUDGET = 5_000_000
 _ONLY = "a schema holds only CREATE TABLE, CREATE VIRTUAL TABLE, CREATE INDEX, CREATE VIEW, CREATE TRIGGER and INSERT INTO _filters/_rules"
 
 
@@ -66,6 +70,8 @@ def build(claim: str) -> apsw.Connection:
     system_tables.create(pristine)
     gate = _Gate()
     pristine.authorizer = gate
+    checks = iter(range(_INSTRUCTION_BUDGET // _INSTRUCTIONS_PER_CHECK))
+    pristine.set_progress_handler(lambda: next(checks, None) is None, _INSTRUCTIONS_PER_CHECK)
     for index, statement in enumerate(statements(claim)):
         gate.reset()
         cursor = pristine.cursor()
@@ -75,11 +81,15 @@ def build(claim: str) -> apsw.Connection:
                 pass
         except (apsw.AuthError, apsw.ExecTraceAbort):
             raise _invalid(index, statement, "SCHEMA_STATEMENT_NOT_ALLOWED", gate.refusal or _ONLY)
+        except apsw.InterruptError:
+            raise _invalid(index, statement, "SCHEMA_TOO_EXPENSIVE",
+                           f"the claim took more than {_INSTRUCTION_BUDGET} SQLite instructions to build")
         except apsw.Error as error:
             if gate.kind is None and not tokens(statement)[0].is_word("create", "insert"):
                 raise _invalid(index, statement, "SCHEMA_STATEMENT_NOT_ALLOWED", _ONLY)
             raise _invalid(index, statement, "SCHEMA_INVALID", sqlite_message(error))
     pristine.authorizer = None
+    pristine.set_progress_handler(None)
     return pristine
 
 
