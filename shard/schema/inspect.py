@@ -46,8 +46,6 @@ class Column:
     checks: tuple[tuple[str, ...], ...]
     generated: tuple[tuple[str, ...], ...]
     definition: str = field(compare=False)
-    default_sql: str | None = field(compare=False)
-    type_sql: str = field(compare=False)
 
     def differences(self, other: Column) -> list[str]:
         """What about `other` (the claim's column) differs from this one (the live column)."""
@@ -146,7 +144,7 @@ class Catalog:
                 name, " ".join(normalized(tokens(type_ or ""))), bool(notnull),
                 None if default is None else normalized(tokens(default)), pk, hidden, fold(collation or "binary"),
                 bool(autoincrement), tuple(sorted(part.groups_after("check"))) if part else (),
-                tuple(part.groups_after("as")) if part else (), part.text if part else "", default, type_ or "")
+                tuple(part.groups_after("as")) if part else (), part.text if part else "")
         return columns
 
     def _foreign_keys(self, table: str) -> frozenset[tuple]:

@@ -13,9 +13,11 @@ import apsw
 
 from shard import system_tables
 from shard.schema.inspect import Catalog, Column, Entry, Table
-from shard.schema.sql_text import fold, in_main
+from shard.schema.sql_text import fold, in_main, tokens
+from shard.schema.validate import sqlite_message
 
 _NULL = ("id:null",)
+_PROBE = "_loot_probe"  # a reserved name, so never the live table's own
 _DROP_ORDER = ("trigger", "view", "index")
 _ROW_LABELS = {system_tables.FILTERS: ("filter", "filter_name"), system_tables.RULES: ("rule", "rule_name")}
 
@@ -69,6 +71,7 @@ def _evolve(entry: Entry, have: Table, want: Table, result: Plan) -> list[Step]:
     if (have.kind, have.module) != (want.kind, want.module):
         result.refuse(subject, "its definition differs from the live one and a table is never rebuilt")
         return []
+    refused_before = len(result.refusals)
     new = [column for key, column in want.columns.items() if key not in have.columns]
     for key, column in want.columns.items():
         if key in have.columns and (differences := have.columns[key].differences(column)):
@@ -77,14 +80,14 @@ def _evolve(entry: Entry, have: Table, want: Table, result: Plan) -> list[Step]:
     for column in new:
         if reason := _cannot_add(column, want):
             result.refuse(f"column {want.name}.{column.name}", reason)
-    if result.refusals:
+    if len(result.refusals) > refused_before:
         return []
     steps = [Step(f"column {want.name}.{c.name}", f"ALTER TABLE main.{_quoted(entry.name)} ADD COLUMN {c.definition}")
              for c in new]
     try:
         reached = _projected(entry, steps, new, want) if steps else have
     except apsw.Error as error:
-        result.refuse(subject, f"SQLite cannot add its new columns: {error}")
+        result.refuse(subject, f"SQLite cannot add its new columns: {sqlite_message(error)}")
         return []
     for reason in _table_level_differences(reached, want):
         result.refuse(subject, reason)
@@ -109,16 +112,18 @@ def _cannot_add(column: Column, want: Table) -> str | None:
 def _projected(entry: Entry, steps: list[Step], new: list[Column], want: Table) -> Table:
     """The live table after the ADD COLUMN steps, tried on an empty copy (so SQLite's own refusals show).
 
-    SQLite refuses a non-constant default (or, in a STRICT table, a default of
-    the wrong type) only when the table holds rows, so each new default is also
-    tried on a one-row probe table: the answer is then the same for every tenant.
+    SQLite checks some things (a non-constant default; in a STRICT table, a
+    default of the wrong type) only when the table holds rows, so each new
+    stored column is also added to a one-row probe table: the answer is then
+    the same for every tenant.
     """
     scratch = apsw.Connection(":memory:")
     try:
-        probe = "CREATE TABLE probe (x ANY) STRICT" if want.strict else "CREATE TABLE probe (x)"
-        scratch.execute(f"{entry.sql}; {probe}; INSERT INTO probe VALUES (1)")
-        for index, column in enumerate(c for c in new if c.default_sql is not None):
-            scratch.execute(f"ALTER TABLE probe ADD COLUMN c{index} {column.type_sql} DEFAULT ({column.default_sql})")
+        probe = f"CREATE TABLE {_PROBE} (x ANY) STRICT" if want.strict else f"CREATE TABLE {_PROBE} (x)"
+        scratch.execute(f"{entry.sql}; {probe}; INSERT INTO {_PROBE} VALUES (1)")
+        for index, column in enumerate(c for c in new if not c.hidden):
+            after_name = column.definition[tokens(column.definition)[0].end:]
+            scratch.execute(f"ALTER TABLE {_PROBE} ADD COLUMN c{index}{after_name}")
         for step in steps:
             scratch.execute(step.sql)
         return Catalog(scratch).table(entry.key)
