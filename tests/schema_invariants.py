@@ -32,8 +32,12 @@ def columns(conn: apsw.Connection, table: str) -> list[str]:
 
 
 def rows(conn: apsw.Connection, table: str, names: list[str]) -> list[tuple]:
-    listed = ", ".join('"' + name.replace('"', '""') + '"' for name in names)
-    return sorted(conn.execute(f'SELECT {listed} FROM main."{table}"'), key=repr)
+    listed = ", ".join(map(quoted, names))
+    return sorted(conn.execute(f"SELECT {listed} FROM main.{quoted(table)}"), key=repr)
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def fill(conn: apsw.Connection) -> None:
@@ -41,7 +45,7 @@ def fill(conn: apsw.Connection) -> None:
     for (name,) in conn.execute("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
                                 "AND name NOT LIKE 'sqlite%' AND name NOT LIKE '\\_%' ESCAPE '\\'").fetchall():
         try:
-            conn.execute(f'INSERT INTO main."{name}" DEFAULT VALUES')
+            conn.execute(f"INSERT INTO main.{quoted(name)} DEFAULT VALUES")
         except apsw.ConstraintError:
             pass
 

@@ -240,3 +240,19 @@ def test_an_unchanged_schema_runs_one_pragma(conn: apsw.Connection) -> None:
 
 def test_empty_claim_is_no_schema(conn: apsw.Connection) -> None:
     assert schema.apply(conn, "") == [] and schema.apply(conn, "  \n") == []
+
+
+def test_a_view_gives_way_to_a_table_of_its_name(conn: apsw.Connection) -> None:
+    with_rows(conn, NOTES + "\nCREATE VIEW archive AS SELECT body FROM notes;"
+                            "\nCREATE TRIGGER archive_in INSTEAD OF INSERT ON archive BEGIN SELECT 1; END;")
+    assert apply_checked(conn, NOTES + "\nCREATE TABLE archive (body TEXT);") == [
+        "created table archive", "dropped view archive", "dropped trigger archive_in"]
+
+
+def test_odd_names_and_bare_word_defaults(conn: apsw.Connection) -> None:
+    claim = 'CREATE TABLE probe (a);\nCREATE TABLE "we""ird" (a);\nCREATE INDEX "i""x" ON "we""ird" (a);'
+    schema.apply(conn, claim)
+    conn.execute("INSERT INTO probe VALUES (1)")
+    grown = claim.replace("probe (a)", 'probe (a, "c""q" TEXT DEFAULT "word", n INTEGER DEFAULT -1)')
+    assert apply_checked(conn, grown) == ['added column probe.c"q', "added column probe.n"]
+    assert conn.execute("SELECT * FROM probe").fetchall() == [(1, "word", -1)]
