@@ -256,3 +256,20 @@ def test_odd_names_and_bare_word_defaults(conn: apsw.Connection) -> None:
     grown = claim.replace("probe (a)", 'probe (a, "c""q" TEXT DEFAULT "word", n INTEGER DEFAULT -1)')
     assert apply_checked(conn, grown) == ['added column probe.c"q', "added column probe.n"]
     assert conn.execute("SELECT * FROM probe").fetchall() == [(1, "word", -1)]
+
+
+@pytest.mark.parametrize("at", [1, 3, 10, 30, 60, 100, 200, 400])
+def test_an_interrupt_anywhere_applies_all_or_nothing(tmp_path: Path, at: int) -> None:
+    conn = open_database(tmp_path)
+    schema.apply(conn, NOTES)
+    before = snapshot(conn)
+    calls = iter(range(at))
+    conn.set_progress_handler(lambda: next(calls, None) is None and conn.set_progress_handler(None) is None, 1)
+    try:
+        changes = schema.apply(conn, NOTES + "\nCREATE TABLE more (x);\nCREATE INDEX m ON more (x);")
+    except Fault as stopped:  # one interrupt, as the shard's statement-time limit gives
+        assert stopped.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert snapshot(conn) == before
+    else:
+        assert changes == ["created table more", "created index m"]
+    conn.close()

@@ -18,6 +18,7 @@ from shard.schema.inspect import Catalog
 from shard.schema.plan import Plan, plan
 from shard.schema.pristine import claimed
 from shard.schema.validate import sqlite_message
+from shard.sql_errors import fault_from_sqlite
 
 __all__ = ["apply"]
 
@@ -26,13 +27,15 @@ def apply(conn: apsw.Connection, claim: str) -> list[str]:
     """Move the database to the schema `claim` describes; say what changed."""
     if not claim or claim.isspace() or history.known_unchanged(conn, claim):
         return []
-    conn.execute("BEGIN IMMEDIATE")
     try:
+        conn.execute("BEGIN IMMEDIATE")
         changes, verdict = _apply_in_transaction(conn, claim)
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException as error:
         if not conn.get_autocommit():
             conn.execute("ROLLBACK")
+        if isinstance(error, apsw.Error):  # interrupted, disk full, I/O: the usual status for each
+            raise fault_from_sqlite(error) from error
         raise
     history.remember(conn, claim, verdict)
     return changes
@@ -57,7 +60,7 @@ def _run(conn: apsw.Connection, steps: Plan) -> None:
         except apsw.ConstraintError as error:
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "SCHEMA_CONSTRAINT_VIOLATION",
                         f"{step.subject}: {sqlite_message(error)}; nothing of the schema was applied", object=step.subject)
-        except apsw.Error as error:
+        except apsw.SQLError as error:
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "SCHEMA_NOT_APPLICABLE",
                         f"{step.subject}: {sqlite_message(error)}; nothing of the schema was applied", object=step.subject)
 
