@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from loot.status import Fault
 from shard import schema
+from shard.schema.sql_text import tokens
 from tests.schema_invariants import apply_checked, fill, open_database, snapshot
 
 TYPES = ["INTEGER", "TEXT", "REAL", "BLOB", ""]
@@ -72,3 +73,27 @@ def test_an_add_only_evolution_is_never_refused(tmp_path: Path) -> None:
         assert not isinstance(outcome, Fault), outcome
         fill(conn)
     conn.close()
+
+
+def cosmetic(claim: str, data: st.DataObject) -> str:
+    """The same claim with words' case flipped and whitespace or comments between tokens."""
+    spaced = []
+    for token in tokens(claim):
+        text = token.text
+        if token.kind == "word" and data.draw(st.booleans()):
+            text = text.swapcase()
+        spaced.append(text + data.draw(st.sampled_from([" ", "\n  ", " /* note */ ", " -- note\n"])))
+    return "".join(spaced)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(claims(), st.data())
+def test_cosmetic_rewrites_change_nothing(claim: str, data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        conn = open_database(Path(directory))
+        schema.apply(conn, claim)
+        fill(conn)
+        rewritten = cosmetic(claim, data)
+        assert rewritten != claim
+        assert apply_checked(conn, rewritten) == []
+        conn.close()
