@@ -22,8 +22,11 @@ _DDL = f"""CREATE TABLE IF NOT EXISTS main.{TABLE} (seq INTEGER PRIMARY KEY, has
   schema_version INTEGER NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')))"""
 # Cache value for a schema older than the current one: a no-op whatever the schema version.
 _OLDER = -1
-_CACHE_LIMIT = 64
-_known: weakref.WeakKeyDictionary[apsw.Connection, dict[str, int]] = weakref.WeakKeyDictionary()
+_CACHE_LIMIT = 8
+# Per connection, recent claims and their verdicts, newest first. Claims are compared with ==
+# (lengths, then memcmp), not hashed: each request brings a fresh string, and hashing 16 KB
+# costs more than the whole check should.
+_known: weakref.WeakKeyDictionary[apsw.Connection, list[tuple[str, int]]] = weakref.WeakKeyDictionary()
 _known_guard = threading.Lock()  # worker threads add connections concurrently
 
 
@@ -37,16 +40,16 @@ def schema_version(conn: apsw.Connection) -> int:
 
 def known_unchanged(conn: apsw.Connection, claim: str) -> bool:
     """True when this connection already knows the claim needs nothing (the per-request fast path)."""
-    verdict = _known.get(conn, {}).get(claim)
-    return verdict is not None and (verdict == _OLDER or verdict == schema_version(conn))
+    for known, verdict in _known.get(conn, ()):
+        if known == claim:
+            return verdict == _OLDER or verdict == schema_version(conn)
+    return False
 
 
 def remember(conn: apsw.Connection, claim: str, verdict: int) -> None:
     with _known_guard:
-        known = _known.setdefault(conn, {})
-        if len(known) >= _CACHE_LIMIT:
-            known.clear()
-        known[claim] = verdict
+        known = [(text, old) for text, old in _known.get(conn, ()) if text != claim]
+        _known[conn] = [(claim, verdict), *known[:_CACHE_LIMIT - 1]]
 
 
 @dataclass(frozen=True)
