@@ -273,3 +273,14 @@ def test_an_interrupt_anywhere_applies_all_or_nothing(tmp_path: Path, at: int) -
     else:
         assert changes == ["created table more", "created index m"]
     conn.close()
+
+
+def test_new_columns_come_before_the_objects_that_use_them(conn: apsw.Connection) -> None:
+    with_rows(conn, NOTES + "\nCREATE VIEW named AS SELECT id FROM users;")
+    grown = NOTES.replace("name TEXT", "name TEXT, email TEXT") + (
+        "\nCREATE VIEW named AS SELECT id, email FROM users;\nCREATE INDEX by_email ON users (email);"
+        "\nCREATE TRIGGER fill_email AFTER INSERT ON users BEGIN UPDATE users SET email = NEW.id || '@x' WHERE id = NEW.id; END;")
+    assert apply_checked(conn, grown) == ["added column users.email", "replaced view named", "created index by_email",
+                                          "created trigger fill_email"]
+    conn.execute("INSERT INTO users (id) VALUES ('u2')")
+    assert conn.execute("SELECT * FROM named ORDER BY id").fetchall() == [("u1", None), ("u2", "u2@x")]

@@ -148,7 +148,7 @@ def _derived(live: Catalog, claimed: Catalog, result: Plan) -> tuple[list[Step],
              if key not in claimed.derived or (entry.sql != claimed.derived[key].sql
                                                and live.signature(entry) != claimed.signature(claimed.derived[key]))}
     stale |= {key for key, entry in live.derived.items()
-              if key[0] == "trigger" and ("view", entry.table.lower()) in stale}  # dropped with their view
+              if key[0] == "trigger" and ("view", fold(entry.table)) in stale}  # dropped with their view
     for (kind, key), entry in claimed.derived.items():
         if kind != "trigger" and key in live.tables:
             result.refuse(f"{kind} {entry.name}", f"a table named {live.tables[key].name} holds data there")
