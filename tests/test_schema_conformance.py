@@ -12,6 +12,9 @@ from shard import schema
 from tests.schema_invariants import apply_checked, fill, open_database, snapshot
 
 REPO = Path(__file__).resolve().parent.parent
+# The one case whose `desired` loses or rewrites data under SPEC §4: its renamed column is NOT NULL
+# without a default, which SQLite can add only to an empty table. Every other case applies.
+REFUSED = {"tests:RenameColumnWithTypeChange"}
 
 
 def corpus() -> Path | None:
@@ -42,6 +45,7 @@ def test_case_meets_the_invariants(name: str, case: dict, tmp_path: Path) -> Non
         schema.apply(conn, current)
     fill(conn)
     outcome = apply_checked(conn, desired)
+    assert isinstance(outcome, Fault) == (name in REFUSED), outcome
     if isinstance(outcome, Fault):
         return
     after = snapshot(conn)
