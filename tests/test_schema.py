@@ -10,6 +10,7 @@ import pytest
 
 from loot.status import Fault
 from shard import schema
+from shard.schema import history
 from tests.schema_invariants import apply_checked, open_database, schema_version, snapshot
 
 NOTES = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '', owner TEXT REFERENCES users(id), " \
@@ -284,3 +285,12 @@ def test_new_columns_come_before_the_objects_that_use_them(conn: apsw.Connection
                                           "created trigger fill_email"]
     conn.execute("INSERT INTO users (id) VALUES ('u2')")
     assert conn.execute("SELECT * FROM named ORDER BY id").fetchall() == [("u1", None), ("u2", "u2@x")]
+
+
+def test_connections_share_one_copy_of_a_claim(tmp_path: Path) -> None:
+    conns = [open_database(tmp_path / str(n)) for n in range(3)]
+    for conn in conns:
+        schema.apply(conn, (NOTES + " ").strip())  # a fresh string object each time, as from a request
+    assert len({id(history._known[conn][0][0]) for conn in conns}) == 1
+    for conn in conns:
+        conn.close()

@@ -29,7 +29,7 @@ def apply(conn: apsw.Connection, claim: str) -> list[str]:
         return []
     try:
         conn.execute("BEGIN IMMEDIATE")
-        changes, verdict = _apply_in_transaction(conn, claim)
+        changes, seen, verdict = _apply_in_transaction(conn, claim)
         conn.execute("COMMIT")
     except BaseException as error:
         if not conn.get_autocommit():
@@ -37,20 +37,20 @@ def apply(conn: apsw.Connection, claim: str) -> list[str]:
         if isinstance(error, apsw.Error):  # interrupted, disk full, I/O: the usual status for each
             raise fault_from_sqlite(error) from error
         raise
-    history.remember(conn, claim, verdict)
+    history.remember(conn, claim, seen.hash, verdict)
     return changes
 
 
-def _apply_in_transaction(conn: apsw.Connection, claim: str) -> tuple[list[str], int]:
+def _apply_in_transaction(conn: apsw.Connection, claim: str) -> tuple[list[str], history.Seen, int]:
     seen = history.look_up(conn, claim)
     if seen.verdict is not None:
-        return [], seen.verdict
+        return [], seen, seen.verdict
     with claimed(claim, seen.hash) as wanted:
         steps = plan(Catalog(conn), wanted)
     if steps.refusals:
         raise _refused(steps)
     _run(conn, steps)
-    return steps.changes, history.record(conn, seen)
+    return steps.changes, seen, history.record(conn, seen)
 
 
 def _run(conn: apsw.Connection, steps: Plan) -> None:

@@ -5,7 +5,7 @@ sandbox protects), so it moves and is backed up with the data. The last row
 is the current schema, with the PRAGMA schema_version it left behind: a
 different version means privileged SQL changed the schema since, and the
 current schema is checked again. A per-connection cache makes the unchanged
-case one dictionary lookup and one PRAGMA.
+case a string comparison and one PRAGMA.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import apsw
@@ -28,6 +29,10 @@ _CACHE_LIMIT = 8
 # costs more than the whole check should.
 _known: weakref.WeakKeyDictionary[apsw.Connection, list[tuple[str, int]]] = weakref.WeakKeyDictionary()
 _known_guard = threading.Lock()  # worker threads add connections concurrently
+# One copy of each recent claim's text, shared by every connection's cache, so ten thousand open
+# databases on one claim hold it once.
+_shared: OrderedDict[str, str] = OrderedDict()
+_SHARED_LIMIT = 64
 
 
 def digest(claim: str) -> str:
@@ -46,8 +51,12 @@ def known_unchanged(conn: apsw.Connection, claim: str) -> bool:
     return False
 
 
-def remember(conn: apsw.Connection, claim: str, verdict: int) -> None:
+def remember(conn: apsw.Connection, claim: str, hash_: str, verdict: int) -> None:
     with _known_guard:
+        claim = _shared.setdefault(hash_, claim)
+        _shared.move_to_end(hash_)
+        if len(_shared) > _SHARED_LIMIT:
+            _shared.popitem(last=False)
         known = [(text, old) for text, old in _known.get(conn, ()) if text != claim]
         _known[conn] = [(claim, verdict), *known[:_CACHE_LIMIT - 1]]
 
