@@ -294,3 +294,14 @@ def test_connections_share_one_copy_of_a_claim(tmp_path: Path) -> None:
     assert len({id(history._known[conn][0][0]) for conn in conns}) == 1
     for conn in conns:
         conn.close()
+
+
+def test_temp_objects_named_like_tables_do_not_capture_the_schema(conn: apsw.Connection) -> None:
+    """Access control shadows each table with a TEMP VIEW of its name (SPEC §5); the schema works on main."""
+    with_rows(conn, NOTES + "\nCREATE INDEX i ON notes (owner);")
+    conn.execute("CREATE TEMP VIEW notes AS SELECT * FROM main.notes WHERE 0; CREATE TEMP VIEW users AS SELECT * FROM main.users")
+    grown = NOTES.replace("name TEXT", "name TEXT, age INTEGER") + (
+        "\nCREATE INDEX j ON notes (stars);\nCREATE TRIGGER t AFTER INSERT ON notes BEGIN SELECT 1; END;")
+    assert apply_checked(conn, grown) == ["added column users.age", "dropped index i", "created index j", "created trigger t"]
+    assert conn.execute("SELECT tbl_name FROM main.sqlite_schema WHERE name IN ('j', 't')").fetchall() == [("notes",), ("notes",)]
+    assert conn.execute("SELECT count(*) FROM temp.sqlite_schema").fetchone() == (2,)
