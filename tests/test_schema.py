@@ -239,8 +239,18 @@ def test_an_unchanged_schema_runs_one_pragma(conn: apsw.Connection) -> None:
     assert ran == ["PRAGMA main.schema_version"]
 
 
-def test_empty_claim_is_no_schema(conn: apsw.Connection) -> None:
-    assert schema.apply(conn, "") == [] and schema.apply(conn, "  \n") == []
+@pytest.mark.parametrize("nothing", ["", "  \n", ";;", "-- a comment", "/* unterminated"])
+def test_a_claim_without_statements_is_no_schema(conn: apsw.Connection, nothing: str) -> None:
+    schema.apply(conn, NOTES + "\nCREATE INDEX i ON notes (owner);\nINSERT INTO _filters VALUES ('notes', 'f', 'true');")
+    before = snapshot(conn)
+    assert schema.apply(conn, nothing) == [] and snapshot(conn) == before
+
+
+@pytest.mark.parametrize("claim", ["CREATE TABLE a (x);\x00DROP TABLE a", "CREATE TABLE b (x)\x00"])
+def test_a_nul_character_is_invalid(conn: apsw.Connection, claim: str) -> None:
+    with pytest.raises(Fault) as refused:
+        schema.apply(conn, claim)
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in refused.value.message
 
 
 def test_a_view_gives_way_to_a_table_of_its_name(conn: apsw.Connection) -> None:

@@ -17,6 +17,7 @@ from shard.schema import history
 from shard.schema.inspect import Catalog
 from shard.schema.plan import Plan, plan
 from shard.schema.pristine import claimed
+from shard.schema.sql_text import statements
 from shard.schema.validate import sqlite_message
 from shard.sql_errors import fault_from_sqlite
 
@@ -25,8 +26,8 @@ __all__ = ["apply"]
 
 def apply(conn: apsw.Connection, claim: str) -> list[str]:
     """Move the database to the schema `claim` describes; say what changed."""
-    if not claim or claim.isspace() or history.known_unchanged(conn, claim):
-        return []
+    if not claim or claim.isspace() or history.known_unchanged(conn, claim) or not any(statements(claim)):
+        return []  # no statements (blank, or only comments) is no schema, never an empty one
     try:
         conn.execute("BEGIN IMMEDIATE")
         changes, seen, verdict = _apply_in_transaction(conn, claim)

@@ -66,6 +66,8 @@ def _statement_refusal(code: int, first: str | None, second: str | None) -> str 
 
 def build(claim: str) -> apsw.Connection:
     """The database the claim describes, built from nothing; INVALID_ARGUMENT names a bad statement."""
+    if "\x00" in claim:  # SQLite reads SQL as a C string
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_INVALID", "the schema claim contains a NUL character")
     pristine = apsw.Connection(":memory:")
     system_tables.create(pristine)
     gate = _Gate()
