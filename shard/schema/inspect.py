@@ -11,6 +11,7 @@ comments do not count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import apsw
 
 from shard import system_tables
