@@ -1,0 +1,114 @@
+"""The TEMP objects that enforce a policy on one connection (SPEC §5).
+
+- A TEMP VIEW per filtered table, named like it (temp shadows main), reading
+  `main."t"` where every filter holds, or everything while privileged.
+- A TEMP VIEW per schema view, same definition, so it reads the filtered views.
+- TEMP BEFORE triggers on `main."t"`: RAISE(IGNORE) skips a row that the
+  filters hide (UPDATE and DELETE never touch it); RAISE(ABORT, 'loot-rule:N')
+  fails the statement when an applicable rule does not hold. With
+  recursive_triggers on, REPLACE's implicit deletes pass through them too.
+
+Predicates read unfiltered data: their table names are qualified to `main.`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apsw
+
+from shard.access.policy import OPERATIONS, Policy, Rule, Table, is_true
+from shard.access.rewrite import qualify_tables, retarget
+from shard.access.sql_text import quote_name, tokens
+
+PRIVILEGED = "loot_privileged"
+RULE_MESSAGE = "loot-rule:"
+
+
+@dataclass(frozen=True)
+class Denial:
+    """What a `loot-rule:N` abort means: a table, an operation and the rule (None: no rule at all)."""
+
+    table: str
+    operation: str
+    rule: str | None
+
+
+class Installer:
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.denials: list[Denial] = []
+        self._tables = set(policy.tables) | {name for name, _ in policy.views}
+
+    def statements(self) -> list[str]:
+        ddl = []
+        for table in self.policy.tables.values():
+            if not table.is_open:
+                ddl.append(self._filtered_view(table))
+            ddl += [self._trigger(table, operation) for operation in OPERATIONS]
+        ddl += [retarget(_temp_view(sql), self.policy.filtered, restricted=True)[0] for _, sql in self.policy.views]
+        return ddl
+
+    def _filtered_view(self, table: Table) -> str:
+        return (f"CREATE TEMP VIEW {quote_name(table.name)} AS SELECT * FROM main.{quote_name(table.name)} "
+                f"WHERE {PRIVILEGED}() OR ({self._filters(table)})")
+
+    def _filters(self, table: Table) -> str:
+        if not table.filters:
+            return "0"
+        return " AND ".join(f"({self._predicate(predicate)})" for _, predicate in table.filters)
+
+    def _trigger(self, table: Table, operation: str) -> str:
+        steps = []
+        if operation != "insert" and not table.is_open:
+            steps.append(f"SELECT RAISE(IGNORE) WHERE NOT {self._holds(table, 'OLD', self._filters(table))}")
+        rules = table.rules_for(operation)
+        checked = "OLD" if operation == "delete" else "NEW"
+        steps += [self._rule_check(table, operation, checked, rule) for rule in rules if not is_true(rule.predicate)]
+        if not rules:
+            steps.append(f"SELECT RAISE(ABORT, '{self._denial(Denial(table.name, operation, None))}')")
+        body = "".join(f"{step}; " for step in steps) or "SELECT 0; "
+        name = quote_name(f"_loot_{operation}_{table.name}")
+        return (f"CREATE TEMP TRIGGER {name} BEFORE {operation.upper()} ON main.{quote_name(table.name)} "
+                f"WHEN NOT {PRIVILEGED}() BEGIN {body}END")
+
+    def _rule_check(self, table: Table, operation: str, row: str, rule: Rule) -> str:
+        message = self._denial(Denial(table.name, operation, rule.name))
+        return f"SELECT RAISE(ABORT, '{message}') WHERE NOT {self._holds(table, row, self._predicate(rule.predicate))}"
+
+    def _holds(self, table: Table, row: str, condition: str) -> str:
+        """`condition` evaluated on the trigger's OLD or NEW row, seen under the table's own name."""
+        columns = ", ".join(f"{row}.{quote_name(column)} AS {quote_name(column)}" for column in table.columns)
+        return f"EXISTS (SELECT 1 FROM (SELECT {columns}) AS {quote_name(table.name)} WHERE {condition})"
+
+    def _predicate(self, predicate: str) -> str:
+        return qualify_tables(predicate, {name.lower() for name in self._tables})
+
+    def _denial(self, denial: Denial) -> str:
+        self.denials.append(denial)
+        return f"{RULE_MESSAGE}{len(self.denials) - 1}"
+
+
+def install(conn: apsw.Connection, policy: Policy) -> list[Denial]:
+    """Replace this connection's TEMP objects with those enforcing `policy`."""
+    uninstall(conn)
+    installer = Installer(policy)
+    for statement in installer.statements():
+        conn.execute(statement)
+    return installer.denials
+
+
+def uninstall(conn: apsw.Connection) -> None:
+    objects = conn.execute("SELECT type, name FROM temp.sqlite_schema WHERE type IN ('view', 'trigger')").fetchall()
+    for kind, name in objects:
+        conn.execute(f"DROP {kind.upper()} IF EXISTS temp.{quote_name(name)}")
+
+
+def _temp_view(sql: str) -> str:
+    """A schema view's definition, created in TEMP (so its names resolve to the filtered views)."""
+    found = tokens(sql)
+    index = next(i for i, token in enumerate(found) if token.is_keyword("VIEW")) + 1
+    if [token.text.upper() for token in found[index:index + 3]] == ["IF", "NOT", "EXISTS"]:
+        index += 3
+    name_end = index + 2 if index + 1 < len(found) and found[index + 1].text == "." else index
+    return f"CREATE TEMP VIEW {quote_name(found[name_end].name or '')}{sql[found[name_end].end:]}"

@@ -1,0 +1,153 @@
+"""Rewriting names in SQL text, never its structure.
+
+Two rewrites, both by token positions:
+- a predicate's table references are pointed at `main.`, so predicates read
+  unfiltered data even though the filtered TEMP views shadow every table;
+- a statement that writes gets its target pointed at `main."t"` (the TEMP
+  triggers there enforce filters and rules), while any other `main.t`/`temp.t`
+  of a filtered table it names is pointed at the filtered view `temp."t"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from shard.access.sql_text import Token, quote_name, tokens
+
+_SCHEMAS = ("main", "temp")
+_CLAUSE_ENDS = ("WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "WINDOW", "UNION", "INTERSECT", "EXCEPT",
+                "ON", "USING", "SELECT", "VALUES", "RETURNING", "SET")
+_VERBS = ("INSERT", "REPLACE", "UPDATE", "DELETE", "SELECT", "VALUES")
+
+
+@dataclass(frozen=True)
+class _Name:
+    """A table name as written: `t` or `schema.t`, spanning tokens [first, last]."""
+
+    schema: str | None
+    table: str
+    first: int
+    last: int
+
+
+def qualify_tables(predicate: str, tables: Collection[str]) -> str:
+    """`predicate` with every reference to one of `tables` qualified as main."t"."""
+    found = tokens(predicate)
+    edits = [(found[name.first].start, found[name.last].end, f"main.{quote_name(name.table)}")
+             for name in _table_references(found) if name.table in tables and name.schema in (None, *_SCHEMAS)]
+    return _apply(predicate, edits)
+
+
+def retarget(sql: str, filtered: Collection[str], restricted: bool) -> tuple[str, str | None]:
+    """`sql` with its write target on main."t"; the target's name if it is a filtered table.
+
+    When `restricted`, every other schema-qualified name of a filtered table is
+    pointed at its filtered view, so `main.t` reads no more than `t` does.
+    """
+    found = tokens(sql)
+    target = _write_target(found)
+    edits = []
+    if target is not None and target.table in filtered:
+        edits.append((found[target.first].start, found[target.last].end, f"main.{quote_name(target.table)}"))
+    if restricted:
+        edits += [(found[name.first].start, found[name.last].end, f"temp.{quote_name(name.table)}")
+                  for name in _qualified_names(found)
+                  if name.table in filtered and (target is None or name.first != target.first)]
+    written = target.table if target is not None and target.table in filtered else None
+    return _apply(sql, edits), written
+
+
+def _table_references(found: list[Token]) -> list[_Name]:
+    """Names in table position: after FROM, JOIN, a FROM-list comma, or `x IN t`."""
+    names, in_from, expect = [], [False], False
+    for index, token in enumerate(found):
+        if token.text == "(":
+            in_from.append(False)
+            expect = False
+        elif token.text == ")" and len(in_from) > 1:
+            in_from.pop()
+        elif token.is_keyword("FROM"):
+            in_from[-1] = expect = True
+        elif token.is_keyword("JOIN", "IN"):
+            expect = True
+        elif token.text == "," and in_from[-1]:
+            expect = True
+        elif token.is_keyword(*_CLAUSE_ENDS):
+            in_from[-1] = expect = False
+        elif expect:
+            expect = False
+            name = _name_at(found, index)
+            if name is not None and not _is_call(found, name.last):
+                names.append(name)
+    return names
+
+
+def _qualified_names(found: list[Token]) -> list[_Name]:
+    """Every `main.x` / `temp.x` naming a table (not `main.x.column`)."""
+    names = []
+    for index, token in enumerate(found):
+        if token.name in _SCHEMAS and _text(found, index + 1) == "." and _text(found, index - 1) != ".":
+            name = _name_at(found, index)
+            if name is not None and _text(found, name.last + 1) != "." and not _is_call(found, name.last):
+                names.append(name)
+    return names
+
+
+def _write_target(found: list[Token]) -> _Name | None:
+    index = _verb_index(found)
+    if index is None:
+        return None
+    verb = found[index].text.upper()
+    index += 1
+    if verb in ("INSERT", "UPDATE") and _is_keyword(found, index, "OR"):
+        index += 2
+    if verb in ("INSERT", "REPLACE") and _is_keyword(found, index, "INTO"):
+        index += 1
+    elif verb == "DELETE" and _is_keyword(found, index, "FROM"):
+        index += 1
+    elif verb not in ("UPDATE",):
+        return None
+    return _name_at(found, index)
+
+
+def _verb_index(found: list[Token]) -> int | None:
+    """Where the statement's own verb is: past EXPLAIN and any WITH clause."""
+    index = 0
+    while _is_keyword(found, index, "EXPLAIN", "QUERY", "PLAN"):
+        index += 1
+    if not _is_keyword(found, index, "WITH"):
+        return index if _is_keyword(found, index, *_VERBS) else None
+    depth = 0
+    for position in range(index, len(found)):
+        text = found[position].text
+        depth += (text == "(") - (text == ")")
+        if depth == 0 and found[position].is_keyword(*_VERBS):
+            return position
+    return None
+
+
+def _name_at(found: list[Token], index: int) -> _Name | None:
+    if index >= len(found) or found[index].name is None:
+        return None
+    if _text(found, index + 1) == "." and index + 2 < len(found) and found[index + 2].name is not None:
+        return _Name(found[index].name, found[index + 2].name, index, index + 2)
+    return _Name(None, found[index].name, index, index)
+
+
+def _is_call(found: list[Token], index: int) -> bool:
+    return _text(found, index + 1) == "("
+
+
+def _is_keyword(found: list[Token], index: int, *words: str) -> bool:
+    return index < len(found) and found[index].is_keyword(*words)
+
+
+def _text(found: list[Token], index: int) -> str:
+    return found[index].text if 0 <= index < len(found) else ""
+
+
+def _apply(sql: str, edits: list[tuple[int, int, str]]) -> str:
+    for start, end, text in sorted(edits, reverse=True):
+        sql = sql[:start] + text + sql[end:]
+    return sql
