@@ -1,7 +1,9 @@
 """The TEMP objects that enforce a policy on one connection (SPEC §5).
 
 - A TEMP VIEW per filtered table, named like it (temp shadows main), reading
-  `main."t"` where every filter holds, or everything while privileged.
+  `main."t"` where every filter holds. (Privileged SQL names `main."t"`
+  instead, rewritten so by shard/access/rewrite.py: a switch inside the view,
+  `privileged() OR filters`, would stop SQLite using indexes for the filters.)
 - A TEMP VIEW per schema view, same definition, so it reads the filtered views.
 - TEMP BEFORE triggers on `main."t"`: RAISE(IGNORE) skips a row that the
   filters hide (UPDATE and DELETE never touch it); RAISE(ABORT, 'loot-rule:N')
@@ -51,7 +53,7 @@ class Installer:
 
     def _filtered_view(self, table: Table) -> str:
         return (f"CREATE TEMP VIEW {quote_name(table.name)} AS SELECT * FROM main.{quote_name(table.name)} "
-                f"WHERE {PRIVILEGED}() OR ({self._filters(table)})")
+                f"WHERE {self._filters(table)}")
 
     def _filters(self, table: Table) -> str:
         if not table.filters:

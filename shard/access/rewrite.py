@@ -1,8 +1,9 @@
 """Rewriting names in SQL text, never its structure.
 
 Two rewrites, both by token positions:
-- a predicate's table references are pointed at `main.`, so predicates read
-  unfiltered data even though the filtered TEMP views shadow every table;
+- the table references of a predicate, or of privileged SQL, are pointed at
+  `main.`, so they read unfiltered data even though the filtered TEMP views
+  shadow every table;
 - a statement that writes gets its target pointed at `main."t"` (the TEMP
   triggers there enforce filters and rules), while any other `main.t`/`temp.t`
   of a filtered table it names is pointed at the filtered view `temp."t"`.
@@ -33,29 +34,28 @@ class _Name:
 
 def qualify_tables(predicate: str, tables: Collection[str]) -> str:
     """`predicate` with every reference to one of `tables` qualified as main."t"."""
-    found = tokens(predicate)
-    edits = [(found[name.first].start, found[name.last].end, f"main.{quote_name(name.table)}")
-             for name in _table_references(found) if name.table in tables and name.schema in (None, *_SCHEMAS)]
-    return _apply(predicate, edits)
+    return retarget(predicate, tables, restricted=False)[0]
 
 
 def retarget(sql: str, filtered: Collection[str], restricted: bool) -> tuple[str, str | None]:
     """`sql` with its write target on main."t"; the target's name if it is a filtered table.
 
-    When `restricted`, every other schema-qualified name of a filtered table is
-    pointed at its filtered view, so `main.t` reads no more than `t` does.
+    When `restricted` (the request's own SQL), every other schema-qualified
+    name of a filtered table or view is pointed at its filtered view, so
+    `main.t` reads no more than `t` does. Otherwise (privileged SQL) every
+    table reference is pointed at main, which is unfiltered.
     """
     found = tokens(sql)
+    names = _qualified_names(found) if restricted else _table_references(found)
+    schema = "temp" if restricted else "main"
+    edits = {name.first: (name, schema) for name in names
+             if name.table in filtered and name.schema in (None, *_SCHEMAS)}
     target = _write_target(found)
-    edits = []
-    if target is not None and target.table in filtered:
-        edits.append((found[target.first].start, found[target.last].end, f"main.{quote_name(target.table)}"))
-    if restricted:
-        edits += [(found[name.first].start, found[name.last].end, f"temp.{quote_name(name.table)}")
-                  for name in _qualified_names(found)
-                  if name.table in filtered and (target is None or name.first != target.first)]
     written = target.table if target is not None and target.table in filtered else None
-    return _apply(sql, edits), written
+    if target is not None and written is not None:
+        edits[target.first] = (target, "main")
+    return _apply(sql, [(found[name.first].start, found[name.last].end, f"{schema}.{quote_name(name.table)}")
+                        for name, schema in edits.values()]), written
 
 
 def _table_references(found: list[Token]) -> list[_Name]:
