@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import apsw
@@ -266,3 +267,30 @@ def test_writes_under_every_spelling_of_the_table_are_checked(db: Db) -> None:
 
 def test_rowid_is_readable_on_open_tables(db: Db) -> None:
     assert db.run("SELECT rowid, user_id FROM members ORDER BY rowid") == [(1, "alice"), (2, "bob")]
+
+
+def test_virtual_tables_are_reachable_from_privileged_sql_only(db: Db) -> None:
+    db.run("CREATE VIRTUAL TABLE docs USING fts5(body); INSERT INTO docs VALUES ('secret words')", privileged=True)
+    for sql in ("SELECT * FROM docs WHERE docs MATCH 'secret'", "SELECT * FROM docs_content",
+                "INSERT INTO docs VALUES ('x')", "DELETE FROM docs"):
+        refused = db.refused(sql)
+        assert (refused.code, refused.reason) == (grpc.StatusCode.PERMISSION_DENIED, "VIRTUAL_TABLE")
+    assert db.run("SELECT body FROM docs WHERE docs MATCH 'secret'", privileged=True) == [("secret words",)]
+
+
+def test_the_example_in_the_docs_runs() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "access.md").read_text()
+    example = docs.split("```sql\n")[1].split("```")[0]
+    conn = apsw.Connection(":memory:")
+    system_tables.create(conn)
+    conn.execute(example)
+
+    def insert_and_count(access):
+        with access.statement("INSERT INTO notes (owner, body) VALUES (claim('user.id'), 'x')") as sql:
+            conn.execute(sql)
+        with access.statement("SELECT count(*) FROM notes") as sql:
+            return conn.execute(sql).fetchall()
+
+    claims = json.dumps({"user": {"id": "alice"}})
+    assert run_request(conn, claims_json=claims, readonly=False, before="", after="",
+                       statements=insert_and_count) == [(1,)]

@@ -7,7 +7,7 @@ import pytest
 from shard.access.rewrite import qualify_tables, retarget
 from shard.access.sql_text import split_statements
 
-FILTERED = {"t", "u"}
+FILTERED = frozenset({"t", "u"})
 
 
 @pytest.mark.parametrize("sql, expected, target", [
@@ -34,7 +34,7 @@ def test_privileged_sql_reads_main() -> None:
 
 def test_predicates_are_qualified_but_columns_and_functions_are_not() -> None:
     predicate = "t = (SELECT user_id FROM _context) AND EXISTS (SELECT 1 FROM json_each(t) j, u WHERE u.a = j.value)"
-    assert qualify_tables(predicate, {"_context", "u", "t"}) == (
+    assert qualify_tables(predicate, frozenset({"_context", "u", "t"})) == (
         't = (SELECT user_id FROM main."_context") AND EXISTS (SELECT 1 FROM json_each(t) j, main."u" WHERE u.a = j.value)')
 
 

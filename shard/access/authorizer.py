@@ -3,7 +3,8 @@
 The TEMP views do the filtering; this is the backstop that keeps SQL from
 going around them: no direct read of a filtered `main` table or schema view
 (only the views, the triggers, and a write statement's own target may read
-them), no writes to system tables, no writes under `readonly`, and no DDL,
+them), no virtual tables at all (no trigger can guard them), no writes to
+system tables, no writes under `readonly`, and no DDL,
 transaction control or pragma changes that could take the TEMP objects away.
 
 Every answer depends on the mode, so whoever changes the mode must call
@@ -47,6 +48,7 @@ class Authorizer:
         self.readonly = False
         self.target: str | None = None
         self.filtered: frozenset[str] = frozenset()
+        self.virtual: frozenset[str] = frozenset()
         self.readers: frozenset[str] = frozenset()
         self.refusal: Refusal | None = None
 
@@ -66,6 +68,9 @@ class Authorizer:
 
     def _refusal(self, action: int, first: str | None, second: str | None, database: str | None,
                  accessor: str | None) -> Refusal | None:
+        if action in (apsw.SQLITE_READ, *_WRITES) and database == "main" and (first or "").lower() in self.virtual:
+            return Refusal("VIRTUAL_TABLE", f"virtual table {first} is reachable from privileged SQL only "
+                           "(instead, before, after): rules cannot guard it", {"table": first or ""})
         if action == apsw.SQLITE_READ:
             return self._read(first or "", database, accessor)
         if action in _WRITES:

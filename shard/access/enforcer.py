@@ -95,6 +95,7 @@ class Enforcer:
             current = policy.read(self.conn)
             self._denials = install(self.conn, current)
             self.authorizer.filtered = frozenset(current.filtered)
+            self.authorizer.virtual = frozenset(current.virtual)
             self.authorizer.readers = frozenset(
                 {name.lower() for name, table in current.tables.items() if not table.is_open}
                 | {f"_loot_{operation}_{name}".lower() for name in current.tables for operation in policy.OPERATIONS}
@@ -144,10 +145,10 @@ _enforcers: weakref.WeakKeyDictionary[apsw.Connection, Enforcer] = weakref.WeakK
 _lock = threading.Lock()
 
 
-def for_connection(conn: apsw.Connection) -> Enforcer:
-    """The connection's enforcer, set up on first use."""
+def for_connection(conn: apsw.Connection, sandbox: Callable[..., int] | None = None) -> Enforcer:
+    """The connection's enforcer, set up on first use (with `sandbox` as the authorizer it defers to)."""
     with _lock:
         found = _enforcers.get(conn)
         if found is None:
-            found = _enforcers[conn] = Enforcer(conn)
+            found = _enforcers[conn] = Enforcer(conn, sandbox)
         return found

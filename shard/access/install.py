@@ -40,7 +40,7 @@ class Installer:
     def __init__(self, policy: Policy):
         self.policy = policy
         self.denials: list[Denial] = []
-        self._tables = set(policy.tables) | {name for name, _ in policy.views}
+        self._tables = frozenset(name.lower() for name in [*policy.tables, *(name for name, _ in policy.views)])
 
     def statements(self) -> list[str]:
         ddl = []
@@ -48,7 +48,7 @@ class Installer:
             if not table.is_open:
                 ddl.append(self._filtered_view(table))
             ddl += [self._trigger(table, operation) for operation in OPERATIONS]
-        ddl += [retarget(_temp_view(sql), self.policy.filtered, restricted=True)[0] for _, sql in self.policy.views]
+        ddl += [retarget(_temp_view(sql), frozenset(self.policy.filtered), restricted=True)[0] for _, sql in self.policy.views]
         return ddl
 
     def _filtered_view(self, table: Table) -> str:
@@ -84,7 +84,7 @@ class Installer:
         return f"EXISTS (SELECT 1 FROM (SELECT {columns}) AS {quote_name(table.name)} WHERE {condition})"
 
     def _predicate(self, predicate: str) -> str:
-        return qualify_tables(predicate, {name.lower() for name in self._tables})
+        return qualify_tables(predicate, self._tables)
 
     def _denial(self, denial: Denial) -> str:
         self.denials.append(denial)

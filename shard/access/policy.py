@@ -45,6 +45,8 @@ class Policy:
     tables: dict[str, Table]
     views: list[tuple[str, str]]
     triggers: set[str]
+    # Virtual tables and their shadow tables: no triggers can guard them.
+    virtual: set[str]
 
     @property
     def filtered(self) -> set[str]:
@@ -66,7 +68,9 @@ def read(conn: apsw.Connection) -> Policy:
             table.rules.append(Rule(table.name, str(operation), rule_name, predicate))
     views = conn.execute("SELECT name, sql FROM main.sqlite_schema WHERE type = 'view' ORDER BY rowid").fetchall()
     triggers = {name.lower() for name, in conn.execute("SELECT name FROM main.sqlite_schema WHERE type = 'trigger'")}
-    return Policy(tables, views, triggers - {name.lower() for name, _ in views})
+    virtual = {name.lower() for name, in conn.execute(
+        "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('virtual', 'shadow')")}
+    return Policy(tables, views, triggers - {name.lower() for name, _ in views}, virtual)
 
 
 def fingerprint(conn: apsw.Connection) -> tuple:

@@ -11,7 +11,7 @@ Two rewrites, both by token positions:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import functools
 from dataclasses import dataclass
 
 from shard.access.sql_text import Token, quote_name, tokens
@@ -32,12 +32,13 @@ class _Name:
     last: int
 
 
-def qualify_tables(predicate: str, tables: Collection[str]) -> str:
+def qualify_tables(predicate: str, tables: frozenset[str]) -> str:
     """`predicate` with every reference to one of `tables` qualified as main."t"."""
     return retarget(predicate, tables, restricted=False)[0]
 
 
-def retarget(sql: str, filtered: Collection[str], restricted: bool) -> tuple[str, str | None]:
+@functools.lru_cache(maxsize=4096)
+def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
     """`sql` with its write target on main."t"; the target's name if it is a filtered table.
 
     When `restricted` (the request's own SQL), every other schema-qualified
