@@ -89,6 +89,7 @@ ALICE_NOTES = [(1, "alice", "a1"), (3, "alice", "a2")]
     ("SELECT * FROM main.notes ORDER BY id", ALICE_NOTES),
     ("SELECT * FROM temp.notes ORDER BY id", ALICE_NOTES),
     ('SELECT * FROM "MAIN" . [notes] ORDER BY id', ALICE_NOTES),
+    ("SELECT * FROM 'main'/* hidden */.`notes` ORDER BY id", ALICE_NOTES),
     ("SELECT count(*) FROM notes", [(2,)]),
     ("SELECT n.id, t.tag FROM notes n JOIN tags t ON t.note_id = n.id ORDER BY n.id", [(1, "red"), (3, "green")]),
     ("SELECT m.user_id, n.id FROM members m LEFT JOIN notes n ON n.owner = m.user_id ORDER BY 1, 2",
@@ -137,6 +138,11 @@ def test_insert_select_reads_filtered_and_checks_rules(db: Db) -> None:
 def test_upsert_over_a_visible_row_updates_it(db: Db) -> None:
     sql = "INSERT INTO notes VALUES (1, 'alice', 'x') ON CONFLICT (id) DO UPDATE SET body = 'upserted' RETURNING *"
     assert db.run(sql) == [(1, "alice", "upserted")]
+
+
+def test_upsert_update_must_obey_the_rules(db: Db) -> None:
+    sql = "INSERT INTO notes VALUES (1, 'alice', 'x') ON CONFLICT (id) DO UPDATE SET owner = 'bob'"
+    assert db.refused(sql).metadata == {"table": "notes", "rule": "own", "operation": "update"}
 
 
 def test_upsert_over_an_invisible_row_leaves_it_alone(db: Db) -> None:
@@ -294,3 +300,14 @@ def test_the_example_in_the_docs_runs() -> None:
     claims = json.dumps({"user": {"id": "alice"}})
     assert run_request(conn, claims_json=claims, readonly=False, before="", after="",
                        statements=insert_and_count) == [(1,)]
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO _filters VALUES ('closed', 'broken', 'no_such_column = 1')",
+    "INSERT INTO _rules VALUES ('closed', 'insert', 'broken', 'x = (SELECT FROM')",
+])
+def test_a_broken_predicate_fails_closed_and_names_itself(db: Db, statement: str) -> None:
+    db.run(statement, privileged=True)
+    refused = db.refused("SELECT * FROM notes")
+    assert (refused.code, refused.reason, refused.metadata) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "BAD_PREDICATE", {"table": "closed", "predicate": "broken"})

@@ -22,7 +22,7 @@ import grpc
 from loot.status import Fault
 from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
-from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, install
+from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, install, trigger_name
 from shard.access.rewrite import retarget
 from shard.access.sql_text import split_statements
 
@@ -98,7 +98,7 @@ class Enforcer:
             self.authorizer.virtual = frozenset(current.virtual)
             self.authorizer.readers = frozenset(
                 {name.lower() for name, table in current.tables.items() if not table.is_open}
-                | {f"_loot_{operation}_{name}".lower() for name in current.tables for operation in policy.OPERATIONS}
+                | {trigger_name(name, operation).lower() for name in current.tables for operation in policy.OPERATIONS}
                 | current.triggers)
         self._fingerprint = policy.fingerprint(self.conn)
 

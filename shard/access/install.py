@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import apsw
+import grpc
 
+from loot.status import Fault
 from shard.access.policy import OPERATIONS, Policy, Rule, Table, is_true
 from shard.access.rewrite import qualify_tables, retarget
 from shard.access.sql_text import quote_name, tokens
@@ -47,9 +49,16 @@ class Installer:
         for table in self.policy.tables.values():
             if not table.is_open:
                 ddl.append(self._filtered_view(table))
-            ddl += [self._trigger(table, operation) for operation in OPERATIONS]
-        ddl += [retarget(_temp_view(sql), frozenset(self.policy.filtered), restricted=True)[0] for _, sql in self.policy.views]
+            ddl += [trigger for operation in OPERATIONS if (trigger := self._trigger(table, operation))]
+        filtered = frozenset(self.policy.filtered)
+        ddl += [retarget(_temp_view(sql), filtered, restricted=True)[0] for _, sql in self.policy.views]
         return ddl
+
+    def checks(self) -> list[tuple[Table, str, str]]:
+        """Each predicate as a query that compiles only if the predicate does: (table, name, query)."""
+        return [(table, name, f"SELECT 1 FROM {self._row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0")
+                for table in self.policy.tables.values()
+                for name, predicate in [*table.filters, *((rule.name, rule.predicate) for rule in table.rules)]]
 
     def _filtered_view(self, table: Table) -> str:
         return (f"CREATE TEMP VIEW {quote_name(table.name)} AS SELECT * FROM main.{quote_name(table.name)} "
@@ -60,7 +69,7 @@ class Installer:
             return "0"
         return " AND ".join(f"({self._predicate(predicate)})" for _, predicate in table.filters)
 
-    def _trigger(self, table: Table, operation: str) -> str:
+    def _trigger(self, table: Table, operation: str) -> str | None:
         steps = []
         if operation != "insert" and not table.is_open:
             steps.append(f"SELECT RAISE(IGNORE) WHERE NOT {self._holds(table, 'OLD', self._filters(table))}")
@@ -69,8 +78,10 @@ class Installer:
         steps += [self._rule_check(table, operation, checked, rule) for rule in rules if not is_true(rule.predicate)]
         if not rules:
             steps.append(f"SELECT RAISE(ABORT, '{self._denial(Denial(table.name, operation, None))}')")
-        body = "".join(f"{step}; " for step in steps) or "SELECT 0; "
-        name = quote_name(f"_loot_{operation}_{table.name}")
+        if not steps:
+            return None
+        body = "".join(f"{step}; " for step in steps)
+        name = quote_name(trigger_name(table.name, operation))
         return (f"CREATE TEMP TRIGGER {name} BEFORE {operation.upper()} ON main.{quote_name(table.name)} "
                 f"WHEN NOT {PRIVILEGED}() BEGIN {body}END")
 
@@ -80,8 +91,14 @@ class Installer:
 
     def _holds(self, table: Table, row: str, condition: str) -> str:
         """`condition` evaluated on the trigger's OLD or NEW row, seen under the table's own name."""
-        columns = ", ".join(f"{row}.{quote_name(column)} AS {quote_name(column)}" for column in table.columns)
-        return f"EXISTS (SELECT 1 FROM (SELECT {columns}) AS {quote_name(table.name)} WHERE {condition})"
+        return f"EXISTS (SELECT 1 FROM {self._row(table, row)} WHERE {condition})"
+
+    @staticmethod
+    def _row(table: Table, row: str | None) -> str:
+        """A one-row subquery holding `row`'s columns (NULLs for None), named like the table."""
+        columns = ", ".join(f"{f'{row}.{quote_name(column)}' if row else 'NULL'} AS {quote_name(column)}"
+                            for column in table.columns)
+        return f"(SELECT {columns}) AS {quote_name(table.name)}"
 
     def _predicate(self, predicate: str) -> str:
         return qualify_tables(predicate, self._tables)
@@ -91,10 +108,21 @@ class Installer:
         return f"{RULE_MESSAGE}{len(self.denials) - 1}"
 
 
+def trigger_name(table: str, operation: str) -> str:
+    return f"_loot_{operation}_{table}"
+
+
 def install(conn: apsw.Connection, policy: Policy) -> list[Denial]:
     """Replace this connection's TEMP objects with those enforcing `policy`."""
     uninstall(conn)
     installer = Installer(policy)
+    for table, name, check in installer.checks():
+        try:
+            conn.execute(check)
+        except apsw.Error as error:
+            raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "BAD_PREDICATE",
+                        f"predicate {name} of table {table.name} does not compile: {error}",
+                        table=table.name, predicate=name) from error
     for statement in installer.statements():
         conn.execute(statement)
     return installer.denials
