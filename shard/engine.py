@@ -24,7 +24,7 @@ from shard.sql_errors import fault_from_sqlite
 
 
 def run(conn: apsw.Connection, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> tuple[list[pb.Result], list[str]]:
-    with access.for_connection(conn).privileged():
+    with access.for_connection(conn).schema_change(context.schema):
         changes = schema.apply(conn, context.schema)
 
     def run_statements(guard: access.Enforcer) -> list[pb.Result]:

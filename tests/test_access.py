@@ -225,6 +225,7 @@ def test_predicates_read_unfiltered_tables(db: Db) -> None:
     ("PRAGMA recursive_triggers = OFF", "PRAGMA"),
     ("ROLLBACK", "TRANSACTION_CONTROL"),
     ("UPDATE sqlite_master SET sql = ''", "SQL_ERROR"),  # SQLite's own refusal
+    ("SELECT sum(ncell) FROM dbstat WHERE name = 'notes'", "PAGE_READER"),
 ])
 def test_the_mechanism_cannot_be_switched_off(db: Db, sql: str, reason: str) -> None:
     assert db.refused(sql).reason == reason
@@ -311,3 +312,25 @@ def test_a_broken_predicate_fails_closed_and_names_itself(db: Db, statement: str
     refused = db.refused("SELECT * FROM notes")
     assert (refused.code, refused.reason, refused.metadata) == (
         grpc.StatusCode.FAILED_PRECONDITION, "BAD_PREDICATE", {"table": "closed", "predicate": "broken"})
+
+
+def test_privileged_ddl_names_the_real_objects(db: Db) -> None:
+    db.run("SELECT 1")  # the TEMP views are in place
+    db.run("CREATE INDEX notes_body ON notes (body); DROP VIEW note_bodies", privileged=True)
+    db.run("ALTER TABLE notes ADD COLUMN extra TEXT", privileged=True,
+           before="CREATE TRIGGER t AFTER DELETE ON notes BEGIN SELECT 1; END")
+    with for_connection(db.conn).privileged():
+        names = {name for name, in db.conn.execute("SELECT name FROM main.sqlite_schema")}
+    assert {"notes_body", "t"} <= names and "note_bodies" not in names
+    assert db.run("SELECT * FROM notes WHERE id = 1") == [(1, "alice", "a1", None)]
+
+
+def test_a_new_schema_claim_is_applied_without_the_temp_views(db: Db) -> None:
+    db.run("SELECT 1")
+    access = for_connection(db.conn)
+    claim = "CREATE INDEX notes_body ON notes (body); DROP VIEW note_bodies"
+    with access.schema_change(claim):
+        db.conn.execute(claim)
+    assert db.run("SELECT count(*) FROM notes") == [(2,)]
+    with access.schema_change(claim):  # already applied here: the TEMP views stay
+        assert db.conn.execute("SELECT count(*) FROM temp.sqlite_schema WHERE name = 'notes'").fetchone() == (1,)

@@ -26,6 +26,8 @@ _SCHEMA_CHANGES = {code for name, code in vars(apsw).items() if isinstance(code,
     "SQLITE_CREATE_", "SQLITE_DROP_"))} | {
     apsw.SQLITE_ALTER_TABLE, apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH, apsw.SQLITE_REINDEX, apsw.SQLITE_ANALYZE}
 _TRANSACTIONS = {apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT}
+# Built-in virtual tables that read raw pages, so would count (or show) hidden rows.
+_PAGE_READERS = frozenset({"dbstat", "sqlite_dbpage"})
 # Pragmas whose argument names a thing to describe, never a new setting.
 _DESCRIBING = {"table_info", "table_xinfo", "index_info", "index_xinfo", "index_list", "foreign_key_list",
                "table_list", "function_list", "pragma_list", "collation_list", "module_list"}
@@ -68,7 +70,10 @@ class Authorizer:
 
     def _refusal(self, action: int, first: str | None, second: str | None, database: str | None,
                  accessor: str | None) -> Refusal | None:
-        if action in (apsw.SQLITE_READ, *_WRITES) and database == "main" and (first or "").lower() in self.virtual:
+        name = (first or "").lower()
+        if action == apsw.SQLITE_READ and name in _PAGE_READERS:
+            return Refusal("PAGE_READER", f"{first} reads pages beneath the filters", {"table": first or ""})
+        if action in (apsw.SQLITE_READ, *_WRITES) and database == "main" and name in self.virtual:
             return Refusal("VIRTUAL_TABLE", f"virtual table {first} is reachable from privileged SQL only "
                            "(instead, before, after): rules cannot guard it", {"table": first or ""})
         if action == apsw.SQLITE_READ:

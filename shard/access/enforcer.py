@@ -9,6 +9,7 @@ statements, and `fault(error)` to explain a refusal.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import weakref
@@ -22,11 +23,13 @@ import grpc
 from loot.status import Fault
 from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
-from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, install, trigger_name
-from shard.access.rewrite import retarget
+from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, install, trigger_name, uninstall
+from shard.access.rewrite import changes_schema, retarget
 from shard.access.sql_text import split_statements
 
 _DENIAL = re.compile(re.escape(RULE_MESSAGE) + r"(\d+)")
+# Schema claims already applied on a connection; more are rare (a deploy), so a few suffice.
+_CLAIMS_REMEMBERED = 8
 
 
 class Enforcer:
@@ -37,6 +40,7 @@ class Enforcer:
         self._claims: dict[str, Any] = {}
         self._fingerprint: tuple | None = None
         self._denials: list[Denial] = []
+        self._applied_claims: list[bytes] = []
         conn.execute("PRAGMA recursive_triggers = ON")
         conn.create_scalar_function(PRIVILEGED, lambda: self.authorizer.privileged, 0, deterministic=True)
         conn.create_scalar_function("claim", lambda path: claims.lookup(self._claims, path), 1, deterministic=True)
@@ -87,6 +91,22 @@ class Enforcer:
         finally:
             self.authorizer.privileged = was
 
+    @contextmanager
+    def schema_change(self, claim: str) -> Iterator[None]:
+        """Apply a schema claim: privileged, and without the TEMP views if the claim is new here.
+
+        SQLite resolves unqualified names in DDL (`CREATE INDEX i ON t`,
+        `DROP VIEW v`) to the TEMP views first, so DDL must not meet them. A
+        claim this connection already applied changes nothing, so keeps them.
+        """
+        digest = hashlib.sha256(claim.encode()).digest()
+        with self.privileged():
+            if claim and digest not in self._applied_claims:
+                self._unshadow()
+            yield
+        if claim and digest not in self._applied_claims:
+            self._applied_claims = [*self._applied_claims, digest][-_CLAIMS_REMEMBERED:]
+
     def refresh(self) -> None:
         """Make the TEMP objects match the database's filters, rules and schema, if they do not."""
         if policy.fingerprint(self.conn) == self._fingerprint:
@@ -106,6 +126,8 @@ class Enforcer:
     def statement(self, sql: str) -> Iterator[str]:
         """The SQL to run for one statement: writes retargeted at main, reads kept on the filters."""
         self.authorizer.refusal = None
+        if self.authorizer.privileged and changes_schema(sql):
+            self._unshadow()
         rewritten, self.authorizer.target = retarget(sql, self.authorizer.filtered, not self.authorizer.privileged)
         try:
             yield rewritten
@@ -119,6 +141,11 @@ class Enforcer:
                 with self.statement(sql) as rewritten:
                     for _ in self.conn.execute(rewritten):
                         pass
+
+    def _unshadow(self) -> None:
+        """Take the TEMP objects away until the next refresh (only privileged SQL runs before it)."""
+        uninstall(self.conn)
+        self._fingerprint = None
 
     def fault(self, error: apsw.Error, **metadata: object) -> Fault | None:
         """The refusal an SQLite error stands for, if it stands for one."""

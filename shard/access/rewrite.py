@@ -59,6 +59,12 @@ def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str,
                         for name, schema in edits.values()]), written
 
 
+def changes_schema(sql: str) -> bool:
+    """Whether `sql` is DDL, whose unqualified names SQLite would resolve to the TEMP views."""
+    found = tokens(sql)
+    return bool(found) and found[0].is_keyword("CREATE", "DROP", "ALTER")
+
+
 def _table_references(found: list[Token]) -> list[_Name]:
     """Names in table position: after FROM, JOIN, a FROM-list comma, or `x IN t`."""
     names, in_from, expect = [], [False], False
