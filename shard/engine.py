@@ -35,7 +35,8 @@ def run(conn: apsw.Connection, context: shard_pb2.Context, statements: Sequence[
     return results, changes
 
 
-def _run_one(conn: apsw.Connection, guard: access.Enforcer, statement: pb.Statement, index: int, instead: str) -> pb.Result:
+def _run_one(conn: apsw.Connection, guard: access.Enforcer, statement: pb.Statement, index: int,
+             instead: str) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
     tracer = _OneStatement()
     cursor = conn.cursor()
