@@ -107,3 +107,21 @@ def test_the_request_cannot_write_filters(client: Client, key: Key) -> None:
     token = as_user(key, "system", "alice")
     code, reason, _ = refusal(lambda: client.execute(token, "INSERT INTO _filters VALUES ('locked', 'x', 'true')"))
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "SYSTEM_TABLE")
+
+
+@pytest.mark.parametrize("attack", [
+    "SELECT body FROM main.notes",
+    "SELECT body FROM temp.notes",
+    "WITH n AS (SELECT * FROM main.notes) SELECT body FROM n",
+    "UPDATE notes SET body = 'mallory was here' RETURNING body",
+    "DELETE FROM main.notes RETURNING body",
+    "INSERT INTO notes (id, owner, body) VALUES (1, 'mallory', 'x') ON CONFLICT (id) DO UPDATE SET body = 'taken' "
+    "RETURNING body",
+])
+def test_bypass_attempts_see_and_touch_nothing(client: Client, key: Key, attack: str) -> None:
+    def token(user: str) -> str:
+        return mint(key, "by-claim", "attacks", schema=BY_CLAIM, user={"id": user})
+
+    client.execute(token("alice"), "INSERT OR IGNORE INTO notes (id, owner, body) VALUES (1, 'alice', 'secret')")
+    assert rows(client.execute(token("mallory"), attack).result) == []
+    assert rows(client.execute(token("alice"), "SELECT id, owner, body FROM notes").result) == [(1, "alice", "secret")]
