@@ -53,13 +53,18 @@ class Authorizer:
         self.virtual: frozenset[str] = frozenset()
         self.readers: frozenset[str] = frozenset()
         self.refusal: Refusal | None = None
+        # Whether a statement was prepared (so may sit in the cache) with privilege since the last attach.
+        self.authorized_privileged = False
 
     def attach(self, conn: apsw.Connection) -> None:
         conn.authorizer = self
+        self.authorized_privileged = False
 
     def __call__(self, action: int, first: str | None, second: str | None, database: str | None,
                  accessor: str | None) -> int:
-        if not self.privileged:
+        if self.privileged:
+            self.authorized_privileged = True
+        else:
             refusal = self._refusal(action, first, second, database, accessor)
             if refusal is not None:
                 self.refusal = refusal

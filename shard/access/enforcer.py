@@ -43,7 +43,7 @@ class Enforcer:
         self._applied_claims: list[bytes] = []
         conn.execute("PRAGMA recursive_triggers = ON")
         conn.create_scalar_function(PRIVILEGED, lambda: self.authorizer.privileged, 0, deterministic=True)
-        conn.create_scalar_function("claim", lambda path: claims.lookup(self._claims, path), 1, deterministic=True)
+        conn.create_scalar_function("claim", self._claims.get, 1, deterministic=True)
         self.authorizer.attach(conn)
 
     @property
@@ -56,21 +56,21 @@ class Enforcer:
     @contextmanager
     def request(self, claims_json: str, readonly: bool) -> Iterator[None]:
         """The token's claims (for claim()) and readonly flag, for the length of one request."""
-        self._claims = claims.parse(claims_json)
+        self._claims.update(claims.flatten(claims_json))
         if readonly != self.authorizer.readonly:
             self.authorizer.readonly = readonly
             self.authorizer.attach(self.conn)
         try:
             yield
         finally:
-            self._claims = {}
+            self._claims.clear()
 
     @contextmanager
     def privileged(self) -> Iterator[None]:
         """Run SQL that sees and writes everything: schema, before, after, instead.
 
-        Leaving expires every prepared statement: one prepared (and cached) in
-        here must be authorized again before the request's own SQL reuses it.
+        Leaving expires every prepared statement if any was prepared in here:
+        it must be authorized again before the request's own SQL reuses it.
         """
         if self.authorizer.privileged:
             yield
@@ -80,16 +80,17 @@ class Enforcer:
             yield
         finally:
             self.authorizer.privileged = False
-            self.authorizer.attach(self.conn)
+            if self.authorizer.authorized_privileged:
+                self.authorizer.attach(self.conn)
 
     def control(self, sql: str) -> None:
         """Run the engine's own transaction control (refused to the request's SQL), never cached."""
-        was = self.authorizer.privileged
+        was = self.authorizer.privileged, self.authorizer.authorized_privileged
         self.authorizer.privileged = True
         try:
             self.conn.execute(sql, can_cache=False)
         finally:
-            self.authorizer.privileged = was
+            self.authorizer.privileged, self.authorizer.authorized_privileged = was
 
     @contextmanager
     def schema_change(self, claim: str) -> Iterator[None]:
