@@ -12,7 +12,7 @@ import pytest
 
 from loot.status import Fault
 from shard import system_tables
-from shard.access import for_connection, run_request
+from shard.access import claims, for_connection, run_request
 from shard.sql_errors import fault_from_sqlite
 
 SCHEMA = """
@@ -113,6 +113,15 @@ def test_reads_see_only_visible_rows(db: Db, sql: str, expected: list[tuple]) ->
 def test_claim_is_readable_from_any_sql(db: Db) -> None:
     assert db.run("SELECT claim('sub'), claim('user.id'), claim('user'), claim('nope')") == [
         ("alice", "alice", '{"id":"alice"}', None)]
+
+
+def test_claim_paths_and_values() -> None:
+    nested: dict = {"leaf": "deep"}
+    for _ in range(claims.MAX_DEPTH + 5):
+        nested = {"n": nested}
+    paths = claims.flatten(json.dumps({"a": {"b": [1, {"c": True}]}, "big": 2**70, "t": True, "deep": nested}))
+    assert (paths["a.b"], paths["big"], paths["t"], paths.get("a.b.0")) == ('[1,{"c":true}]', str(2**70), 1, None)
+    assert paths["deep.n.n"] is not None and not any(path.endswith("leaf") for path in paths)
 
 
 def test_filter_is_per_claim(db: Db) -> None:

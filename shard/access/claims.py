@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 _INT64 = range(-(2**63), 2**63)
+# Paths deeper than this read as NULL: flattening costs (payload size x depth).
+MAX_DEPTH = 32
 
 
 def flatten(claims_json: str) -> dict[str, Any]:
@@ -17,16 +19,16 @@ def flatten(claims_json: str) -> dict[str, Any]:
     payload = json.loads(claims_json) if claims_json else {}
     paths: dict[str, Any] = {}
     if isinstance(payload, dict):
-        _add(paths, "", payload)
+        _add(paths, "", payload, 0)
     return paths
 
 
-def _add(paths: dict[str, Any], prefix: str, node: Any) -> None:
+def _add(paths: dict[str, Any], prefix: str, node: Any, depth: int) -> None:
     if prefix:
         paths[prefix] = _sql_value(node)
-    if isinstance(node, dict):
+    if isinstance(node, dict) and depth < MAX_DEPTH:
         for key, value in node.items():
-            _add(paths, f"{prefix}.{key}" if prefix else str(key), value)
+            _add(paths, f"{prefix}.{key}" if prefix else str(key), value, depth + 1)
 
 
 def _sql_value(node: Any) -> Any:
