@@ -37,7 +37,9 @@ def qualify_tables(predicate: str, tables: frozenset[str]) -> str:
     return retarget(predicate, tables, restricted=False)[0]
 
 
-@functools.lru_cache(maxsize=4096)
+_CACHED_SQL_LENGTH = 4096
+
+
 def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
     """`sql` with its write target on main."t"; the target's name if it is a filtered table.
 
@@ -46,6 +48,17 @@ def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str,
     `main.t` reads no more than `t` does. Otherwise (privileged SQL) every
     table reference is pointed at main, which is unfiltered.
     """
+    if len(sql) <= _CACHED_SQL_LENGTH:  # the same few statements come again and again; huge ones rarely
+        return _cached_retarget(sql, filtered, restricted)
+    return _retarget(sql, filtered, restricted)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
+    return _retarget(sql, filtered, restricted)
+
+
+def _retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
     found = tokens(sql)
     names = _qualified_names(found) if restricted else _table_references(found)
     schema = "temp" if restricted else "main"
@@ -155,6 +168,9 @@ def _text(found: list[Token], index: int) -> str:
 
 
 def _apply(sql: str, edits: list[tuple[int, int, str]]) -> str:
-    for start, end, text in sorted(edits, reverse=True):
-        sql = sql[:start] + text + sql[end:]
-    return sql
+    """`sql` with each [start, end) span replaced, in one pass (SQL may be a MiB of names)."""
+    pieces, position = [], 0
+    for start, end, text in sorted(edits):
+        pieces += [sql[position:start], text]
+        position = end
+    return "".join(pieces) + sql[position:]
