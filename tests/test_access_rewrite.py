@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shard.access.rewrite import qualify_tables, retarget
+from shard.access.rewrite import filter_rows_first, qualify_tables, retarget
 from shard.access.sql_text import split_statements
 
 FILTERED = frozenset({"t", "u"})
@@ -42,3 +42,17 @@ def test_scripts_split_where_sqlite_ends_statements() -> None:
     script = "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; SELECT ';'; END; INSERT INTO t VALUES (';');;"
     assert split_statements(script) == [
         "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; SELECT ';'; END;", " INSERT INTO t VALUES (';');"]
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ('DELETE FROM main."t"', 'DELETE FROM main."t" WHERE (o = 1)'),
+    ('DELETE FROM main."t" WHERE a = 1 OR b = 2 -- note\n', 'DELETE FROM main."t" WHERE (o = 1) AND ( a = 1 OR b = 2) -- note\n'),
+    ('UPDATE main."t" SET a = (SELECT 1 FROM u WHERE x) WHERE b RETURNING a;',
+     'UPDATE main."t" SET a = (SELECT 1 FROM u WHERE x) WHERE (o = 1) AND ( b) RETURNING a;'),
+    ('UPDATE main."t" SET a = 1 RETURNING a', 'UPDATE main."t" SET a = 1 WHERE (o = 1) RETURNING a'),
+    ('UPDATE main."t" SET a = u.a FROM u WHERE u.id = t.id', 'UPDATE main."t" SET a = u.a FROM u WHERE u.id = t.id'),
+    ('DELETE FROM main."t" AS x WHERE x.a = 1', 'DELETE FROM main."t" AS x WHERE x.a = 1'),
+    ('INSERT INTO main."t" VALUES (1)', 'INSERT INTO main."t" VALUES (1)'),
+])
+def test_updates_and_deletes_filter_rows_first(sql: str, expected: str) -> None:
+    assert filter_rows_first(sql, "o = 1") == expected

@@ -23,8 +23,8 @@ import grpc
 from loot.status import Fault
 from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
-from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, install, trigger_name, uninstall
-from shard.access.rewrite import changes_schema, retarget
+from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, trigger_name, uninstall
+from shard.access.rewrite import changes_schema, filter_rows_first, retarget
 from shard.access.sql_text import split_statements
 
 _DENIAL = re.compile(re.escape(RULE_MESSAGE) + r"(\d+)")
@@ -39,7 +39,7 @@ class Enforcer:
         self.authorizer = Authorizer(sandbox)
         self._claims: dict[str, Any] = {}
         self._fingerprint: tuple | None = None
-        self._denials: list[Denial] = []
+        self._installed = Installed([], {})
         self._applied_claims: list[bytes] = []
         conn.execute("PRAGMA recursive_triggers = ON")
         conn.create_scalar_function(PRIVILEGED, lambda: self.authorizer.privileged, 0, deterministic=True)
@@ -114,7 +114,7 @@ class Enforcer:
             return
         with self.privileged():
             current = policy.read(self.conn)
-            self._denials = install(self.conn, current)
+            self._installed = install(self.conn, current)
             self.authorizer.filtered = frozenset(current.filtered)
             self.authorizer.virtual = frozenset(current.virtual)
             self.authorizer.readers = frozenset(
@@ -130,6 +130,9 @@ class Enforcer:
         if self.authorizer.privileged and changes_schema(sql):
             self._unshadow()
         rewritten, self.authorizer.target = retarget(sql, self.authorizer.filtered, not self.authorizer.privileged)
+        condition = self._installed.row_filters.get(self.authorizer.target or "")
+        if condition is not None and not self.authorizer.privileged:
+            rewritten = filter_rows_first(rewritten, condition)
         try:
             yield rewritten
         finally:
@@ -151,7 +154,7 @@ class Enforcer:
     def fault(self, error: apsw.Error, **metadata: object) -> Fault | None:
         """The refusal an SQLite error stands for, if it stands for one."""
         if isinstance(error, apsw.ConstraintError) and (match := _DENIAL.search(str(error))):
-            return _rule_fault(self._denials[int(match[1])], metadata)
+            return _rule_fault(self._installed.denials[int(match[1])], metadata)
         if isinstance(error, apsw.AuthError) and self.authorizer.refusal is not None:
             refusal = self.authorizer.refusal
             return Fault(grpc.StatusCode.PERMISSION_DENIED, refusal.reason, refusal.message,

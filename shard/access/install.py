@@ -30,6 +30,15 @@ RULE_MESSAGE = "loot-rule:"
 
 
 @dataclass(frozen=True)
+class Installed:
+    """What the enforcer needs to know of an install."""
+
+    denials: list[Denial]
+    # Filters that read nothing but the row (no subquery), by lower-cased table name.
+    row_filters: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Denial:
     """What a `loot-rule:N` abort means: a table, an operation and the rule (None: no rule at all)."""
 
@@ -53,6 +62,10 @@ class Installer:
         filtered = frozenset(self.policy.filtered)
         ddl += [retarget(_temp_view(sql), filtered, restricted=True)[0] for _, sql in self.policy.views]
         return ddl
+
+    def row_filters(self) -> dict[str, str]:
+        return {name.lower(): self._filters(table) for name, table in self.policy.tables.items()
+                if not table.is_open and not any(_has_subquery(predicate) for _, predicate in table.filters)}
 
     def checks(self) -> list[tuple[Table, str, str]]:
         """Each predicate as a query that compiles only if the predicate does: (table, name, query)."""
@@ -112,7 +125,7 @@ def trigger_name(table: str, operation: str) -> str:
     return f"_loot_{operation}_{table}"
 
 
-def install(conn: apsw.Connection, policy: Policy) -> list[Denial]:
+def install(conn: apsw.Connection, policy: Policy) -> Installed:
     """Replace this connection's TEMP objects with those enforcing `policy`."""
     uninstall(conn)
     installer = Installer(policy)
@@ -125,13 +138,17 @@ def install(conn: apsw.Connection, policy: Policy) -> list[Denial]:
                         table=table.name, predicate=name) from error
     for statement in installer.statements():
         conn.execute(statement)
-    return installer.denials
+    return Installed(installer.denials, installer.row_filters())
 
 
 def uninstall(conn: apsw.Connection) -> None:
     objects = conn.execute("SELECT type, name FROM temp.sqlite_schema WHERE type IN ('view', 'trigger')").fetchall()
     for kind, name in objects:
         conn.execute(f"DROP {kind.upper()} IF EXISTS temp.{quote_name(name)}")
+
+
+def _has_subquery(predicate: str) -> bool:
+    return any(token.is_keyword("SELECT") for token in tokens(predicate))
 
 
 def _temp_view(sql: str) -> str:

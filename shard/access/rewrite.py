@@ -72,6 +72,44 @@ def _retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str
                         for name, schema in edits.values()]), written
 
 
+_AFTER_TARGET = ("SET", "WHERE", "RETURNING", "INDEXED", "NOT", "ORDER", "LIMIT")
+
+
+@functools.lru_cache(maxsize=1024)
+def filter_rows_first(sql: str, condition: str) -> str:
+    """An UPDATE or DELETE whose WHERE starts with the target's filters: `WHERE (filters) AND (its own)`.
+
+    The triggers already skip hidden rows, but only after the statement's own
+    WHERE ran on them, where an expression that raises an error could reveal
+    them; and this way the filter's index is used. Left as is (the triggers
+    still guard it) when the target is aliased or UPDATE joins FROM other
+    tables, where the filters' bare column names could mean something else.
+    """
+    found = tokens(sql)
+    index = _verb_index(found)
+    target = _write_target(found)
+    if index is None or target is None or not found[index].is_keyword("UPDATE", "DELETE"):
+        return sql
+    after = target.last + 1
+    if after < len(found) and found[after].name is not None and not found[after].is_keyword(*_AFTER_TARGET):
+        return sql
+    where, last, depth = None, target.last, 0
+    for position in range(after, len(found)):
+        token = found[position]
+        depth += (token.text == "(") - (token.text == ")")
+        if depth == 0 and (token.is_keyword("RETURNING", "ORDER", "LIMIT") or token.text == ";"):
+            break
+        if depth == 0 and token.is_keyword("FROM") and where is None:
+            return sql
+        if depth == 0 and token.is_keyword("WHERE") and where is None:
+            where = position
+        last = position
+    if where is None:
+        return _apply(sql, [(found[last].end, found[last].end, f" WHERE ({condition})")])
+    return _apply(sql, [(found[where].end, found[where].end, f" ({condition}) AND ("),
+                        (found[last].end, found[last].end, ")")])
+
+
 def changes_schema(sql: str) -> bool:
     """Whether `sql` is DDL, whose unqualified names SQLite would resolve to the TEMP views."""
     found = tokens(sql)
