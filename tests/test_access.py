@@ -84,7 +84,7 @@ def db() -> Db:
 ALICE_NOTES = [(1, "alice", "a1"), (3, "alice", "a2")]
 
 
-@pytest.mark.parametrize("sql, expected", [
+READS = [
     ("SELECT * FROM notes ORDER BY id", ALICE_NOTES),
     ("SELECT * FROM main.notes ORDER BY id", ALICE_NOTES),
     ("SELECT * FROM temp.notes ORDER BY id", ALICE_NOTES),
@@ -105,9 +105,38 @@ ALICE_NOTES = [(1, "alice", "a1"), (3, "alice", "a2")]
     ("SELECT * FROM main.note_bodies ORDER BY id", [(1, "a1"), (3, "a2")]),
     ("SELECT * FROM closed", []),
     ("SELECT * FROM _context", []),
-])
+]
+
+
+@pytest.mark.parametrize("sql, expected", READS)
 def test_reads_see_only_visible_rows(db: Db, sql: str, expected: list[tuple]) -> None:
     assert db.run(sql) == expected
+
+
+def visible_copy(db: Db, user: str) -> apsw.Connection:
+    """A plain database holding exactly what `user` may see: the reference for every read."""
+    with for_connection(db.conn).privileged():
+        schema = [sql for sql, in db.conn.execute(
+            "SELECT sql FROM main.sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE '\\_%' ESCAPE '\\'")]
+        notes = db.conn.execute("SELECT * FROM main.notes WHERE owner = ?", (user,)).fetchall()
+        tags = db.conn.execute("SELECT * FROM main.tags WHERE note_id IN (SELECT id FROM main.notes WHERE owner = ?)",
+                               (user,)).fetchall()
+        members, audit = db.everything("members"), db.everything("audit")
+    copy = apsw.Connection(":memory:")
+    for sql in [*schema, "CREATE TABLE _context (user_id TEXT)"]:
+        copy.execute(sql)
+    for table, rows in (("notes", notes), ("tags", tags), ("members", members), ("audit", audit)):
+        if rows:
+            copy.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    return copy
+
+
+@pytest.mark.parametrize("user", ["alice", "bob", "mallory"])
+def test_every_read_equals_the_same_read_of_only_the_visible_rows(db: Db, user: str) -> None:
+    reference = visible_copy(db, user)
+    for sql, _ in READS:
+        plain = sql.replace("main.", "").replace("temp.", "").replace("'main'/* hidden */.", "").replace('"MAIN" . ', "")
+        assert db.run(sql, sub=user) == reference.execute(plain).fetchall(), sql
 
 
 def test_claim_is_readable_from_any_sql(db: Db) -> None:
