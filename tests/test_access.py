@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class Db:
             before: str = "", after: str = "", privileged: bool = False) -> list[tuple]:
         def statements(access):
             try:
-                with access.privileged() if privileged else _nothing(), access.statement(sql) as rewritten:
+                with access.privileged() if privileged else nullcontext(), access.statement(sql) as rewritten:
                     return self.conn.execute(rewritten, params).fetchall()
             except apsw.Error as error:
                 raise access.fault(error) or fault_from_sqlite(error)
@@ -68,12 +69,6 @@ class Db:
     def everything(self, table: str) -> list[tuple]:
         with for_connection(self.conn).privileged():
             return self.conn.execute(f"SELECT * FROM main.{table} ORDER BY 1").fetchall()
-
-
-class _nothing:
-    def __enter__(self) -> None: ...
-
-    def __exit__(self, *exc: object) -> None: ...
 
 
 @pytest.fixture
