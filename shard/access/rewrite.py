@@ -1,12 +1,14 @@
-"""Rewriting names in SQL text, never its structure.
+"""Rewriting SQL text by token positions, never by parsing it.
 
-Two rewrites, both by token positions:
+Three rewrites:
 - the table references of a predicate, or of privileged SQL, are pointed at
   `main.`, so they read unfiltered data even though the filtered TEMP views
   shadow every table;
 - a statement that writes gets its target pointed at `main."t"` (the TEMP
   triggers there enforce filters and rules), while any other `main.t`/`temp.t`
-  of a filtered table it names is pointed at the filtered view `temp."t"`.
+  of a filtered table it names is pointed at the filtered view `temp."t"`;
+- an UPDATE or DELETE gets its target's row-only filters as the first terms
+  of its WHERE.
 """
 
 from __future__ import annotations
