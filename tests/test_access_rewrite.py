@@ -53,6 +53,8 @@ def test_scripts_split_where_sqlite_ends_statements() -> None:
     ('UPDATE main."t" SET a = u.a FROM u WHERE u.id = t.id', 'UPDATE main."t" SET a = u.a FROM u WHERE u.id = t.id'),
     ('DELETE FROM main."t" AS x WHERE x.a = 1', 'DELETE FROM main."t" AS x WHERE x.a = 1'),
     ('INSERT INTO main."t" VALUES (1)', 'INSERT INTO main."t" VALUES (1)'),
+    ('DELETE FROM main."t" WHERE 1) OR (1', 'DELETE FROM main."t" WHERE 1) OR (1'),
+    ('DELETE FROM main."t" WHERE (1', 'DELETE FROM main."t" WHERE (1'),
 ])
 def test_updates_and_deletes_filter_rows_first(sql: str, expected: str) -> None:
     assert filter_rows_first(sql, "o = 1") == expected

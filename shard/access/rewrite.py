@@ -99,6 +99,8 @@ def filter_rows_first(sql: str, condition: str) -> str:
     for position in range(after, len(found)):
         token = found[position]
         depth += (token.text == "(") - (token.text == ")")
+        if depth < 0:  # unbalanced: SQLite refuses it as written, and must not get a balanced version
+            return sql
         if depth == 0 and (token.is_keyword("RETURNING", "ORDER", "LIMIT") or token.text == ";"):
             break
         if depth == 0 and token.is_keyword("FROM") and where is None:
@@ -106,6 +108,8 @@ def filter_rows_first(sql: str, condition: str) -> str:
         if depth == 0 and token.is_keyword("WHERE") and where is None:
             where = position
         last = position
+    if depth != 0:
+        return sql
     if where is None:
         return _apply(sql, [(found[last].end, found[last].end, f" WHERE ({condition})")])
     return _apply(sql, [(found[where].end, found[where].end, f" ({condition}) AND ("),
