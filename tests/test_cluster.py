@@ -20,13 +20,7 @@ from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
-
-
-
-def open_table(ddl: str, table: str) -> str:
-    """A schema whose table everyone may read and write (SPEC §5 denies by default)."""
-    return (f"{ddl}; INSERT INTO _filters VALUES ('{table}', 'all', 'true'); "
-            f"INSERT INTO _rules VALUES ('{table}', 'write', 'all', 'true')")
+from tests.schemas import open_table
 
 
 NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
