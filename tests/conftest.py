@@ -22,8 +22,8 @@ class Logs:
         self.lines.append(f"{name}: {line}")
 
 
-def start_cluster(data: Path, shards: int = 2) -> LocalCluster:
-    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs())
+def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None) -> LocalCluster:
+    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env)
     try:
         cluster.start()
     except Exception:
