@@ -19,3 +19,12 @@ def cluster_secret() -> str:
     if len(secret) < MIN_LENGTH:
         raise SystemExit(f"LOOT_CLUSTER_SECRET must be set to the cluster's shared secret ({MIN_LENGTH}+ characters)")
     return secret
+
+
+def accepted_secrets() -> list[str]:
+    """What a shard accepts: the secret, and during a rotation the one being retired
+    ($LOOT_CLUSTER_SECRET_PREVIOUS), so routers can switch over one by one."""
+    previous = os.environ.get("LOOT_CLUSTER_SECRET_PREVIOUS", "")
+    if previous and len(previous) < MIN_LENGTH:
+        raise SystemExit(f"LOOT_CLUSTER_SECRET_PREVIOUS, when set, must have {MIN_LENGTH}+ characters")
+    return [cluster_secret(), *([previous] if previous else [])]

@@ -11,7 +11,7 @@ from loot.membership import parse_members
 from loot.ring import Ring
 from loot.observability.metrics import watch_databases
 from loot.serving import add_operations_flags, new_server, serve
-from loot.secret import cluster_secret
+from loot.secret import accepted_secrets
 from loot.settings import add_flag
 from shard.cluster_auth import ClusterSecretInterceptor
 from shard.databases import Databases
@@ -36,7 +36,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(ring.names)}")
     databases = Databases(Storage(Path(args.data)))
     watch_databases(databases.stats)
-    server = new_server(ClusterSecretInterceptor(cluster_secret()))
+    server = new_server(ClusterSecretInterceptor(*accepted_secrets()))
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, ring, databases), server)
     service = shard_pb2.DESCRIPTOR.services_by_name["Shard"].full_name
     await serve(server, args, role="shard", name=args.name, services=[service], on_stop=databases.close)

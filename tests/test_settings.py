@@ -1,0 +1,86 @@
+"""Settings precedence: flag > environment > config file > default (docs/operations.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loot.cli.main import parser
+from loot.settings import resolve
+
+CONFIG = """
+log-format = "json"
+forward-timeout = 12.5   # a router setting at top level: the shard ignores it
+port = 9000
+
+[router]
+port = 9100
+
+[shard]
+data = "/srv/loot"
+"""
+
+
+def settings(monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str] | None = None):
+    for name in ("LOOT_PORT", "LOOT_LOG_FORMAT", "LOOT_FORWARD_TIMEOUT", "LOOT_DATA", "LOOT_CONFIG", "LOOT_SHARDS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    args = parser().parse_args(argv)
+    return resolve(args, args.command)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "loot.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_defaults_without_flag_env_or_file(monkeypatch) -> None:
+    args = settings(monkeypatch, ["router"])
+    assert (args.port, args.log_format, args.forward_timeout, args.metrics_port) == (7070, "text", 30.0, None)
+
+
+def test_file_beats_default_and_role_table_beats_top_level(monkeypatch, config: Path) -> None:
+    router = settings(monkeypatch, ["router", "--config", str(config)])
+    assert (router.port, router.log_format, router.forward_timeout) == (9100, "json", 12.5)
+    shard = settings(monkeypatch, ["shard"], {"LOOT_CONFIG": str(config)})
+    assert (shard.port, shard.data, shard.log_format) == (9000, "/srv/loot", "json")
+
+
+def test_environment_beats_file_and_flag_beats_environment(monkeypatch, config: Path) -> None:
+    env = {"LOOT_CONFIG": str(config), "LOOT_PORT": "9200", "LOOT_FORWARD_TIMEOUT": "3"}
+    from_env = settings(monkeypatch, ["router"], env)
+    assert (from_env.port, from_env.forward_timeout, from_env.log_format) == (9200, 3.0, "json")
+    from_flag = settings(monkeypatch, ["router", "--port", "9300"], env)
+    assert from_flag.port == 9300
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[router]\nprot = 1\n", "unknown setting(s)"),
+    ("colour = 'blue'\n", "unknown setting(s)"),
+    ("[router]\ndata = '/x'\n", "unknown setting(s)"),  # a shard setting in the router's own table
+    ("port = 'seventy'\n", "bad value 'seventy'"),
+    ("router = 3\n", "must be a table"),
+    ("port = \n", "cannot read config file"),
+])
+def test_bad_config_files_are_refused_clearly(monkeypatch, tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as refused:
+        settings(monkeypatch, ["router", "--config", str(path)])
+    assert message in str(refused.value)
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch) -> None:
+    with pytest.raises(SystemExit) as refused:
+        settings(monkeypatch, ["router"], {"LOOT_PORT": "http"})
+    assert "$LOOT_PORT" in str(refused.value)
+
+
+def test_missing_config_file_is_refused(monkeypatch, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as refused:
+        settings(monkeypatch, ["router", "--config", str(tmp_path / "nowhere.toml")])
+    assert "cannot read config file" in str(refused.value)
