@@ -12,7 +12,8 @@ from pathlib import Path
 
 import apsw
 
-SUFFIX = ".sqlite"
+from loot.ids import is_database_id
+from shard.storage import Storage
 
 
 def snapshot(source: Path, target: Path) -> None:
@@ -29,9 +30,17 @@ def snapshot(source: Path, target: Path) -> None:
         reader.close()
 
 
+def databases(data: Path) -> list[Path]:
+    """The database files of the shard whose directory is `data`: exactly where storage puts
+    them, so anything else there (an earlier backup, say) is left alone."""
+    storage = Storage(data)
+    return sorted(path for path in data.rglob("*.sqlite")
+                  if is_database_id(path.stem) and storage.path(path.stem) == path)
+
+
 def snapshot_all(data: Path, out: Path) -> int:
-    """Copy every database under `data` into the same layout under `out`; return how many."""
-    sources = sorted(data.rglob(f"*{SUFFIX}"))
+    """Copy every database of the shard at `data` into the same layout under `out`; return how many."""
+    sources = databases(data)
     for source in sources:
         snapshot(source, out / source.relative_to(data))
     return len(sources)

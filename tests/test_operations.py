@@ -19,10 +19,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loot.client import Client, rows, statement
+from loot.ids import database_id
 from loot.local_cluster import LocalCluster
+from loot.ring import Ring
+from loot.secret import SECRET_HEADER
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
+from shard.storage import Storage
 from tests.conftest import start_cluster
+from tests.test_cluster import _shard_call
 
 NOTES = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"
 # A second or more of pure SQLite work on one core: long enough to be in flight when SIGTERM lands.
@@ -63,9 +68,6 @@ def execute_with_call(client: Client, token: str, sql: str, metadata: tuple = ()
 
 
 def owner_of(cluster: LocalCluster, key: Key, name: str, tenant: str) -> str:
-    from loot.ids import database_id
-    from loot.ring import Ring
-
     return Ring(cluster.names).owner(database_id(key.account, name, tenant))
 
 
@@ -167,8 +169,8 @@ def test_backup_copies_every_database_consistently_while_writes_go_on(own_cluste
                 acknowledged[token] += 1
 
     with Client(own_cluster.address) as client:
-        keep_writing_once = [client.execute(token, "INSERT INTO notes (body) VALUES ('first')") for token in tokens]
         for token in tokens:
+            client.execute(token, "INSERT INTO notes (body) VALUES ('first')")
             acknowledged[token] += 1
         writer = threading.Thread(target=keep_writing, args=(client,))
         writer.start()
@@ -183,7 +185,7 @@ def test_backup_copies_every_database_consistently_while_writes_go_on(own_cluste
             copies += list(out.rglob("*.sqlite"))
         stop.set()
         writer.join(30)
-    assert len(keep_writing_once) == len(copies) == len(tokens)
+    assert len(copies) == len(tokens)
     counts = []
     for copy in copies:
         conn = apsw.Connection(str(copy), flags=apsw.SQLITE_OPEN_READONLY)
@@ -211,3 +213,32 @@ def test_health_probe_exit_codes(cluster: LocalCluster) -> None:
     down = subprocess.run([sys.executable, "-m", "loot", "health", "127.0.0.1:1", "--timeout", "1"],
                           capture_output=True, text=True, timeout=30)
     assert down.returncode == 1 and "not healthy" in down.stderr
+
+
+def test_during_a_rotation_shards_accept_the_previous_secret_too(tmp_path: Path, key: Key) -> None:
+    previous = "the-secret-being-retired-0123456789"
+    cluster = start_cluster(tmp_path / "rotating", env={"LOOT_CLUSTER_SECRET_PREVIOUS": previous})
+    try:
+        current = cluster.env["LOOT_CLUSTER_SECRET"]
+        for name, shard in cluster.shards.items():
+            for secret, accepted in ((current, True), (previous, True), (previous[:-1] + "X", False)):
+                try:
+                    _shard_call(shard.address, key, ((SECRET_HEADER, secret),))
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as error:
+                    code = error.code()  # FAILED_PRECONDITION when the other shard owns the database
+                assert (code != grpc.StatusCode.UNAUTHENTICATED) == accepted, (name, secret, code)
+    finally:
+        cluster.stop()
+
+
+def test_backups_kept_in_the_data_directory_are_not_backed_up_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    storage = Storage(data)
+    for tenant in ("a", "b"):
+        storage.open(database_id("account", "app", tenant)).close()
+    for n in (1, 2):
+        done = subprocess.run([sys.executable, "-m", "loot", "backup", "--data", str(data),
+                               "--out", str(data / "backups" / str(n))], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "backed up 2 database(s)" in done.stdout

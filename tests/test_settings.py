@@ -84,3 +84,14 @@ def test_missing_config_file_is_refused(monkeypatch, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as refused:
         settings(monkeypatch, ["router", "--config", str(tmp_path / "nowhere.toml")])
     assert "cannot read config file" in str(refused.value)
+
+
+def test_the_example_in_docs_operations_loads_for_both_roles(monkeypatch, tmp_path: Path) -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "loot.toml"
+    path.write_text(example)
+    router = settings(monkeypatch, ["router", "--config", str(path)])
+    shard = settings(monkeypatch, ["shard", "--config", str(path)])
+    assert (router.port, router.forward_timeout, router.log_format, router.metrics_port) == (7070, 15.0, "json", 9100)
+    assert (shard.port, shard.data, shard.shards) == (7071, "/var/lib/loot", "shard-0=10.0.0.5:7071,shard-1=10.0.0.6:7071")
