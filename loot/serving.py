@@ -44,9 +44,10 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
              help="seconds that calls in flight get to finish after SIGTERM before they are cancelled")
 
 
-def new_server(*interceptors: grpc.aio.ServerInterceptor) -> grpc.aio.Server:
+def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True) -> grpc.aio.Server:
     """A gRPC server with Loot's limits, observed (request id, access log, metrics) before anything else."""
-    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[ObservabilityInterceptor(), *interceptors])
+    observe = ObservabilityInterceptor(return_request_id=return_request_id)
+    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[observe, *interceptors])
 
 
 def listening_line(role: str, name: str, address: str) -> str:

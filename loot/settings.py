@@ -4,6 +4,8 @@ Every setting is a flag (`--forward-timeout`), an environment variable
 (`LOOT_FORWARD_TIMEOUT`) and a key in the TOML file named by `--config` or
 `LOOT_CONFIG` (`forward-timeout = 30`). Top-level keys apply to every role; a
 `[router]` or `[shard]` table applies to that role only and wins over them.
+An empty environment variable counts as unset. A setting the command cannot run
+without is checked by the command after `resolve`, not with argparse's `required`.
 """
 
 from __future__ import annotations
@@ -33,13 +35,29 @@ class Setting:
         return self.flag.lstrip("-")
 
 
+def boolean(value: Any) -> bool:
+    """A switch's value from the environment (`true`/`false`, `1`/`0`, `yes`/`no`) or the file."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def add_flag(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, help: str,
              type: Callable[[Any], Any] = str, **kwargs: Any) -> None:
-    """`--some-flag`: from the command line, else $LOOT_SOME_FLAG, else the config file, else `default`."""
+    """`--some-flag`: from the command line, else $LOOT_SOME_FLAG, else the config file, else `default`.
+    With `action="store_true"` it is a switch: present on the command line means true."""
     dest = flag.lstrip("-").replace("-", "_")
-    setting = Setting(flag, dest, f"LOOT_{dest.upper()}", default, type)
+    switch = kwargs.get("action") == "store_true"
+    setting = Setting(flag, dest, f"LOOT_{dest.upper()}", bool(default) if switch else default,
+                      boolean if switch else type)
     shown = f" (env {setting.env}" + (f", default {default})" if default not in (None, "") else ")")
-    parser.add_argument(flag, default=argparse.SUPPRESS, type=type, help=help + shown, **kwargs)
+    typed = {} if switch else {"type": type}
+    parser.add_argument(flag, default=argparse.SUPPRESS, help=help + shown, **typed, **kwargs)
     _ANY_ROLE.add(setting.key)
     settings = parser.get_default("_settings") or []
     parser.set_defaults(_settings=[*settings, setting])
@@ -57,7 +75,7 @@ def resolve(args: argparse.Namespace, role: str) -> argparse.Namespace:
     for setting in settings:
         if hasattr(args, setting.dest):
             continue
-        if setting.env in os.environ:
+        if os.environ.get(setting.env, "") != "":
             value = _convert(setting, os.environ[setting.env], f"${setting.env}")
         elif setting.key in file:
             value = _convert(setting, file[setting.key], f"{setting.key} in the config file")

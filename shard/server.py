@@ -36,7 +36,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(ring.names)}")
     databases = Databases(Storage(Path(args.data)))
     watch_databases(databases.stats)
-    server = new_server(ClusterSecretInterceptor(*accepted_secrets()))
+    server = new_server(ClusterSecretInterceptor(*accepted_secrets()), return_request_id=False)
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, ring, databases), server)
     service = shard_pb2.DESCRIPTOR.services_by_name["Shard"].full_name
     await serve(server, args, role="shard", name=args.name, services=[service], on_stop=databases.close)

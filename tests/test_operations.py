@@ -30,8 +30,9 @@ from tests.conftest import start_cluster
 from tests.test_cluster import _shard_call
 
 NOTES = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"
-# A second or more of pure SQLite work on one core: long enough to be in flight when SIGTERM lands.
-SLOW_COUNT = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000) SELECT count(*) FROM c"
+# Half a second or more of SQLite work (more on a busy machine): in flight when SIGTERM lands.
+SLOW_ROWS = 4_000_000
+SLOW_COUNT = f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {SLOW_ROWS}) SELECT count(*) FROM c"
 
 
 @pytest.fixture(scope="module")
@@ -130,22 +131,31 @@ def test_metrics_count_requests_latency_databases_and_schema_applies(observed: L
 
 
 @pytest.mark.parametrize("victim", ["shard", "router"])
-def test_sigterm_lets_the_call_in_flight_finish_then_refuses_and_closes_cleanly(own_cluster: LocalCluster, key: Key,
+def test_sigterm_lets_the_call_in_flight_finish_then_refuses_and_closes_cleanly(tmp_path: Path, key: Key,
                                                                                 victim: str) -> None:
+    # A generous grace, so a busy test machine cannot turn "finishes in time" into a cancellation.
+    own_cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60"})
+    try:
+        sigterm_during_a_call(own_cluster, key, victim)
+    finally:
+        own_cluster.stop()
+
+
+def sigterm_during_a_call(own_cluster: LocalCluster, key: Key, victim: str) -> None:
     token = mint(key, "ops", "graceful", schema=NOTES)
     shard = own_cluster.shards[owner_of(own_cluster, key, "ops", "graceful")]
     process = shard if victim == "shard" else own_cluster.router
     with Client(own_cluster.address) as client:
         client.execute(token, "INSERT INTO notes (body) VALUES ('kept')")
         outcome: dict = {}
-        slow = threading.Thread(target=lambda: outcome.update(result=client.execute(token, SLOW_COUNT)))
+        slow = threading.Thread(target=lambda: outcome.update(result=client.execute(token, SLOW_COUNT, timeout=90)))
         slow.start()
-        time.sleep(0.3)  # the slow statement is now running on the shard
+        time.sleep(0.15)  # the slow statement is now running on the shard
         assert slow.is_alive(), "SIGTERM must land while the call is in flight"
         process.signal(signal.SIGTERM)
-        slow.join(30)
-        assert rows(outcome["result"].result) == [(10000000,)], "the call in flight was answered in full"
-        process.process.wait(30)
+        slow.join(90)
+        assert rows(outcome["result"].result) == [(SLOW_ROWS,)], "the call in flight was answered in full"
+        process.process.wait(60)
         assert process.process.returncode == 0
         with pytest.raises(grpc.RpcError) as refused:
             client.execute(token, "SELECT count(*) FROM notes", timeout=5)

@@ -95,3 +95,25 @@ def test_the_example_in_docs_operations_loads_for_both_roles(monkeypatch, tmp_pa
     shard = settings(monkeypatch, ["shard", "--config", str(path)])
     assert (router.port, router.forward_timeout, router.log_format, router.metrics_port) == (7070, 15.0, "json", 9100)
     assert (shard.port, shard.data, shard.shards) == (7071, "/var/lib/loot", "shard-0=10.0.0.5:7071,shard-1=10.0.0.6:7071")
+
+
+def test_switches_and_empty_variables(monkeypatch, tmp_path: Path) -> None:
+    import argparse
+
+    from loot.settings import add_flag
+
+    def parse(argv: list[str]) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        add_flag(parser, "--verbose-things", action="store_true", help="a switch")
+        add_flag(parser, "--port", default=1, type=int, help="a number")
+        return resolve(parser.parse_args(argv), "router")
+
+    monkeypatch.delenv("LOOT_CONFIG", raising=False)
+    monkeypatch.setenv("LOOT_PORT", "")
+    assert (parse([]).verbose_things, parse([]).port) == (False, 1), "an empty variable counts as unset"
+    assert parse(["--verbose-things"]).verbose_things is True
+    monkeypatch.setenv("LOOT_VERBOSE_THINGS", "yes")
+    assert parse([]).verbose_things is True
+    monkeypatch.setenv("LOOT_VERBOSE_THINGS", "perhaps")
+    with pytest.raises(SystemExit, match="expected true or false"):
+        parse([])
