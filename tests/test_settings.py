@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from loot.cli.main import parser
-from loot.settings import resolve
+from loot.settings import add_flag, resolve
 
 CONFIG = """
 log-format = "json"
@@ -98,10 +101,6 @@ def test_the_example_in_docs_operations_loads_for_both_roles(monkeypatch, tmp_pa
 
 
 def test_switches_and_empty_variables(monkeypatch, tmp_path: Path) -> None:
-    import argparse
-
-    from loot.settings import add_flag
-
     def parse(argv: list[str]) -> argparse.Namespace:
         parser = argparse.ArgumentParser()
         add_flag(parser, "--verbose-things", action="store_true", help="a switch")
@@ -117,3 +116,11 @@ def test_switches_and_empty_variables(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LOOT_VERBOSE_THINGS", "perhaps")
     with pytest.raises(SystemExit, match="expected true or false"):
         parse([])
+
+
+@pytest.mark.parametrize("flag, value", [("--log-format", "xml"), ("--log-level", "loud")])
+def test_bad_log_settings_stop_the_server_with_a_clear_message(monkeypatch, flag: str, value: str) -> None:
+    env = {"LOOT_CLUSTER_SECRET": "a-test-secret-of-enough-length", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "loot", "router", "--shards", "s=127.0.0.1:1", "--port", "0",
+                           flag, value], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and f"{flag} must be one of" in done.stderr and "Traceback" not in done.stderr

@@ -13,6 +13,7 @@ import time
 from loot.observability import request_id
 
 FORMATS = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -50,6 +51,8 @@ def configure(fmt: str = "text", level: str = "info") -> None:
     """Send the `loot` loggers to stdout, where supervisors and container runtimes collect it."""
     if fmt not in FORMATS:
         raise SystemExit(f"loot: --log-format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if level.lower() not in LEVELS:
+        raise SystemExit(f"loot: --log-level must be one of {', '.join(LEVELS)}, not {level!r}")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_RequestIdFilter())
