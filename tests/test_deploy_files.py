@@ -181,10 +181,18 @@ def workloads() -> list[dict[str, Any]]:
     return [find("StatefulSet", "shard"), find("Deployment", "router")]
 
 
+def prestop_pause(container: dict[str, Any]) -> int:
+    """Seconds a `sleep N` preStop hook delays SIGTERM."""
+    command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+    return int(command[1]) if command else 0
+
+
 def test_every_container_is_probed_bounded_non_root_and_gets_membership_and_secret() -> None:
     for workload in workloads():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
+        pause = max(prestop_pause(container) for container in pod["containers"])
+        assert pod["terminationGracePeriodSeconds"] > pause + 10, "SIGKILL only after the 10 s shutdown grace"
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
             for probe in ("readinessProbe", "livenessProbe"):
