@@ -130,6 +130,24 @@ def test_metrics_count_requests_latency_databases_and_schema_applies(observed: L
                    for name, labels in owner), "probes are not counted as traffic"
 
 
+def test_metrics_show_calls_queued_behind_a_busy_database(observed: LocalCluster, key: Key) -> None:
+    token = mint(key, "ops", "queue", schema=NOTES)
+    shard = owner_of(observed, key, "ops", "queue")
+    with Client(observed.address) as client:
+        client.execute(token, "SELECT 1")
+        calls = [threading.Thread(target=client.execute, args=(token, SLOW_COUNT), kwargs={"timeout": 90})
+                 for _ in range(2)]
+        for call in calls:
+            call.start()
+            time.sleep(0.05)
+        most_queued = 0
+        while any(call.is_alive() for call in calls):  # each call ends within its 90 s deadline
+            most_queued = max(most_queued, scrape(observed, shard)[("loot_queued_requests", ())])
+            time.sleep(0.02)
+    assert most_queued == 1, "the second call waited for the first"
+    assert scrape(observed, shard)[("loot_queued_requests", ())] == 0
+
+
 @pytest.mark.parametrize("victim", ["shard", "router"])
 def test_sigterm_lets_the_call_in_flight_finish_then_refuses_and_closes_cleanly(tmp_path: Path, key: Key,
                                                                                 victim: str) -> None:
