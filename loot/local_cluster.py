@@ -23,6 +23,7 @@ from loot.secret import new_secret
 from loot.serving import parse_listening
 
 Sink = Callable[[str, str], None]  # (process name, output line)
+SUPERVISOR_PID = "LOOT_SUPERVISOR_PID"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
@@ -55,9 +56,12 @@ class Child:
     def start(self) -> None:
         self.address = None
         self._ready.clear()
+        # Its own process group, so the terminal's Ctrl-C reaches only the supervisor, which stops
+        # children in order. No preexec_fn: it forces a plain fork, whose atfork handlers let gRPC
+        # start a poller in the child that dies (SIGABRT) when the child closes its descriptors.
         self.process = subprocess.Popen(
-            self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=_die_with_parent,
+            self.argv, env={**self.env, SUPERVISOR_PID: str(os.getpid())}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, process_group=0,
         )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
 
@@ -146,9 +150,13 @@ class LocalCluster:
                 child.wait(STOP_TIMEOUT)
 
 
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the supervisor dies, and ignore the terminal's Ctrl-C:
-    the supervisor stops them in order."""
-    os.setpgrp()
+def exit_with_supervisor() -> None:
+    """Called by a server at start: if a LocalCluster started it, get SIGTERM when that
+    supervisor dies (even by SIGKILL), so no server outlives `loot up` or a test run."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if not supervisor:
+        return
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):  # it died before we asked
+        raise SystemExit("loot: the supervisor exited; not starting")

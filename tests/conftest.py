@@ -26,9 +26,10 @@ def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None
     cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env)
     try:
         cluster.start()
-    except Exception:
+    except Exception as error:
         cluster.stop()
-        raise
+        output = "\n".join(cluster.sink.lines[-100:])
+        raise RuntimeError(f"{error}; the cluster's output:\n{output}") from error
     return cluster
 
 

@@ -7,6 +7,7 @@ import sys
 
 from loot import settings
 from loot.cli import backup, health, keys, sql, up
+from loot.local_cluster import exit_with_supervisor
 from router import server as router_server
 from shard import server as shard_server
 
@@ -33,6 +34,7 @@ HANDLERS = {"up": up.run, "keygen": keys.keygen, "token": keys.token, "sql": sql
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command in settings.ROLES:
+        exit_with_supervisor()
         settings.resolve(args, args.command)
     try:
         HANDLERS[args.command](args)
