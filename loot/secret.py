@@ -22,9 +22,9 @@ def cluster_secret() -> str:
 
 
 def accepted_secrets() -> list[str]:
-    """What a shard accepts: the secret, and during a rotation the one being retired
-    ($LOOT_CLUSTER_SECRET_PREVIOUS), so routers can switch over one by one."""
-    previous = os.environ.get("LOOT_CLUSTER_SECRET_PREVIOUS", "")
-    if previous and len(previous) < MIN_LENGTH:
-        raise SystemExit(f"LOOT_CLUSTER_SECRET_PREVIOUS, when set, must have {MIN_LENGTH}+ characters")
-    return [cluster_secret(), *([previous] if previous else [])]
+    """What a shard accepts: the secret, and during a rotation the other one
+    ($LOOT_CLUSTER_SECRET_ROTATING), so nodes can restart one by one in any order."""
+    rotating = os.environ.get("LOOT_CLUSTER_SECRET_ROTATING", "")
+    if rotating and len(rotating) < MIN_LENGTH:
+        raise SystemExit(f"LOOT_CLUSTER_SECRET_ROTATING, when set, must have {MIN_LENGTH}+ characters")
+    return [cluster_secret(), *([rotating] if rotating else [])]

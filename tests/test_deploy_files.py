@@ -57,6 +57,14 @@ def test_compose_refuses_to_start_without_the_cluster_secret() -> None:
         load({})
 
 
+def test_compose_passes_a_rotation_secret_to_every_node_only_when_set() -> None:
+    other = "the-other-secret-of-a-rotation"
+    rotating = load({**SECRET, "LOOT_CLUSTER_SECRET_ROTATING": other})["services"]
+    assert {environment(service)["LOOT_CLUSTER_SECRET_ROTATING"] for service in rotating.values()} == {other}
+    steady = load(SECRET)["services"]
+    assert {environment(service)["LOOT_CLUSTER_SECRET_ROTATING"] for service in steady.values()} == {""}
+
+
 def test_compose_lists_membership_once_and_every_node_gets_it(compose) -> None:
     text = COMPOSE.read_text()
     for key in ("LOOT_SHARDS", "LOOT_CLUSTER_SECRET"):

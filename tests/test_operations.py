@@ -243,13 +243,13 @@ def test_health_probe_exit_codes(cluster: LocalCluster) -> None:
     assert down.returncode == 1 and "not healthy" in down.stderr
 
 
-def test_during_a_rotation_shards_accept_the_previous_secret_too(tmp_path: Path, key: Key) -> None:
-    previous = "the-secret-being-retired-0123456789"
-    cluster = start_cluster(tmp_path / "rotating", env={"LOOT_CLUSTER_SECRET_PREVIOUS": previous})
+def test_during_a_rotation_shards_accept_the_other_secret_too(tmp_path: Path, key: Key) -> None:
+    other = "the-other-secret-of-the-rotation-0123"
+    cluster = start_cluster(tmp_path / "rotating", env={"LOOT_CLUSTER_SECRET_ROTATING": other})
     try:
         current = cluster.env["LOOT_CLUSTER_SECRET"]
         for name, shard in cluster.shards.items():
-            for secret, accepted in ((current, True), (previous, True), (previous[:-1] + "X", False)):
+            for secret, accepted in ((current, True), (other, True), (other[:-1] + "X", False)):
                 try:
                     _shard_call(shard.address, key, ((SECRET_HEADER, secret),))
                     code = grpc.StatusCode.OK
