@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loot.cli import keys, sql, up
+from loot import settings
+from loot.cli import backup, health, keys, sql, up
+from loot.local_cluster import exit_with_supervisor
 from router import server as router_server
 from shard import server as shard_server
 
@@ -20,15 +22,20 @@ def parser() -> argparse.ArgumentParser:
     sql.add_arguments(commands.add_parser("sql", help="run one SQL statement through a router"))
     router_server.add_arguments(commands.add_parser("router", help="run one router"))
     shard_server.add_arguments(commands.add_parser("shard", help="run one shard"))
+    health.add_arguments(commands.add_parser("health", help="probe a router or shard's gRPC health (exit 0 when serving)"))
+    backup.add_arguments(commands.add_parser("backup", help="copy a shard's databases consistently while it runs"))
     return root
 
 
 HANDLERS = {"up": up.run, "keygen": keys.keygen, "token": keys.token, "sql": sql.run, "router": router_server.main,
-            "shard": shard_server.main}
+            "shard": shard_server.main, "health": health.run, "backup": backup.run}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.command in settings.ROLES:
+        exit_with_supervisor()
+        settings.resolve(args, args.command)
     try:
         HANDLERS[args.command](args)
     except KeyboardInterrupt:
