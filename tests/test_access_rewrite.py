@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shard.access.rewrite import filter_rows_first, qualify_tables, retarget
-from shard.access.sql_text import split_statements
+from shard.sql_text import split_statements
 
 FILTERED = frozenset({"t", "u"})
 

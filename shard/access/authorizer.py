@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from shard import system_tables
+from shard.sql_text import fold
 
 _WRITES = {apsw.SQLITE_INSERT: "insert", apsw.SQLITE_UPDATE: "update", apsw.SQLITE_DELETE: "delete"}
 _SCHEMA_CHANGES = {code for name, code in vars(apsw).items() if isinstance(code, int) and name.startswith((
@@ -75,7 +76,7 @@ class Authorizer:
 
     def _refusal(self, action: int, first: str | None, second: str | None, database: str | None,
                  accessor: str | None) -> Refusal | None:
-        name = (first or "").lower()
+        name = fold(first or "")
         if action == apsw.SQLITE_READ and name in _PAGE_READERS:
             return Refusal("PAGE_READER", f"{first} reads pages beneath the filters", {"table": first or ""})
         if action in (apsw.SQLITE_READ, *_WRITES) and database == "main" and name in self.virtual:
@@ -89,21 +90,21 @@ class Authorizer:
             return _SCHEMA_REFUSAL
         if action in _TRANSACTIONS:
             return Refusal("TRANSACTION_CONTROL", "each request is one transaction; it may not be controlled from SQL")
-        if action == apsw.SQLITE_PRAGMA and second is not None and (first or "").lower() not in _DESCRIBING:
+        if action == apsw.SQLITE_PRAGMA and second is not None and fold(first or "") not in _DESCRIBING:
             return Refusal("PRAGMA", f"the request's SQL may not change pragma {first}")
         return None
 
     def _read(self, table: str, database: str | None, accessor: str | None) -> Refusal | None:
-        name = table.lower()
+        name = fold(table)
         if database != "main" or name not in self.filtered:
             return None
-        if (accessor or "").lower() in self.readers or (accessor is None and name == self.target):
+        if fold(accessor or "") in self.readers or (accessor is None and name == self.target):
             return None
         return Refusal("FILTERED_TABLE", f"{database}.{table} is read through its filters: name it {table}",
                        {"table": table})
 
     def _write(self, operation: str, table: str, database: str | None) -> Refusal | None:
-        if table.lower().startswith("sqlite_"):
+        if fold(table).startswith("sqlite_"):
             return _SCHEMA_REFUSAL
         if system_tables.is_system_table(table):
             return Refusal("SYSTEM_TABLE", f"the request's SQL may not write {table}", {"table": table})

@@ -25,7 +25,7 @@ from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
 from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, trigger_name, uninstall
 from shard.access.rewrite import changes_schema, filter_rows_first, retarget
-from shard.access.sql_text import split_statements
+from shard.sql_text import fold, split_statements
 
 _DENIAL = re.compile(re.escape(RULE_MESSAGE) + r"(\d+)")
 # Schema claims already applied on a connection; more are rare (a deploy), so a few suffice.
@@ -118,8 +118,8 @@ class Enforcer:
             self.authorizer.filtered = frozenset(current.filtered)
             self.authorizer.virtual = frozenset(current.virtual)
             self.authorizer.readers = frozenset(
-                {name.lower() for name, table in current.tables.items() if not table.is_open}
-                | {trigger_name(name, operation).lower() for name in current.tables for operation in policy.OPERATIONS}
+                {fold(name) for name, table in current.tables.items() if not table.is_open}
+                | {fold(trigger_name(name, operation)) for name in current.tables for operation in policy.OPERATIONS}
                 | current.triggers)
         self._fingerprint = policy.fingerprint(self.conn)
 

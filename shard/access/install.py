@@ -23,7 +23,7 @@ import grpc
 from loot.status import Fault
 from shard.access.policy import OPERATIONS, Policy, Rule, Table, is_true
 from shard.access.rewrite import qualify_tables, retarget
-from shard.access.sql_text import quote_name, tokens
+from shard.sql_text import fold, quote_name, tokens
 
 PRIVILEGED = "loot_privileged"
 RULE_MESSAGE = "loot-rule:"
@@ -51,7 +51,7 @@ class Installer:
     def __init__(self, policy: Policy):
         self.policy = policy
         self.denials: list[Denial] = []
-        self._tables = frozenset(name.lower() for name in [*policy.tables, *(name for name, _ in policy.views)])
+        self._tables = frozenset(fold(name) for name in [*policy.tables, *(name for name, _ in policy.views)])
 
     def statements(self) -> list[str]:
         ddl = []
@@ -64,7 +64,7 @@ class Installer:
         return ddl
 
     def row_filters(self) -> dict[str, str]:
-        return {name.lower(): self._filters(table) for name, table in self.policy.tables.items()
+        return {fold(name): self._filters(table) for name, table in self.policy.tables.items()
                 if not table.is_open and not any(_has_subquery(predicate) for _, predicate in table.filters)}
 
     def checks(self) -> list[tuple[Table, str, str]]:
@@ -148,14 +148,14 @@ def uninstall(conn: apsw.Connection) -> None:
 
 
 def _has_subquery(predicate: str) -> bool:
-    return any(token.is_keyword("SELECT") for token in tokens(predicate))
+    return any(token.is_word("select") for token in tokens(predicate))
 
 
 def _temp_view(sql: str) -> str:
     """A schema view's definition, created in TEMP (so its names resolve to the filtered views)."""
     found = tokens(sql)
-    index = next(i for i, token in enumerate(found) if token.is_keyword("VIEW")) + 1
-    if [token.text.upper() for token in found[index:index + 3]] == ["IF", "NOT", "EXISTS"]:
+    index = next(i for i, token in enumerate(found) if token.is_word("view")) + 1
+    if [fold(token.text) for token in found[index:index + 3]] == ["if", "not", "exists"]:
         index += 3
     name_end = index + 2 if index + 1 < len(found) and found[index + 1].text == "." else index
     return f"CREATE TEMP VIEW {quote_name(found[name_end].name or '')}{sql[found[name_end].end:]}"

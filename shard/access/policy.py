@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from shard import system_tables
+from shard.sql_text import fold
 
 OPERATIONS = ("insert", "update", "delete")
 _OPEN = ("true", "1")
@@ -51,26 +52,26 @@ class Policy:
     @property
     def filtered(self) -> set[str]:
         """Lower-cased names that the TEMP schema shadows with filtered views."""
-        return {name.lower() for name, table in self.tables.items() if not table.is_open} | {
-            name.lower() for name, _ in self.views}
+        return {fold(name) for name, table in self.tables.items() if not table.is_open} | {
+            fold(name) for name, _ in self.views}
 
 
 def read(conn: apsw.Connection) -> Policy:
     tables = {name: Table(name, _columns(conn, name)) for name in _plain_tables(conn)}
-    by_name = {name.lower(): table for name, table in tables.items()}
+    by_name = {fold(name): table for name, table in tables.items()}
     for table_name, filter_name, predicate in conn.execute(
             f"SELECT table_name, filter_name, predicate FROM main.{system_tables.FILTERS} ORDER BY 1, 2"):
-        if (table := by_name.get(str(table_name).lower())) is not None:
+        if (table := by_name.get(fold(str(table_name)))) is not None:
             table.filters.append((filter_name, predicate))
     for table_name, operation, rule_name, predicate in conn.execute(
             f"SELECT table_name, operation, rule_name, predicate FROM main.{system_tables.RULES} ORDER BY 1, 3"):
-        if (table := by_name.get(str(table_name).lower())) is not None:
+        if (table := by_name.get(fold(str(table_name)))) is not None:
             table.rules.append(Rule(table.name, str(operation), rule_name, predicate))
     views = conn.execute("SELECT name, sql FROM main.sqlite_schema WHERE type = 'view' ORDER BY rowid").fetchall()
-    triggers = {name.lower() for name, in conn.execute("SELECT name FROM main.sqlite_schema WHERE type = 'trigger'")}
-    virtual = {name.lower() for name, in conn.execute(
+    triggers = {fold(name) for name, in conn.execute("SELECT name FROM main.sqlite_schema WHERE type = 'trigger'")}
+    virtual = {fold(name) for name, in conn.execute(
         "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('virtual', 'shadow')")}
-    return Policy(tables, views, triggers - {name.lower() for name, _ in views}, virtual)
+    return Policy(tables, views, triggers - {fold(name) for name, _ in views}, virtual)
 
 
 def fingerprint(conn: apsw.Connection) -> tuple:

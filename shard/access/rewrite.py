@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from shard.access.sql_text import Token, quote_name, tokens
+from shard.sql_text import Token, fold, quote_name, tokens
 
 _SCHEMAS = ("main", "temp")
-_CLAUSE_ENDS = ("WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "WINDOW", "UNION", "INTERSECT", "EXCEPT",
-                "ON", "USING", "SELECT", "VALUES", "RETURNING", "SET")
-_VERBS = ("INSERT", "REPLACE", "UPDATE", "DELETE", "SELECT", "VALUES")
+_CLAUSE_ENDS = ("where", "group", "having", "order", "limit", "window", "union", "intersect", "except",
+                "on", "using", "select", "values", "returning", "set")
+_VERBS = ("insert", "replace", "update", "delete", "select", "values")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str
                         for name, schema in edits.values()]), written
 
 
-_AFTER_TARGET = ("SET", "WHERE", "RETURNING", "INDEXED", "NOT", "ORDER", "LIMIT")
+_AFTER_TARGET = ("set", "where", "returning", "indexed", "not", "order", "limit")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -90,10 +90,10 @@ def filter_rows_first(sql: str, condition: str) -> str:
     found = tokens(sql)
     index = _verb_index(found)
     target = _write_target(found)
-    if index is None or target is None or not found[index].is_keyword("UPDATE", "DELETE"):
+    if index is None or target is None or not found[index].is_word("update", "delete"):
         return sql
     after = target.last + 1
-    if after < len(found) and found[after].name is not None and not found[after].is_keyword(*_AFTER_TARGET):
+    if after < len(found) and found[after].name is not None and not found[after].is_word(*_AFTER_TARGET):
         return sql
     where, last, depth = None, target.last, 0
     for position in range(after, len(found)):
@@ -101,11 +101,11 @@ def filter_rows_first(sql: str, condition: str) -> str:
         depth += (token.text == "(") - (token.text == ")")
         if depth < 0:  # unbalanced: SQLite refuses it as written, and must not get a balanced version
             return sql
-        if depth == 0 and (token.is_keyword("RETURNING", "ORDER", "LIMIT") or token.text == ";"):
+        if depth == 0 and (token.is_word("returning", "order", "limit") or token.text == ";"):
             break
-        if depth == 0 and token.is_keyword("FROM") and where is None:
+        if depth == 0 and token.is_word("from") and where is None:
             return sql
-        if depth == 0 and token.is_keyword("WHERE") and where is None:
+        if depth == 0 and token.is_word("where") and where is None:
             where = position
         last = position
     if depth != 0:
@@ -119,7 +119,7 @@ def filter_rows_first(sql: str, condition: str) -> str:
 def changes_schema(sql: str) -> bool:
     """Whether `sql` is DDL, whose unqualified names SQLite would resolve to the TEMP views."""
     found = tokens(sql)
-    return bool(found) and found[0].is_keyword("CREATE", "DROP", "ALTER")
+    return bool(found) and found[0].is_word("create", "drop", "alter")
 
 
 def _table_references(found: list[Token]) -> list[_Name]:
@@ -131,13 +131,13 @@ def _table_references(found: list[Token]) -> list[_Name]:
             expect = False
         elif token.text == ")" and len(in_from) > 1:
             in_from.pop()
-        elif token.is_keyword("FROM"):
+        elif token.is_word("from"):
             in_from[-1] = expect = True
-        elif token.is_keyword("JOIN", "IN"):
+        elif token.is_word("join", "in"):
             expect = True
         elif token.text == "," and in_from[-1]:
             expect = True
-        elif token.is_keyword(*_CLAUSE_ENDS):
+        elif token.is_word(*_CLAUSE_ENDS):
             in_from[-1] = expect = False
         elif expect:
             expect = False
@@ -162,15 +162,15 @@ def _write_target(found: list[Token]) -> _Name | None:
     index = _verb_index(found)
     if index is None:
         return None
-    verb = found[index].text.upper()
+    verb = fold(found[index].text)
     index += 1
-    if verb in ("INSERT", "UPDATE") and _is_keyword(found, index, "OR"):
+    if verb in ("insert", "update") and _is_word(found, index, "or"):
         index += 2
-    if verb in ("INSERT", "REPLACE") and _is_keyword(found, index, "INTO"):
+    if verb in ("insert", "replace") and _is_word(found, index, "into"):
         index += 1
-    elif verb == "DELETE" and _is_keyword(found, index, "FROM"):
+    elif verb == "delete" and _is_word(found, index, "from"):
         index += 1
-    elif verb not in ("UPDATE",):
+    elif verb not in ("update",):
         return None
     return _name_at(found, index)
 
@@ -178,15 +178,15 @@ def _write_target(found: list[Token]) -> _Name | None:
 def _verb_index(found: list[Token]) -> int | None:
     """Where the statement's own verb is: past EXPLAIN and any WITH clause."""
     index = 0
-    while _is_keyword(found, index, "EXPLAIN", "QUERY", "PLAN"):
+    while _is_word(found, index, "explain", "query", "plan"):
         index += 1
-    if not _is_keyword(found, index, "WITH"):
-        return index if _is_keyword(found, index, *_VERBS) else None
+    if not _is_word(found, index, "with"):
+        return index if _is_word(found, index, *_VERBS) else None
     depth = 0
     for position in range(index, len(found)):
         text = found[position].text
         depth += (text == "(") - (text == ")")
-        if depth == 0 and found[position].is_keyword(*_VERBS):
+        if depth == 0 and found[position].is_word(*_VERBS):
             return position
     return None
 
@@ -203,8 +203,8 @@ def _is_call(found: list[Token], index: int) -> bool:
     return _text(found, index + 1) == "("
 
 
-def _is_keyword(found: list[Token], index: int, *words: str) -> bool:
-    return index < len(found) and found[index].is_keyword(*words)
+def _is_word(found: list[Token], index: int, *words: str) -> bool:
+    return index < len(found) and found[index].is_word(*words)
 
 
 def _text(found: list[Token], index: int) -> str:

@@ -1,10 +1,7 @@
-"""SQL as tokens: where statements end, and SQL compared without its cosmetics.
-
-SQLite decides what a statement means (validate.py, inspect.py read its
-catalog); this lexer only answers questions SQLite has no API for: where one
-statement of a claim ends (confirmed by `apsw.complete`), what a column's
-definition text is (for ADD COLUMN), and whether two definitions differ only
-in case, quoting, whitespace or comments.
+"""The schema engine's questions about SQL text, on the shared lexer (shard/sql_text.py):
+a claim's statements, a column's definition text (for ADD COLUMN), and whether
+two definitions differ only in case, quoting, whitespace or comments.
+SQLite itself decides what a statement means (validate.py, inspect.py).
 """
 
 from __future__ import annotations
@@ -15,61 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 
-import apsw
-
-_TOKEN = re.compile(
-    r"""
-    (?P<space>\s+)
-  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
-  | (?P<blob>[xX]'[0-9a-fA-F]*')
-  | (?P<string>'(?:[^']|'')*(?:'|\Z))
-  | (?P<quoted>"(?:[^"]|"")*(?:"|\Z)|`(?:[^`]|``)*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
-  | (?P<number>0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)
-  | (?P<word>[^\W\d]\w*|[$_\x80-\U0010ffff][\w$\x80-\U0010ffff]*)
-  | (?P<variable>[?][0-9]*|[:@$][\w$]+)
-  | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def fold(name: str) -> str:
-    """An identifier as SQLite compares it: ASCII case folded, nothing else."""
-    return name.translate(_ASCII_LOWER)
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-    @property
-    def norm(self) -> str:
-        """The token as SQLite reads it: identifiers unquoted and case-folded (ASCII only, like SQLite)."""
-        if self.kind == "quoted":
-            body = self.text[1:-1]
-            body = body.replace(self.text[0] * 2, self.text[0]) if self.text[0] != "[" else body
-            return body.translate(_ASCII_LOWER)
-        if self.kind in ("word", "number", "blob"):
-            return self.text.translate(_ASCII_LOWER)
-        return self.text
-
-    def is_word(self, *words: str) -> bool:
-        return self.kind == "word" and self.norm in words
-
-
-def iter_tokens(sql: str) -> Iterator[Token]:
-    for match in _TOKEN.finditer(sql):
-        kind = match.lastgroup or "op"
-        if kind not in ("space", "comment"):
-            yield Token(kind, match.group(), match.start(), match.end())
-
-
-def tokens(sql: str) -> list[Token]:
-    return list(iter_tokens(sql))
+from shard.sql_text import Token, fold, iter_tokens, split_statements, tokens  # noqa: F401 (the schema engine imports them from here)
 
 
 def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:
@@ -77,28 +20,13 @@ def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:
     return tuple(("id" if t.kind in ("word", "quoted") else t.kind) + ":" + t.norm for t in sql_tokens)
 
 
-# Only what can hide a `;`: literals, quoted names, comments; and the `;` itself.
-_SEMICOLONS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|--[^\n]*|/\*.*?(?:\*/|\Z)|;""", re.DOTALL)
-
-
 _LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
 
 
 def statements(sql: str) -> Iterator[str]:
-    """The claim's statements one by one, as written (a trigger's inner `;` does not end it)."""
-    start = 0
-    for match in _SEMICOLONS.finditer(sql):
-        if match.group() == ";" and apsw.complete(sql[start:match.end()]):
-            if statement := _without_leading_comments(sql[start:match.end()]):
-                yield statement
-            start = match.end()
-    if statement := _without_leading_comments(sql[start:]):
-        yield statement.rstrip()
-
-
-def _without_leading_comments(sql: str) -> str:
-    rest = sql[_LEADING.match(sql).end():]
-    return "" if rest in ("", ";") else rest
+    """The claim's statements one by one, as written, without leading comments."""
+    for statement in split_statements(sql):
+        yield statement[_LEADING.match(statement).end():].rstrip()
 
 
 def _group_end(sql_tokens: list[Token], open_at: int) -> int:
