@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.stats import percentile
+from bench.stats import Load, percentile
 from bench.system import tool
 
 GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
@@ -25,15 +24,6 @@ WARM_UP = 1.0  # seconds of calls before measuring starts
 def grpc_frame(message: bytes) -> bytes:
     """One uncompressed gRPC message: flag byte, 4-byte big-endian length, bytes."""
     return b"\x00" + len(message).to_bytes(4, "big") + message
-
-
-@dataclass(frozen=True)
-class Load:
-    concurrency: int
-    requests: int
-    per_second: float
-    p50: float
-    p99: float
 
 
 def drive(url: str, request: bytes, response: bytes, *, token: str | None, concurrency: int,

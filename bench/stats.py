@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a load run measured: calls completed, their rate, and latency percentiles (seconds)."""
+
+    concurrency: int
+    requests: int
+    per_second: float
+    p50: float
+    p99: float
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
