@@ -22,7 +22,7 @@ from bench.system import ensure_tools  # noqa: E402
 
 TARGET_ROUTER_RATIO = 0.6
 TARGET_PROVISIONING_SPEEDUP = 50
-FULL = {"duration": 4.0, "concurrency": [1, 8, 32, 128], "loot_tenants": 10_000, "postgres_tenants": 150}
+FULL = {"duration": 3.0, "concurrency": [1, 8, 32, 128], "loot_tenants": 10_000, "postgres_tenants": 150}
 QUICK = {"duration": 2.0, "concurrency": [1, 32], "loot_tenants": 1_000, "postgres_tenants": 20}
 
 
@@ -34,15 +34,17 @@ def main() -> None:
     summary = []
 
     section("Router path: Loot (router -> shard -> SQLite) vs a bare grpc.aio server, h2load")
-    comparisons = router_path.measure(settings["concurrency"], settings["duration"])
+    comparisons = router_path.measure(settings["concurrency"], settings["duration"], rounds=2)
     print(router_path.report(comparisons))
     for operation in router_path.OPERATIONS:
         ratios = [c.ratio for c in comparisons if c.operation == operation]
+        ceilings = [c.cpu_ceiling for c in comparisons if c.operation == operation]
         summary.append(f"router path, {operation}: {min(ratios):.2f}x to {max(ratios):.2f}x the bare server's "
-                       f"throughput (target >= {TARGET_ROUTER_RATIO}x)")
+                       f"throughput (target >= {TARGET_ROUTER_RATIO}x); from CPU per call, "
+                       f"{min(ceilings):.2f}x to {max(ceilings):.2f}x on dedicated cores")
 
     section("Tenant-scoped point operations: Loot vs PostgreSQL row-level security")
-    results = rls_vs_postgres.run(tenants=100, concurrency=16, duration=settings["duration"] + 1)
+    results = rls_vs_postgres.run(tenants=100, concurrency=16, duration=settings["duration"] + 2)
     print(rls_vs_postgres.report(results))
     for operation, (loot, pg) in results.items():
         summary.append(f"{operation} vs PostgreSQL RLS: {loot.per_second / pg.per_second:.2f}x its throughput")
