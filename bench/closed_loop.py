@@ -12,7 +12,7 @@ from bench.stats import Load, percentile
 Call = Callable[[int], Awaitable[None]]  # receives a running call number
 
 
-async def closed_loop(call: Call, *, concurrency: int, duration: float, warm_up: float = 1.0) -> Load:
+async def closed_loop(call: Call, *, concurrency: int, duration: float, warm_up: float) -> Load:
     """Run for warm_up + duration seconds; only calls that start after the warm-up count."""
     numbers = itertools.count()
     start = time.perf_counter()

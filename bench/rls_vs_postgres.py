@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -46,6 +48,13 @@ PG_SET_TENANT = "SELECT set_config('app.tenant', $1, true)"
 PG_READ = "SELECT v FROM kv WHERE k = $1"
 PG_WRITE = "UPDATE kv SET v = $1 WHERE k = $2"
 OPERATIONS = ("point read", "single-row write")
+WARM_UP = 1.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    load: Load
+    client_cpu_per_call: float
 
 
 def tenant(number: int, tenants: int) -> str:
@@ -99,30 +108,45 @@ async def loot_calls(address: str, tenants: int):
     return channel, dict(zip(OPERATIONS, (read, write)))
 
 
-async def measure(address: str, pg: Postgres, tenants: int, concurrency: int, duration: float) -> dict[str, tuple[Load, Load]]:
+async def measure(address: str, pg: Postgres, tenants: int, concurrency: int, duration: float) -> dict[str, tuple[Measured, Measured]]:
     """operation -> (Loot, PostgreSQL), measured one after the other, operation by operation."""
     pool, pg_ops = await postgres_calls(pg, tenants, concurrency)
     channel, loot_ops = await loot_calls(address, tenants)
     try:
-        return {operation: (await closed_loop(loot_ops[operation], concurrency=concurrency, duration=duration),
-                            await closed_loop(pg_ops[operation], concurrency=concurrency, duration=duration))
+        return {operation: (await _client_measured(loot_ops[operation], concurrency, duration),
+                            await _client_measured(pg_ops[operation], concurrency, duration))
                 for operation in OPERATIONS}
     finally:
         await pool.close()
         await channel.close()
 
 
-def run(tenants: int, concurrency: int, duration: float) -> dict[str, tuple[Load, Load]]:
+async def _client_measured(call, concurrency: int, duration: float) -> Measured:
+    """The load, and this (client) process's CPU per call: when it nears one core per
+    call rate, the client, not the server, sets the pace."""
+    start = time.process_time()
+    load = await closed_loop(call, concurrency=concurrency, duration=duration, warm_up=WARM_UP)
+    calls = load.per_second * (duration + WARM_UP)
+    return Measured(load, (time.process_time() - start) / calls)
+
+
+def run(tenants: int, concurrency: int, duration: float) -> dict[str, tuple[Measured, Measured]]:
     with running_postgres() as pg, running_cluster() as cluster:
         return asyncio.run(measure(cluster.address, pg, tenants, concurrency, duration))
 
 
-def report(results: dict[str, tuple[Load, Load]]) -> str:
-    rows = [(operation, loot.concurrency, f"{loot.per_second:,.0f}", f"{pg.per_second:,.0f}",
-             f"**{loot.per_second / pg.per_second:.2f}x**", ms(loot.p50), ms(loot.p99), ms(pg.p50), ms(pg.p99))
+def report(results: dict[str, tuple[Measured, Measured]]) -> str:
+    rows = [(operation, loot.load.concurrency, f"{loot.load.per_second:,.0f}", f"{pg.load.per_second:,.0f}",
+             f"**{ratio(loot, pg):.2f}x**", ms(loot.load.p50), ms(loot.load.p99), ms(pg.load.p50), ms(pg.load.p99),
+             f"{loot.client_cpu_per_call * 1e6:.0f}", f"{pg.client_cpu_per_call * 1e6:.0f}")
             for operation, (loot, pg) in results.items()]
     return table(("operation", "concurrency", "Loot calls/s", "PostgreSQL calls/s", "Loot / PostgreSQL",
-                  "Loot p50", "Loot p99", "PostgreSQL p50", "PostgreSQL p99"), rows)
+                  "Loot p50", "Loot p99", "PostgreSQL p50", "PostgreSQL p99",
+                  "client CPU µs/call (Loot)", "client CPU µs/call (PostgreSQL)"), rows)
+
+
+def ratio(loot: Measured, pg: Measured) -> float:
+    return loot.load.per_second / pg.load.per_second
 
 
 def main() -> None:
