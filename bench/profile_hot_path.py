@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import timeit
 from collections import Counter
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import h2load  # noqa: E402
 from bench.loot_cluster import KV_SCHEMA, POINT_READ, ROWS, SEED, kv_token, running_cluster  # noqa: E402
-from bench.router_path import EXECUTE, _call_raw  # noqa: E402
+from bench.router_path import EXECUTE, call_raw  # noqa: E402
 from bench.stats import table  # noqa: E402
 from bench.system import ensure_tools  # noqa: E402
 from loot.client import Client, statement  # noqa: E402
@@ -59,17 +58,18 @@ def profile(duration: float, concurrency: int) -> dict[str, Path]:
         owner = Ring(cluster.names).owner(database_id(key.account, "bench", "profile"))
         pids = {"router": cluster.router.process.pid, owner: cluster.shards[owner].process.pid}
         request = pb.ExecuteRequest(statement=statement(POINT_READ, [ROWS // 2])).SerializeToString()
-        response = _call_raw(cluster.address, request, token)
-        load = threading.Thread(target=h2load.drive, args=(f"http://{cluster.address}{EXECUTE}", request, response),
-                                kwargs={"token": token, "concurrency": concurrency, "duration": duration + 2})
-        load.start()
+        response = call_raw(cluster.address, request, token)
+        background = ThreadPoolExecutor(1)
+        load = background.submit(h2load.drive, f"http://{cluster.address}{EXECUTE}", request, response,
+                                 token=token, concurrency=concurrency, duration=duration + 2)
         recorders = {name: subprocess.Popen([str(PY_SPY), "record", "--gil", "--nonblocking", "-r", "200", "-d", f"{duration:g}",
                                              "-f", "raw", "-o", str(out / f"{name}.txt"), "-p", str(pid)],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for name, pid in pids.items()}
         for recorder in recorders.values():
             recorder.wait()
-        load.join()
+        load.result()  # a failed load would make the profile meaningless
+        background.shutdown()
     return {name: out / f"{name}.txt" for name in pids}
 
 

@@ -83,7 +83,7 @@ async def postgres_calls(pg: Postgres, tenants: int, concurrency: int):
             await conn.execute(PG_SET_TENANT, tenant(number, tenants))
             assert await conn.execute(PG_WRITE, f"changed {number}", 1 + number % ROWS) == "UPDATE 1"
 
-    return pool, dict(zip(OPERATIONS, (read, write)))
+    return pool, dict(zip(OPERATIONS, (read, write), strict=True))
 
 
 async def loot_calls(address: str, tenants: int):
@@ -105,10 +105,13 @@ async def loot_calls(address: str, tenants: int):
         response = await stub.Execute(request, metadata=auth[number % tenants], timeout=30)
         assert response.result.rows_written == 1
 
-    return channel, dict(zip(OPERATIONS, (read, write)))
+    return channel, dict(zip(OPERATIONS, (read, write), strict=True))
 
 
-async def measure(address: str, pg: Postgres, tenants: int, concurrency: int, duration: float) -> dict[str, tuple[Measured, Measured]]:
+Results = dict[str, tuple[Measured, Measured]]  # operation -> (Loot, PostgreSQL)
+
+
+async def measure(address: str, pg: Postgres, tenants: int, concurrency: int, duration: float) -> Results:
     """operation -> (Loot, PostgreSQL), measured one after the other, operation by operation."""
     pool, pg_ops = await postgres_calls(pg, tenants, concurrency)
     channel, loot_ops = await loot_calls(address, tenants)
@@ -130,12 +133,12 @@ async def _client_measured(call, concurrency: int, duration: float) -> Measured:
     return Measured(load, (time.process_time() - start) / calls)
 
 
-def run(tenants: int, concurrency: int, duration: float) -> dict[str, tuple[Measured, Measured]]:
+def run(tenants: int, concurrency: int, duration: float) -> Results:
     with running_postgres() as pg, running_cluster() as cluster:
         return asyncio.run(measure(cluster.address, pg, tenants, concurrency, duration))
 
 
-def report(results: dict[str, tuple[Measured, Measured]]) -> str:
+def report(results: Results) -> str:
     rows = [(operation, loot.load.concurrency, f"{loot.load.per_second:,.0f}", f"{pg.load.per_second:,.0f}",
              f"**{ratio(loot, pg):.2f}x**", ms(loot.load.p50), ms(loot.load.p99), ms(pg.load.p50), ms(pg.load.p99),
              f"{loot.client_cpu_per_call * 1e6:.0f}", f"{pg.client_cpu_per_call * 1e6:.0f}")

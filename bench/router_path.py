@@ -71,7 +71,7 @@ def measure(concurrencies: list[int], duration: float, rounds: int = 2) -> list[
         url = f"http://{cluster.address}{EXECUTE}"
         for operation, stmt in OPERATIONS.items():
             request = pb.ExecuteRequest(statement=stmt).SerializeToString()
-            response = _call_raw(cluster.address, request, token)
+            response = call_raw(cluster.address, request, token)
             loot_pids = {"router": [cluster.router.process.pid],
                          "shards": [shard.process.pid for shard in cluster.shards.values()]}
             with bare_server(response) as (bare_address, bare_pid):
@@ -100,7 +100,7 @@ def _best(sides: list[Side]) -> Side:
     return max(sides, key=lambda side: side.load.per_second)
 
 
-def _call_raw(address: str, request: bytes, token: str) -> bytes:
+def call_raw(address: str, request: bytes, token: str) -> bytes:
     """The router's exact response bytes for `request`, so the baseline returns the same."""
     with grpc.insecure_channel(address, options=GRPC_OPTIONS) as channel:
         call = channel.unary_unary(EXECUTE, request_serializer=None, response_deserializer=None)
@@ -127,8 +127,8 @@ def report(comparisons: list[Comparison]) -> str:
              *(f"{c.loot.cpu_per_call[group] * 1e6:.0f}" for group in ("router", "shards")),
              f"{c.bare.cpu_per_call['bare'] * 1e6:.0f}", f"{c.cpu_ceiling:.2f}x")
             for c in comparisons]
-    headers = ("operation", "concurrency", "Loot calls/s", "bare calls/s", "Loot / bare",
-               "Loot p50", "Loot p99", "bare p50", "bare p99", "router CPU µs/call", "shards CPU µs/call", "bare CPU µs/call", "CPU ceiling")
+    headers = ("operation", "concurrency", "Loot calls/s", "bare calls/s", "Loot / bare", "Loot p50", "Loot p99",
+               "bare p50", "bare p99", "router CPU µs/call", "shards CPU µs/call", "bare CPU µs/call", "CPU ceiling")
     return table(headers, rows)
 
 
