@@ -5,7 +5,7 @@
 Installs what it needs if absent (h2load from nghttp2-client, PostgreSQL: the
 same as `apt-get update && apt-get install -y nghttp2-client postgresql`),
 starts its own Loot cluster and PostgreSQL on free loopback ports, and stops
-them. About six minutes on 2 shared cores; --quick takes about two.
+them. About seven minutes on 2 shared cores; --quick takes about two.
 """
 
 from __future__ import annotations
