@@ -145,7 +145,7 @@ def report(loot: Provisioning, postgres: Provisioning, target: int) -> str:
          f"**{speedup:,.0f}x faster**"),
         ("disk per idle tenant", size(loot.disk_per_tenant), size(postgres.disk_per_tenant),
          f"{postgres.disk_per_tenant / loot.disk_per_tenant:,.0f}x less"),
-        ("memory per idle tenant", size(loot.memory_per_tenant) + " (shard RSS growth, connection kept open)",
+        ("memory per idle tenant", size(loot.memory_per_tenant) + " (shards' RSS growth / tenants)",
          size(postgres.memory_per_tenant) + " (PSS of its idle backend)",
          f"{postgres.memory_per_tenant / loot.memory_per_tenant:,.0f}x less"),
     ]
