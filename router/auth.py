@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 import grpc
 
-from loot.tokens import Claims
 from loot.tokens.cache import VerifiedTokens
 from loot.tokens.errors import unauthenticated
+from router.admission import Admission, admit
 
 # One per router process: the router serves every call on one event loop.
-VERIFIED = VerifiedTokens()
+VERIFIED: VerifiedTokens[Admission] = VerifiedTokens(verify=admit)
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -29,5 +29,5 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     return token.strip()
 
 
-def authenticate(context: grpc.aio.ServicerContext) -> Claims:
+def authenticate(context: grpc.aio.ServicerContext) -> Admission:
     return VERIFIED.verify(bearer_token(context.invocation_metadata()))

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import grpc
 from grpc_status import rpc_status
 
-from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
 from loot.secret import SECRET_HEADER
 from loot.status import Fault, guard
-from loot.tokens import Claims
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 from router.auth import authenticate
@@ -37,7 +33,7 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
         return await self._forward("Describe", shard_pb2.ShardDescribeRequest, request, context)
 
     async def _forward(self, method: str, wrapper, request, context: grpc.aio.ServicerContext):
-        shard_context = _shard_context(authenticate(context))
+        shard_context = authenticate(context).shard_context
         name, stub = self.shards.for_database(shard_context.database_id)
         remaining = context.time_remaining()
         timeout = self.forward_timeout if remaining is None else min(remaining, self.forward_timeout)
@@ -49,22 +45,6 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
             if status is not None:  # the shard's own answer: pass it through unchanged
                 await context.abort_with_status(rpc_status.to_status(status))
             raise _transport_fault(name, error)
-
-
-def _shard_context(claims: Claims) -> shard_pb2.Context:
-    return shard_pb2.Context(
-        database_id=database_id(claims.account, claims.name, claims.tenant),
-        account=claims.account,
-        name=claims.name,
-        tenant=claims.tenant,
-        schema=claims.text("schema"),
-        before=claims.text("before"),
-        after=claims.text("after"),
-        instead=claims.text("instead"),
-        readonly=claims.flag("readonly"),
-        destroy=claims.flag("destroy"),
-        claims_json=json.dumps(claims.payload, separators=(",", ":")),
-    )
 
 
 def _transport_fault(name: str, error: grpc.aio.AioRpcError) -> Fault:

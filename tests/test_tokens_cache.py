@@ -7,6 +7,7 @@ import pytest
 from loot.status import Fault
 from loot.tokens import Claims, Key, mint, verify
 from loot.tokens.cache import VerifiedTokens
+from router.admission import admit
 
 
 class Clock:
@@ -82,3 +83,14 @@ def test_the_cache_is_bounded_in_bytes(key: Key) -> None:
     for tenant in range(10):
         tokens.verify(mint(key, "app", str(tenant), pad="x" * 3000, now=clock.now))
     assert len(tokens) == 3
+
+
+def test_router_admission_is_derived_once_per_token() -> None:
+    key = Key.generate()
+    cache = VerifiedTokens(verify=admit)
+    token = mint(key, "app", "alice", schema="CREATE TABLE t (x)", user={"id": 7})
+    first = cache.verify(token)
+    assert cache.verify(token) is first, "a repeated token reuses the admission, shard Context included"
+    context = first.shard_context
+    assert (context.account, context.name, context.tenant, context.schema) == (key.account, "app", "alice", "CREATE TABLE t (x)")
+    assert '"user":{"id":7}' in context.claims_json

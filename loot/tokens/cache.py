@@ -16,21 +16,32 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from loot.tokens.claims import SKEW, Claims
+from loot.tokens.claims import SKEW
 from loot.tokens.verify import verify as verify_token
 
 
+class Expiring(Protocol):
+    @property
+    def expires_at(self) -> float | None: ...
+
+
+Verified = TypeVar("Verified", bound=Expiring)
+
+
 class _Entry(NamedTuple):
-    claims: Claims
+    claims: Expiring
     valid_until: float
     size: int
 
 
-class VerifiedTokens:
+class VerifiedTokens(Generic[Verified]):
+    """`verify` returns Claims by default; a caller may pass one that returns what it
+    derives from them (anything with `expires_at`), so that is computed once per token too."""
+
     def __init__(self, max_entries: int = 8192, max_bytes: int = 64 * 1024 * 1024,
-                 verify: Callable[[str, float], Claims] = verify_token, clock: Callable[[], float] = time.time):
+                 verify: Callable[[str, float], Verified] = verify_token, clock: Callable[[], float] = time.time):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._verify = verify
@@ -41,7 +52,7 @@ class VerifiedTokens:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def verify(self, token: str) -> Claims:
+    def verify(self, token: str) -> Verified:
         """Like loot.tokens.verify(token), remembering successes."""
         now = self._clock()
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
@@ -55,7 +66,7 @@ class VerifiedTokens:
         self._remember(digest, claims, len(token))
         return claims
 
-    def _remember(self, digest: bytes, claims: Claims, token_size: int) -> None:
+    def _remember(self, digest: bytes, claims: Expiring, token_size: int) -> None:
         valid_until = math.inf if claims.expires_at is None else claims.expires_at + SKEW
         self._entries[digest] = _Entry(claims, valid_until, token_size)
         self._bytes += token_size
