@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from loot.observability import logs
 from loot.observability.interceptor import ObservabilityInterceptor
 from loot.observability.metrics import serve_metrics
+from loot import tls
 from loot.settings import add_config_flag, add_flag
 
 # Tokens of up to 64 KiB travel in metadata (SPEC §2); results of up to 16 MiB in messages (SPEC §6).
@@ -42,6 +43,7 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(parser, "--shutdown-grace", default=10.0, type=float,
              help="seconds that calls in flight get to finish after SIGTERM before they are cancelled")
+    tls.add_server_flags(parser)
 
 
 def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True) -> grpc.aio.Server:
@@ -77,7 +79,8 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{args.host}:{args.port}")
+    address, credentials = f"{args.host}:{args.port}", tls.server_credentials(args)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
     if args.metrics_port is not None:
         print(f"loot {role} {name} metrics on {serve_metrics(args.host, args.metrics_port)}", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from loot import tls
 from loot.membership import parse_members
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import cluster_secret
@@ -21,12 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--forward-timeout", default=30.0, type=float,
              help="longest wait for a shard, in seconds, when the client sets no deadline")
     add_operations_flags(parser)
+    tls.add_shard_client_flags(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
     if not args.shards:
         raise SystemExit("loot router needs --shards (or LOOT_SHARDS): name=host:port,...")
-    shards = Shards(parse_members(args.shards))
+    shards = Shards(parse_members(args.shards), tls.shard_channel_credentials(args))
     server = new_server()
     database_pb2_grpc.add_DatabaseServicer_to_server(DatabaseService(shards, cluster_secret(), args.forward_timeout), server)
     service = database_pb2.DESCRIPTOR.services_by_name["Database"].full_name

@@ -34,16 +34,13 @@ CHANNEL_OPTIONS = GRPC_OPTIONS + [
 
 
 class Shards:
-    def __init__(self, members: dict[str, str]):
+    def __init__(self, members: dict[str, str], credentials: grpc.ChannelCredentials | None = None):
         missing = [name for name, address in members.items() if not address]
         if missing:
             raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
         self.ring = Ring(members)
         self.addresses = dict(members)
-        self._channels = {
-            name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[PropagateRequestId()])
-            for name, address in members.items()
-        }
+        self._channels = {name: _channel(address, credentials) for name, address in members.items()}
         self._stubs = {name: shard_pb2_grpc.ShardStub(channel) for name, channel in self._channels.items()}
 
     def for_database(self, database_id: str) -> tuple[str, shard_pb2_grpc.ShardStub]:
@@ -53,3 +50,10 @@ class Shards:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    options, interceptors = CHANNEL_OPTIONS, [PropagateRequestId()]
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
