@@ -1,12 +1,18 @@
-"""Running a request's statements on one connection (on a worker thread).
+"""Running a request on one open database (on a worker thread), in phases
+(SPEC §6):
 
-Per request (SPEC §6): apply the schema claim, then one transaction around the
-request's statements; any failure rolls the whole transaction back.
+    schema claim (own transaction, privileged)
+    BEGIN → [before] → the request's SQL (sandboxed) → [after] → COMMIT
+    destroy, if asked
+
+Any failure inside the transaction rolls all of it back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
@@ -17,36 +23,126 @@ from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
 from shard import schema
+from shard.limits import Limits
+from shard.sandbox import Sandbox
 from shard.sql_errors import fault_from_sqlite
+from shard.storage import OpenDatabase
 
 
-def run(conn: apsw.Connection, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> tuple[list[pb.Result], list[str]]:
-    changes = schema.apply(conn, context.schema)
-    conn.execute("BEGIN IMMEDIATE")
+@dataclass
+class Outcome:
+    results: list[pb.Result]
+    schema_changes: list[str]
+    destroyed: bool = False
+
+
+@dataclass
+class _Budget:
+    """What is left of the result-size limit across the request's statements."""
+
+    left: int
+    spent: int = field(default=0)
+
+    def spend(self, size: int, index: int) -> None:
+        self.spent += size
+        if self.spent > self.left:
+            raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
+                        f"the result exceeds {self.left} bytes; select fewer rows or columns, or page with LIMIT",
+                        statement_index=index, limit=self.left)
+
+
+def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
+    """Refuse requests past the size limits before touching the database."""
+    if len(statements) > limits.batch_statements:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_STATEMENTS",
+                    f"a batch holds at most {limits.batch_statements} statements, not {len(statements)}",
+                    limit=limits.batch_statements)
+    for index, statement in enumerate(statements):
+        if len(statement.sql) > limits.sql_bytes or len(statement.sql.encode()) > limits.sql_bytes:
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "SQL_TOO_LONG",
+                        f"statement {index} is longer than {limits.sql_bytes} bytes", statement_index=index,
+                        limit=limits.sql_bytes)
+        if max(len(statement.params), len(statement.named_params)) > limits.parameters:
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_PARAMETERS",
+                        f"statement {index} has more than {limits.parameters} parameters", statement_index=index,
+                        limit=limits.parameters)
+
+
+def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
+        deadline: float | None) -> Outcome:
+    sandbox = database.sandbox
+    with sandbox.request(readonly=context.readonly, deadline=deadline):
+        sandbox.check_deadline()
+        changes = apply_schema(database, context.schema)
+        with _transaction(database.conn, sandbox):
+            budget = _Budget(sandbox.limits.result_bytes)
+            results = [_run_one(database, statement, index, budget) for index, statement in enumerate(statements)]
+    if context.destroy:
+        database.destroy()
+    return Outcome(results, changes, destroyed=context.destroy)
+
+
+def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
+    """The schema phase: privileged, in its own transaction, before the request's."""
+    with database.sandbox.privileged(transactions=True):
+        return database.take_creation_changes() + schema.apply(database.conn, claim)
+
+
+@contextlib.contextmanager
+def _transaction(conn: apsw.Connection, sandbox: Sandbox) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any failure (SQLite may have rolled back already)."""
+    with sandbox.privileged(transactions=True):
+        _control(conn, "BEGIN IMMEDIATE")
     try:
-        results = [_run_one(conn, statement, index) for index, statement in enumerate(statements)]
-        conn.execute("COMMIT")
+        yield
     except BaseException:
-        if not conn.get_autocommit():
-            conn.execute("ROLLBACK")
+        sandbox.stop_clock()
+        with sandbox.privileged(transactions=True):
+            _rollback(conn)
         raise
-    return results, changes
+    sandbox.stop_clock()
+    with sandbox.privileged(transactions=True):
+        try:
+            _control(conn, "COMMIT")
+        except Fault:
+            _rollback(conn)
+            raise
 
 
-def _run_one(conn: apsw.Connection, statement: pb.Statement, index: int) -> pb.Result:
+def _control(conn: apsw.Connection, sql: str) -> None:
+    try:
+        conn.execute(sql)
+    except apsw.Error as error:
+        raise fault_from_sqlite(error)
+
+
+def _rollback(conn: apsw.Connection) -> None:
+    if not conn.get_autocommit():
+        conn.execute("ROLLBACK")
+
+
+def _run_one(database: OpenDatabase, statement: pb.Statement, index: int, budget: _Budget) -> pb.Result:
+    conn, sandbox = database.conn, database.sandbox
     tracer = _OneStatement()
     cursor = conn.cursor()
     cursor.exec_trace = tracer
     before = conn.total_changes()
     result = pb.Result()
+    sandbox.start_statement()
     try:
-        for row in cursor.execute(statement.sql, _bindings(statement)):
+        for row in cursor.execute(statement.sql, _bindings(statement, index)):
+            budget.spend(_row_size(row), index)
             result.rows.append(pb.Row(values=[to_value(value) for value in row]))
     except apsw.ExecTraceAbort:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MULTIPLE_STATEMENTS",
                     "Execute runs exactly one statement; send several with Batch", statement_index=index)
+    except KeyError as missing:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS",
+                    f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
     except apsw.Error as error:
-        raise fault_from_sqlite(error, statement_index=index)
+        raise fault_from_sqlite(error, sandbox.explain(error), statement_index=index)
+    finally:
+        cursor.close(force=True)
     if tracer.count == 0:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_STATEMENT", "the statement is empty", statement_index=index)
     result.columns.extend(pb.Column(name=name, decltype=decltype or "") for name, decltype in tracer.columns)
@@ -57,9 +153,14 @@ def _run_one(conn: apsw.Connection, statement: pb.Statement, index: int) -> pb.R
     return result
 
 
-def _bindings(statement: pb.Statement) -> Sequence[Any] | dict[str, Any]:
+def _row_size(row: tuple[Any, ...]) -> int:
+    return sum(len(value) if isinstance(value, (str, bytes)) else 8 for value in row)
+
+
+def _bindings(statement: pb.Statement, index: int) -> Sequence[Any] | dict[str, Any]:
     if statement.params and statement.named_params:
-        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS", "use positional or named parameters, not both")
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS", "use positional or named parameters, not both",
+                    statement_index=index)
     if statement.named_params:
         return {name.lstrip(":@$"): from_value(value) for name, value in statement.named_params.items()}
     return [from_value(value) for value in statement.params]

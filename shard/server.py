@@ -15,6 +15,7 @@ from loot.serving import GRPC_OPTIONS, serve
 from loot.secret import cluster_secret
 from loot.settings import add_flag
 from shard.cluster_auth import ClusterSecretInterceptor
+from shard import limits as shard_limits
 from shard.databases import Databases
 from shard.service import ShardService
 from shard.storage import Storage
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--data", default="./loot-data/shard", help="directory holding this shard's databases")
     add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", default=7071, type=int, help="port to listen on (0 = any free port)")
+    shard_limits.add_arguments(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -34,7 +36,8 @@ async def run(args: argparse.Namespace) -> None:
     ring = Ring(parse_members(args.shards))
     if args.name not in ring.names:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(ring.names)}")
-    databases = Databases(Storage(Path(args.data)))
+    limits = shard_limits.from_arguments(args)
+    databases = Databases(Storage(Path(args.data), limits), limits)
     server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[ClusterSecretInterceptor(cluster_secret())])
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, ring, databases), server)
     service = shard_pb2.DESCRIPTOR.services_by_name["Shard"].full_name

@@ -11,7 +11,8 @@ _BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
     (apsw.ConstraintError, grpc.StatusCode.FAILED_PRECONDITION, "CONSTRAINT_VIOLATION"),
     (apsw.AuthError, grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED"),
     (apsw.FullError, grpc.StatusCode.RESOURCE_EXHAUSTED, "DATABASE_FULL"),
-    (apsw.TooBigError, grpc.StatusCode.INVALID_ARGUMENT, "TOO_BIG"),
+    (apsw.TooBigError, grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG"),
+    (apsw.BusyError, grpc.StatusCode.UNAVAILABLE, "DATABASE_BUSY"),
     (apsw.InterruptError, grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED"),
     (apsw.BindingsError, grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS"),
     (apsw.SQLError, grpc.StatusCode.INVALID_ARGUMENT, "SQL_ERROR"),
@@ -20,8 +21,9 @@ _BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
 ]
 
 
-def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
-    message = str(error).removeprefix(f"{type(error).__name__}: ")
+def fault_from_sqlite(error: apsw.Error, explanation: str | None = None, **metadata: object) -> Fault:
+    """The fault for a SQLite error; `explanation` (e.g. the sandbox's) replaces SQLite's terse message."""
+    message = explanation or str(error).removeprefix(f"{type(error).__name__}: ")
     for kind, code, reason in _BY_KIND:
         if isinstance(error, kind):
             return Fault(code, reason, message, **metadata)
