@@ -140,7 +140,7 @@ def _run_one(database: OpenDatabase, statement: pb.Statement, index: int, budget
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS",
                     f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
     except apsw.Error as error:
-        raise fault_from_sqlite(error, sandbox.explain(error), statement_index=index)
+        raise sandbox.fault(error, statement_index=index)
     finally:
         cursor.close(force=True)
     if tracer.count == 0:
@@ -175,6 +175,8 @@ class _OneStatement:
         self.readonly = True
 
     def __call__(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        if not cursor.has_vdbe:  # only whitespace or comments, e.g. after a trailing ';'
+            return True
         self.count += 1
         if self.count > 1:
             return False

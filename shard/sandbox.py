@@ -16,6 +16,7 @@ a statement past its time limit or the client's deadline.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 
@@ -24,6 +25,7 @@ import grpc
 
 from loot.status import Fault
 from shard.limits import Limits
+from shard.sql_errors import fault_from_sqlite
 from shard.system_tables import is_system_table
 
 # How often (in SQLite VM steps) the progress handler looks at the clock.
@@ -55,6 +57,14 @@ _PRIVILEGED_FORBIDDEN = {
     "mmap_size", "max_page_count", "page_size", "locking_mode", "trusted_schema", "cell_size_check",
     "query_only", "wal_checkpoint", "wal_autocheckpoint", "journal_size_limit",
 }
+
+
+# SQLite refuses these itself: VACUUM inside Loot's transaction, writes to its own tables (defensive mode).
+_SQLITE_REFUSALS = [
+    (re.compile(r"cannot VACUUM"), "VACUUM is not allowed: Loot manages the database file"),
+    (re.compile(r"table sqlite_\w+ may not be modified"), "sqlite_* tables cannot be written"),
+    (re.compile(r"not authorized"), "not authorized"),
+]
 
 
 class Sandbox:
@@ -114,13 +124,15 @@ class Sandbox:
             raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
                         "the client's deadline passed before the request could run")
 
-    def explain(self, error: apsw.Error) -> str | None:
-        """Why the sandbox stopped a statement, when it did."""
-        if isinstance(error, apsw.AuthError) and self.refusal:
-            return f"refused by the sandbox: {self.refusal}"
+    def fault(self, error: apsw.Error, **metadata: object) -> Fault:
+        """The fault for a failed statement, saying why when the sandbox or a time limit stopped it."""
+        refusal = self.refusal or _sqlite_refusal(error)
+        if refusal is not None and isinstance(error, (apsw.AuthError, apsw.SQLError)):
+            return Fault(grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED", f"refused by the sandbox: {refusal}",
+                         **metadata)
         if isinstance(error, apsw.InterruptError) and self.timed_out:
-            return f"interrupted: {self.timed_out}"
-        return None
+            return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED", f"interrupted: {self.timed_out}", **metadata)
+        return fault_from_sqlite(error, **metadata)
 
     def _progress(self) -> bool:
         now = time.monotonic()
@@ -135,7 +147,8 @@ class Sandbox:
         refusal = self._privileged_refusal(action, arg1, arg2) if self._privileged else self._request_refusal(action, arg1, arg2)
         if refusal is None:
             return apsw.SQLITE_OK
-        self.refusal = refusal
+        # DDL says it best: DROP TABLE is also a DELETE from sqlite_master, asked about first.
+        self.refusal = refusal if action in _DDL else self.refusal or refusal
         return apsw.SQLITE_DENY
 
     def _privileged_refusal(self, action: int, arg1: str | None, arg2: str | None) -> str | None:
@@ -165,11 +178,24 @@ class Sandbox:
         return None
 
     def _write_refusal(self, table: str) -> str | None:
+        if table.lower().startswith("sqlite_"):
+            # SQLite guards these itself (defensive mode); DDL's own writes to them are asked about before
+            # the DDL, and refusing those here would hide the clearer DDL refusal.
+            return None
         if self.readonly:
             return f"this token is readonly: writing {table} is not allowed"
         if is_system_table(table):
             return f"{table} is a system table: requests cannot write it"
         return None
+
+
+def _sqlite_refusal(error: apsw.Error) -> str | None:
+    """Refusals SQLite makes itself, before the authorizer is asked."""
+    message = str(error)
+    for pattern, refusal in _SQLITE_REFUSALS:
+        if pattern.search(message):
+            return refusal
+    return None
 
 
 def _pragma_refusal(name: str, argument: str | None) -> str | None:

@@ -21,9 +21,8 @@ _BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
 ]
 
 
-def fault_from_sqlite(error: apsw.Error, explanation: str | None = None, **metadata: object) -> Fault:
-    """The fault for a SQLite error; `explanation` (e.g. the sandbox's) replaces SQLite's terse message."""
-    message = explanation or str(error).removeprefix(f"{type(error).__name__}: ")
+def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
+    message = str(error).removeprefix(f"{type(error).__name__}: ")
     for kind, code, reason in _BY_KIND:
         if isinstance(error, kind):
             return Fault(code, reason, message, **metadata)

@@ -75,7 +75,9 @@ class Storage:
 
     def connect(self, path: Path, create: bool = False) -> tuple[apsw.Connection, Sandbox]:
         """A connection with Loot's pragmas and its sandbox installed."""
-        conn = apsw.Connection(str(path), flags=_OPEN_FLAGS | (apsw.SQLITE_OPEN_CREATE if create else 0))
+        # No statement cache: a cached statement skips the authorizer, whose answer depends on the mode.
+        conn = apsw.Connection(str(path), flags=_OPEN_FLAGS | (apsw.SQLITE_OPEN_CREATE if create else 0),
+                               statementcachesize=0)
         conn.set_busy_timeout(_BUSY_MS)
         conn.pragma("journal_mode", "wal")
         conn.pragma("synchronous", "full" if self.limits.durability == "full" else "normal")

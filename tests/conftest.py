@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from loot.client import Client
 from loot.local_cluster import LocalCluster
+from loot.status import error_info
 from loot.tokens import Key
 
 
@@ -22,8 +25,8 @@ class Logs:
         self.lines.append(f"{name}: {line}")
 
 
-def start_cluster(data: Path, shards: int = 2) -> LocalCluster:
-    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs())
+def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None) -> LocalCluster:
+    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env)
     try:
         cluster.start()
     except Exception:
@@ -46,6 +49,18 @@ def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     cluster = start_cluster(tmp_path / "cluster")
     yield cluster
     cluster.stop()
+
+
+def refused(call, code: grpc.StatusCode, reason: str | None = None) -> error_details_pb2.ErrorInfo:
+    """Run `call`, expect it to fail with `code` (and `reason`); return its ErrorInfo."""
+    with pytest.raises(grpc.RpcError) as failed:
+        call()
+    info = error_info(failed.value)
+    assert failed.value.code() == code, failed.value.details()
+    assert info is not None and info.domain == "loot"
+    if reason is not None:
+        assert info.reason == reason, failed.value.details()
+    return info
 
 
 @pytest.fixture(scope="module")
