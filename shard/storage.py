@@ -59,6 +59,8 @@ class Storage:
         shutil.rmtree(self.scratch, ignore_errors=True)  # leftovers of creations a crash interrupted
         self.scratch.mkdir(parents=True)
         self._known_dirs: set[Path] = set()
+        # With durability "normal" only a process crash is survived, and rename alone is atomic for that.
+        self._power_safe = limits.durability == "full"
         self.templates = Templates(self.scratch, self.connect)
 
     def path(self, database_id: str) -> Path:
@@ -105,9 +107,11 @@ class Storage:
         with open(staging, "xb") as file:
             file.write(image)
             file.flush()
-            os.fsync(file.fileno())
-        os.rename(staging, path)
-        _fsync_dir(path.parent)
+            if self._power_safe:
+                os.fsync(file.fileno())
+        os.rename(staging, path)  # atomic: a killed process leaves the whole file or none
+        if self._power_safe:
+            _fsync_dir(path.parent)
         return changes
 
     def _ensure_dir(self, directory: Path) -> None:

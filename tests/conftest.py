@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# The tests spawn and restart servers while their own gRPC channels are busy; with fork support on, gRPC's
+# poller restarted in the forked child can hit a closed epoll fd and abort it before exec (grpc/grpc#43055).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from collections.abc import Iterator
 from pathlib import Path
 
