@@ -88,7 +88,9 @@ class Databases:
     async def _evict_idle(self) -> None:
         """Close the least recently used idle databases beyond the cache's size."""
         excess = len(self._actors) - self.limits.open_databases
-        idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:max(0, excess)]
+        if excess <= 0:
+            return
+        idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:excess]
         for key, actor in idle:
             del self._actors[key]
         closing = [actor.database for _, actor in idle if actor.database is not None]
