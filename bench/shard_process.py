@@ -33,6 +33,9 @@ class ShardProcess:
         self.process = subprocess.Popen(argv, env=environment, stdout=subprocess.PIPE, text=True)
         self.address = parse_listening(self.process.stdout.readline())[2]
 
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
     def rss_bytes(self, field: str = "VmRSS") -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -42,6 +45,12 @@ class ShardProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def execute_request(tenant: str, sql: str, params: list[pb.Value] = (), schema: str = "") -> bytes:

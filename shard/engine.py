@@ -11,6 +11,7 @@ Any failure inside the transaction rolls all of it back.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +25,14 @@ from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
 from shard import schema
 from shard.limits import Limits
+from shard.databases import NeedsWorker
 from shard.sandbox import Sandbox
 from shard.sql_errors import fault_from_sqlite
 from shard.storage import OpenDatabase
+
+
+# How long a quick attempt on the event loop may run before it gives up and goes to a worker thread.
+QUICK_SECONDS = 0.002
 
 
 @dataclass
@@ -69,23 +75,42 @@ def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
 
 
 def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
-        deadline: float | None) -> Outcome:
+        deadline: float | None, quick: bool = False) -> Outcome:
+    """Run the request; `quick`: as a quick attempt on the event loop, which gives up (NeedsWorker,
+    nothing applied) on anything that may write, touch the disk or take longer than QUICK_SECONDS."""
+    if quick and not _may_be_quick(database, context):
+        raise NeedsWorker
     sandbox = database.sandbox
-    with sandbox.request(readonly=context.readonly, deadline=deadline):
+    quick_until = time.monotonic() + QUICK_SECONDS if quick else None
+    with sandbox.request(readonly=context.readonly, deadline=deadline, quick_until=quick_until):
         sandbox.check_deadline()
         changes = apply_schema(database, context.schema)
-        with _transaction(database.conn, sandbox):
+        # A quick attempt only reads (it gives up before a write), and one statement reads one snapshot
+        # by itself: only a quick batch needs the transaction, for one snapshot across its statements.
+        alone = quick and len(statements) == 1
+        with contextlib.nullcontext() if alone else _transaction(database.conn, sandbox):
             budget = _Budget(sandbox.limits.result_bytes)
-            results = [_run_one(database, statement, index, budget) for index, statement in enumerate(statements)]
+            results = [_run_one(database, statement, index, budget, quick) for index, statement in enumerate(statements)]
     if context.destroy:
         database.destroy()
     return Outcome(results, changes, destroyed=context.destroy)
 
 
+def _may_be_quick(database: OpenDatabase, context: shard_pb2.Context) -> bool:
+    """Only plain requests on a database whose schema is already in place: nothing privileged may write."""
+    return (context.schema == database.applied_claim and not database.creation_changes and not context.destroy
+            and not (context.before or context.after or context.instead))
+
+
 def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
     """The schema phase: privileged, in its own transaction, before the request's."""
+    changes = database.take_creation_changes()
+    if claim == database.applied_claim:
+        return changes
     with database.sandbox.privileged(transactions=True):
-        return database.take_creation_changes() + schema.apply(database.conn, claim)
+        changes += schema.apply(database.conn, claim)
+    database.applied_claim = claim
+    return changes
 
 
 @contextlib.contextmanager
@@ -121,9 +146,9 @@ def _rollback(conn: apsw.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def _run_one(database: OpenDatabase, statement: pb.Statement, index: int, budget: _Budget) -> pb.Result:
+def _run_one(database: OpenDatabase, statement: pb.Statement, index: int, budget: _Budget, quick: bool) -> pb.Result:
     conn, sandbox = database.conn, database.sandbox
-    tracer = _OneStatement()
+    tracer = _OneStatement(quick)
     cursor = conn.cursor()
     cursor.exec_trace = tracer
     before = conn.total_changes()
@@ -133,13 +158,19 @@ def _run_one(database: OpenDatabase, statement: pb.Statement, index: int, budget
         for row in cursor.execute(statement.sql, _bindings(statement, index)):
             budget.spend(_row_size(row), index)
             result.rows.append(pb.Row(values=[to_value(value) for value in row]))
+            if quick and sandbox.past_quick_budget():
+                raise NeedsWorker
     except apsw.ExecTraceAbort:
+        if tracer.writes:
+            raise NeedsWorker
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MULTIPLE_STATEMENTS",
                     "Execute runs exactly one statement; send several with Batch", statement_index=index)
     except KeyError as missing:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS",
                     f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
     except apsw.Error as error:
+        if sandbox.quick_expired:
+            raise NeedsWorker
         raise sandbox.fault(error, statement_index=index)
     finally:
         cursor.close(force=True)
@@ -167,9 +198,12 @@ def _bindings(statement: pb.Statement, index: int) -> Sequence[Any] | dict[str, 
 
 
 class _OneStatement:
-    """exec_trace hook: remembers the statement's shape and refuses a second statement."""
+    """exec_trace hook: remembers the statement's shape and refuses a second statement;
+    in a quick attempt, stops before a statement that writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.writes = False
         self.count = 0
         self.columns: tuple[tuple[str, str | None], ...] = ()
         self.readonly = True
@@ -182,4 +216,5 @@ class _OneStatement:
             return False
         self.columns = tuple((column[0], column[1]) for column in cursor.description)
         self.readonly = cursor.is_readonly
-        return True
+        self.writes = self.quick and not self.readonly
+        return not self.writes

@@ -79,7 +79,9 @@ class Sandbox:
         self._transactions = False
         self._stop_at = float("inf")
         self._deadline = float("inf")
+        self._quick_until = float("inf")
         self.timed_out: str | None = None
+        self.quick_expired = False
         _lock_down(conn, limits)
         conn.authorizer = self._authorize
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
@@ -97,22 +99,27 @@ class Sandbox:
             self._transactions = previous
 
     @contextlib.contextmanager
-    def request(self, readonly: bool, deadline: float | None) -> Iterator[None]:
-        """The span of one request: its `readonly` claim and the client's deadline (monotonic)."""
+    def request(self, readonly: bool, deadline: float | None, quick_until: float | None = None) -> Iterator[None]:
+        """The span of one request: its `readonly` claim and the client's deadline (monotonic);
+        `quick_until` ends a quick attempt early (see `quick_expired`)."""
         self.readonly = readonly
         self._deadline = float("inf") if deadline is None else deadline
+        self._quick_until = float("inf") if quick_until is None else quick_until
+        self.quick_expired = False
         try:
             yield
         finally:
             self.readonly = False
-            self._deadline = float("inf")
-            self._stop_at = float("inf")
+            self._deadline = self._quick_until = self._stop_at = float("inf")
 
     def start_statement(self) -> None:
         """Start the clock for one statement: its own limit, or the client's deadline if sooner."""
         self.refusal = None
         self.timed_out = None
-        self._stop_at = min(time.monotonic() + self.limits.statement_seconds, self._deadline)
+        self._stop_at = min(time.monotonic() + self.limits.statement_seconds, self._deadline, self._quick_until)
+
+    def past_quick_budget(self) -> bool:
+        return time.monotonic() >= self._quick_until
 
     def stop_clock(self) -> None:
         """No time limit until the next statement: Loot's own commit or rollback is never interrupted."""
@@ -138,6 +145,9 @@ class Sandbox:
         now = time.monotonic()
         if now < self._stop_at:
             return False
+        if now >= self._quick_until:
+            self.quick_expired = True
+            return True
         self.timed_out = ("the client's deadline passed" if now >= self._deadline
                           else f"the statement ran longer than {self.limits.statement_seconds:g} s")
         return True

@@ -38,6 +38,8 @@ class OpenDatabase:
     storage: Storage
     creation_changes: list[str] = field(default_factory=list)
     destroyed: bool = False
+    # The schema claim last applied on this connection: applying it again changes nothing, so it is skipped.
+    applied_claim: str | None = None
 
     def take_creation_changes(self) -> list[str]:
         changes, self.creation_changes = self.creation_changes, []
