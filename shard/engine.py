@@ -64,7 +64,8 @@ def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
                     f"a batch holds at most {limits.batch_statements} statements, not {len(statements)}",
                     limit=limits.batch_statements)
     for index, statement in enumerate(statements):
-        if len(statement.sql) > limits.sql_bytes or len(statement.sql.encode()) > limits.sql_bytes:
+        sql = statement.sql
+        if len(sql) > limits.sql_bytes or (len(sql) * 4 > limits.sql_bytes and len(sql.encode()) > limits.sql_bytes):
             raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "SQL_TOO_LONG",
                         f"statement {index} is longer than {limits.sql_bytes} bytes", statement_index=index,
                         limit=limits.sql_bytes)
