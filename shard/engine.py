@@ -1,5 +1,5 @@
-"""Running a request on one open database (on a worker thread), in phases
-(SPEC §6):
+"""Running a request on one open database (on a worker thread, or first as a
+quick attempt on the event loop), in phases (SPEC §6):
 
     schema claim (own transaction, privileged)
     BEGIN → [before] → the request's SQL (sandboxed) → [after] → COMMIT
@@ -24,8 +24,8 @@ from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
 from shard import schema
-from shard.limits import Limits
 from shard.databases import NeedsWorker
+from shard.limits import Limits
 from shard.sandbox import Sandbox
 from shard.sql_errors import fault_from_sqlite
 from shard.storage import OpenDatabase
@@ -44,17 +44,17 @@ class Outcome:
 
 @dataclass
 class _Budget:
-    """What is left of the result-size limit across the request's statements."""
+    """The result-size limit, spent across the request's statements."""
 
-    left: int
+    limit: int
     spent: int = field(default=0)
 
     def spend(self, size: int, index: int) -> None:
         self.spent += size
-        if self.spent > self.left:
+        if self.spent > self.limit:
             raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
-                        f"the result exceeds {self.left} bytes; select fewer rows or columns, or page with LIMIT",
-                        statement_index=index, limit=self.left)
+                        f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
+                        statement_index=index, limit=self.limit)
 
 
 def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
