@@ -38,4 +38,4 @@ def _privileged_script(access: Enforcer, script: str, claim: str) -> None:
     try:
         access.run_script(script)
     except apsw.Error as error:
-        raise fault_from_sqlite(error, claim=claim)
+        raise access.fault(error, claim=claim) or fault_from_sqlite(error, claim=claim)
