@@ -36,6 +36,8 @@ CREATE TABLE tasks (id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES 
 CREATE TABLE comments (id INTEGER PRIMARY KEY, task INTEGER NOT NULL REFERENCES tasks (id), author INTEGER, body TEXT);
 CREATE TABLE tags (task INTEGER NOT NULL REFERENCES tasks (id), tag TEXT NOT NULL, PRIMARY KEY (task, tag));
 CREATE INDEX tasks_by_project ON tasks (project, done);
+INSERT INTO _filters VALUES ('users', 'own', 'id = claim(''user.id'') OR claim(''user.id'') IS NULL');
+INSERT INTO _rules VALUES ('users', 'write', 'anyone', 'true');
 """
 FIRST = "INSERT INTO users (email, name) VALUES ('a@example.com', 'A')"
 

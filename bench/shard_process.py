@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ class ShardProcess:
         environment = {**os.environ, **(env or {}), "LOOT_CLUSTER_SECRET": self.secret}
         self.process = subprocess.Popen(argv, env=environment, stdout=subprocess.PIPE, text=True)
         self.address = parse_listening(self.process.stdout.readline())[2]
+        # Drain the rest (the access log, a line per call): a full pipe would stall the shard mid-benchmark.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
