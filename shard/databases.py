@@ -1,64 +1,126 @@
 """Open databases, each an actor: one request at a time per database, many
-databases in parallel, SQLite work on worker threads, off the event loop."""
+databases in parallel, SQLite work on worker threads, off the event loop.
+
+Connections are cached in a bounded LRU: past `open_databases`, the least
+recently used idle ones are closed. Waiting requests are bounded per database
+and per shard; past either bound a request is refused with RESOURCE_EXHAUSTED
+instead of queueing without limit.
+
+Every connection is used on worker threads only (the event loop never runs
+SQLite), one request at a time.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import apsw
+import grpc
 
-from shard.storage import Storage
+from loot.status import Fault
+from shard.limits import Limits
+from shard.storage import OpenDatabase, Storage
 
 T = TypeVar("T")
+Work = Callable[[OpenDatabase], T]
 
 
-class _Database:
+class _Actor:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self.conn: apsw.Connection | None = None
+        self.database: OpenDatabase | None = None
+        self.pending = 0  # requests waiting for or holding the lock
 
 
 class Databases:
-    def __init__(self, storage: Storage, threads: int = 8):
+    def __init__(self, storage: Storage, limits: Limits = Limits(), threads: int = 8):
         self.storage = storage
+        self.limits = limits
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sqlite")
-        self._open: dict[str, _Database] = {}
-        self._hits = self._misses = self._queued = 0
-
-    async def run(self, database_id: str, work: Callable[[apsw.Connection], T]) -> T:
-        """Run `work(conn)` on the database's connection, alone, on a worker thread."""
-        database = self._open.setdefault(database_id, _Database())
-        self._queued += 1
-        try:
-            await database.lock.acquire()
-        finally:
-            self._queued -= 1
-        try:
-            if database.conn is None:
-                self._misses += 1
-            else:
-                self._hits += 1
-            return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, database_id, database, work)
-        finally:
-            database.lock.release()
-
-    def _call(self, database_id: str, database: _Database, work: Callable[[apsw.Connection], T]) -> T:
-        if database.conn is None:
-            database.conn = self.storage.open(database_id)
-        return work(database.conn)
+        self._actors: OrderedDict[str, _Actor] = OrderedDict()
+        self._pending = 0
+        self._hits = 0
+        self._misses = 0
+        self._closed = False
 
     def stats(self) -> dict[str, int]:
-        """For metrics: open connections, connection reuse, requests waiting their database's turn."""
-        return {"open": sum(database.conn is not None for database in self._open.values()),
-                "hits": self._hits, "misses": self._misses, "queued": self._queued}
+        """For metrics: open connections, cache hits and misses, requests waiting."""
+        running = sum(1 for actor in self._actors.values() if actor.lock.locked())
+        return {"open": sum(1 for actor in self._actors.values() if actor.database is not None),
+                "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
+
+    async def run(self, database_id: str, work: Work[T], schema_claim: str = "") -> T:
+        """Run `work(database)` alone on the database, on a worker thread; create the database if new."""
+        actor = self._admit(database_id)
+        try:
+            async with actor.lock:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._call, database_id, actor, work, schema_claim)
+        finally:
+            actor.pending -= 1
+            self._pending -= 1
+            await self._evict_idle()
+
+    def _admit(self, database_id: str) -> _Actor:
+        actor = self._actors.get(database_id)
+        if actor is None:
+            actor = self._actors[database_id] = _Actor()
+        self._actors.move_to_end(database_id)
+        if self._pending >= self.limits.queued:
+            raise _busy("the shard", self.limits.queued)
+        if actor.pending >= self.limits.queued_per_database:
+            raise _busy("this database", self.limits.queued_per_database)
+        actor.pending += 1
+        self._pending += 1
+        return actor
+
+    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str) -> T:
+        if actor.database is None:
+            self._misses += 1
+            actor.database = self.storage.open(database_id, schema_claim)
+        else:
+            self._hits += 1
+        try:
+            return work(actor.database)
+        finally:
+            if actor.database.destroyed:
+                actor.database = None
+
+    async def _evict_idle(self) -> None:
+        """Close the least recently used idle databases beyond the cache's size."""
+        excess = len(self._actors) - self.limits.open_databases
+        if excess <= 0 or self._closed:
+            return
+        idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:excess]
+        for key, actor in idle:
+            del self._actors[key]
+        closing = [actor.database for _, actor in idle if actor.database is not None]
+        if closing:
+            await asyncio.get_running_loop().run_in_executor(self._pool, _close_all, closing)
 
     async def close(self) -> None:
-        for database in self._open.values():
-            async with database.lock:
-                if database.conn is not None:
-                    database.conn.close()
-                    database.conn = None
-        self._pool.shutdown()
+        """Close every database once no SQLite work runs any more.
+
+        Called when the shutdown grace has run out, a cancelled call may have
+        released its database's lock while its work still runs on a worker
+        thread: closing waits for the worker threads, not for the locks."""
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self._pool.shutdown, wait=True, cancel_futures=True))
+        opened = [actor.database for actor in self._actors.values() if actor.database is not None]
+        self._actors.clear()
+        await loop.run_in_executor(None, _close_all, opened)
+
+
+def _close_all(databases: list[OpenDatabase]) -> None:
+    for database in databases:
+        database.close()
+
+
+def _busy(what: str, bound: int) -> Fault:
+    return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_REQUESTS",
+                 f"{what} already has {bound} requests waiting; retry later", limit=bound)

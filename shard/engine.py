@@ -1,15 +1,20 @@
-"""Running a request's statements on one connection (on a worker thread).
+"""Running a request on one open database, on a worker thread, in phases (SPEC §6):
 
-Per request (SPEC §6): apply the schema claim, then one transaction around
-`before`, the request's statements (or `instead` in place of each), `after`;
-any failure rolls the whole transaction back. Access control (SPEC §5) is
-shard/access: the request's own SQL runs restricted, the claims' SQL privileged.
+    schema claim (own transaction, privileged)
+    BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
+    destroy, if asked
+
+Any failure inside the transaction rolls all of it back. Access control (SPEC §5)
+is shard/access: its enforcer owns the connection's authorizer, runs the
+transaction (`access.run_request`) and rewrites each of the request's statements;
+the sandbox (shard/sandbox.py) adds the limits and the clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
@@ -19,39 +24,104 @@ from loot.internal.v1 import shard_pb2
 from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
-from shard import access, schema
-from shard.sql_errors import fault_from_sqlite
+from shard import access
+from shard.limits import Limits
+from shard.storage import OpenDatabase
 
 
-def run(conn: apsw.Connection, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> tuple[list[pb.Result], list[str]]:
-    with access.for_connection(conn).schema_change(context.schema):
-        changes = schema.apply(conn, context.schema)
-
-    def run_statements(guard: access.Enforcer) -> list[pb.Result]:
-        return [_run_one(conn, guard, statement, index, context.instead) for index, statement in enumerate(statements)]
-
-    results = access.run_request(conn, claims_json=context.claims_json, readonly=context.readonly,
-                                 before=context.before, after=context.after, statements=run_statements)
-    return results, changes
+@dataclass
+class Outcome:
+    results: list[pb.Result]
+    schema_changes: list[str]
+    destroyed: bool = False
 
 
-def _run_one(conn: apsw.Connection, guard: access.Enforcer, statement: pb.Statement, index: int,
-             instead: str) -> pb.Result:
+@dataclass
+class _Budget:
+    """The result-size limit, spent across the request's statements."""
+
+    limit: int
+    spent: int = field(default=0)
+
+    def spend(self, size: int, index: int) -> None:
+        self.spent += size
+        if self.spent > self.limit:
+            raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
+                        f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
+                        statement_index=index, limit=self.limit)
+
+
+def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
+    """Refuse requests past the size limits before touching the database."""
+    if len(statements) > limits.batch_statements:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_STATEMENTS",
+                    f"a batch holds at most {limits.batch_statements} statements, not {len(statements)}",
+                    limit=limits.batch_statements)
+    for index, statement in enumerate(statements):
+        sql = statement.sql
+        if len(sql) > limits.sql_bytes or (len(sql) * 4 > limits.sql_bytes and len(sql.encode()) > limits.sql_bytes):
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "SQL_TOO_LONG",
+                        f"statement {index} is longer than {limits.sql_bytes} bytes", statement_index=index,
+                        limit=limits.sql_bytes)
+        if max(len(statement.params), len(statement.named_params)) > limits.parameters:
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_PARAMETERS",
+                        f"statement {index} has more than {limits.parameters} parameters", statement_index=index,
+                        limit=limits.parameters)
+
+
+def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
+        deadline: float | None) -> Outcome:
+    """Run the request; `deadline` (monotonic) is the client's, if it set one."""
+    sandbox = database.sandbox
+    with sandbox.request(deadline):
+        sandbox.check_deadline()
+        changes = apply_schema(database, context.schema)
+        budget = _Budget(sandbox.limits.result_bytes)
+
+        def run_statements(guard: access.Enforcer) -> list[pb.Result]:
+            results = [_run_one(database, guard, statement, index, context.instead, budget)
+                       for index, statement in enumerate(statements)]
+            sandbox.start_clock()  # `after` gets a time limit of its own
+            return results
+
+        sandbox.start_clock()  # for `before`
+        results = access.run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
+                                     before=context.before, after=context.after, statements=run_statements)
+    if context.destroy:
+        database.destroy()
+    return Outcome(results, changes, destroyed=context.destroy)
+
+
+def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
+    """The schema phase: privileged, in its own transaction, before the request's."""
+    return database.take_creation_changes() + access.for_connection(database.conn).apply_schema(claim)
+
+
+def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.Statement, index: int, instead: str,
+             budget: _Budget) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
+    conn, sandbox = database.conn, database.sandbox
     tracer = _OneStatement()
     cursor = conn.cursor()
     cursor.exec_trace = tracer
     before = conn.total_changes()
     result = pb.Result()
+    sandbox.start_clock()
     try:
-        with guard.privileged() if instead else nullcontext(), guard.statement(instead or statement.sql) as sql:
-            for row in cursor.execute(sql, _bindings(statement)):
+        with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
+            for row in cursor.execute(sql, _bindings(statement, index)):
+                budget.spend(_row_size(row), index)
                 result.rows.append(pb.Row(values=[to_value(value) for value in row]))
     except apsw.ExecTraceAbort:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MULTIPLE_STATEMENTS",
                     "Execute runs exactly one statement; send several with Batch", statement_index=index)
+    except KeyError as missing:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS",
+                    f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
     except apsw.Error as error:
-        raise guard.fault(error, statement_index=index) or fault_from_sqlite(error, statement_index=index)
+        raise guard.fault(error, statement_index=index) or sandbox.fault(error, statement_index=index)
+    finally:
+        cursor.close(force=True)
     if tracer.count == 0:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_STATEMENT", "the statement is empty", statement_index=index)
     result.columns.extend(pb.Column(name=name, decltype=decltype or "") for name, decltype in tracer.columns)
@@ -62,9 +132,14 @@ def _run_one(conn: apsw.Connection, guard: access.Enforcer, statement: pb.Statem
     return result
 
 
-def _bindings(statement: pb.Statement) -> Sequence[Any] | dict[str, Any]:
+def _row_size(row: tuple[Any, ...]) -> int:
+    return sum(len(value) if isinstance(value, (str, bytes)) else 8 for value in row)
+
+
+def _bindings(statement: pb.Statement, index: int) -> Sequence[Any] | dict[str, Any]:
     if statement.params and statement.named_params:
-        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS", "use positional or named parameters, not both")
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS", "use positional or named parameters, not both",
+                    statement_index=index)
     if statement.named_params:
         return {name.lstrip(":@$"): from_value(value) for name, value in statement.named_params.items()}
     return [from_value(value) for value in statement.params]
@@ -79,6 +154,8 @@ class _OneStatement:
         self.readonly = True
 
     def __call__(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        if not cursor.has_vdbe:  # only whitespace or comments, e.g. after a trailing ';'
+            return True
         self.count += 1
         if self.count > 1:
             return False

@@ -13,6 +13,7 @@ from loot.observability.metrics import watch_databases
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import accepted_secrets
 from loot.settings import add_flag
+from shard import limits as shard_limits
 from shard.cluster_auth import ClusterSecretInterceptor
 from shard.databases import Databases
 from shard.service import ShardService
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", default=7071, type=int, help="port to listen on (0 = any free port)")
     add_operations_flags(parser)
+    shard_limits.add_arguments(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -34,7 +36,8 @@ async def run(args: argparse.Namespace) -> None:
     ring = Ring(parse_members(args.shards))
     if args.name not in ring.names:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(ring.names)}")
-    databases = Databases(Storage(Path(args.data)))
+    limits = shard_limits.from_arguments(args)
+    databases = Databases(Storage(Path(args.data), limits), limits)
     watch_databases(databases.stats)
     server = new_server(ClusterSecretInterceptor(*accepted_secrets()), return_request_id=False)
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, ring, databases), server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import grpc
 
@@ -11,8 +12,12 @@ from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.ring import Ring
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
-from shard import engine
+from shard import access, engine
 from shard.databases import Databases
+from shard.describe import describe
+from shard.storage import OpenDatabase
+
+_ADMISSION_CACHE = 4096
 
 
 class ShardService(shard_pb2_grpc.ShardServicer):
@@ -20,30 +25,50 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         self.name = name
         self.ring = ring
         self.databases = databases
+        # Both are pure functions of their arguments; hot databases skip a hash and a ring lookup per call.
+        self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
+        self._owner = functools.lru_cache(maxsize=_ADMISSION_CACHE)(ring.owner)
 
     @guard
     async def Execute(self, request: shard_pb2.ShardExecuteRequest, context) -> pb.ExecuteResponse:
-        results, changes = await self._run(request.context, [request.request.statement])
-        return pb.ExecuteResponse(result=results[0], schema_changes=changes)
+        outcome = await self._run(request.context, [request.request.statement], context)
+        return pb.ExecuteResponse(result=outcome.results[0], schema_changes=outcome.schema_changes,
+                                  destroyed=outcome.destroyed)
 
     @guard
     async def Batch(self, request: shard_pb2.ShardBatchRequest, context) -> pb.BatchResponse:
-        results, changes = await self._run(request.context, request.request.statements)
-        return pb.BatchResponse(results=results, schema_changes=changes)
+        outcome = await self._run(request.context, request.request.statements, context)
+        return pb.BatchResponse(results=outcome.results, schema_changes=outcome.schema_changes,
+                                destroyed=outcome.destroyed)
 
     @guard
     async def Describe(self, request: shard_pb2.ShardDescribeRequest, context) -> pb.DescribeResponse:
-        raise Fault(grpc.StatusCode.UNIMPLEMENTED, "NOT_YET", "Describe arrives with the shard engine")
+        self._admit(request.context)
+        return await self.databases.run(request.context.database_id,
+                                        functools.partial(_describe, claim=request.context.schema),
+                                        request.context.schema)
 
-    async def _run(self, context: shard_pb2.Context, statements) -> tuple[list[pb.Result], list[str]]:
-        self._admit(context)
-        return await self.databases.run(context.database_id, functools.partial(engine.run, context=context, statements=statements))
+    async def _run(self, shard_context: shard_pb2.Context, statements, context) -> engine.Outcome:
+        self._admit(shard_context)
+        engine.check_request(statements, self.databases.limits)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        work = functools.partial(engine.run, context=shard_context, statements=statements, deadline=deadline)
+        return await self.databases.run(shard_context.database_id, work, shard_context.schema)
 
     def _admit(self, context: shard_pb2.Context) -> None:
-        if context.database_id != database_id(context.account, context.name, context.tenant):
+        if context.database_id != self._database_id(context.account, context.name, context.tenant):
             raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_DATABASE_ID", "the database id does not match its triple")
-        owner = self.ring.owner(context.database_id)
+        owner = self._owner(context.database_id)
         if owner != self.name:
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD",
                         f"database belongs to {owner}, not {self.name}: the router's membership is stale",
                         owner=owner)
+
+
+def _describe(database: OpenDatabase, claim: str) -> pb.DescribeResponse:
+    changes = engine.apply_schema(database, claim)
+    with access.for_connection(database.conn).privileged():  # outside a request: see the real objects
+        response = describe(database.conn)
+    response.schema_changes.extend(changes)
+    return response

@@ -1,33 +1,140 @@
-"""Where a database's file lives, and opening it with Loot's settings.
+"""Database files: where each lives, creating it crash-safely, opening it with
+Loot's settings, and deleting it durably.
 
 Paths come from the database id (a hex hash) only, fanned out over two levels
-of directories so no directory grows huge.
+of directories so no directory grows huge. A new database is written complete
+into DIR/.tmp (cleared at start), fsynced, renamed into place and its directory
+fsynced: a kill -9 or power loss mid-creation leaves either no database or a
+whole one, never a half-made file that later looks valid.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import apsw
 
 from loot.ids import is_database_id
-from shard import system_tables
+from shard.limits import Limits
+from shard.sandbox import Sandbox
+from shard.templates import Templates
+
+_SIDE_FILES = ("-wal", "-shm")
+_OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_NOFOLLOW
+_BUSY_MS = 5000
+
+
+@dataclass
+class OpenDatabase:
+    """An open database: its connection, the connection's sandbox, and what creating it changed."""
+
+    conn: apsw.Connection
+    sandbox: Sandbox
+    path: Path
+    storage: Storage
+    creation_changes: list[str] = field(default_factory=list)
+    destroyed: bool = False
+
+    def take_creation_changes(self) -> list[str]:
+        changes, self.creation_changes = self.creation_changes, []
+        return changes
+
+    def destroy(self) -> None:
+        self.storage.destroy(self)
+
+    def close(self) -> None:
+        if not self.destroyed:
+            self.conn.close()
 
 
 class Storage:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, limits: Limits = Limits()):
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        self.limits = limits
+        self.scratch = root / ".tmp"
+        shutil.rmtree(self.scratch, ignore_errors=True)  # leftovers of creations a crash interrupted
+        self.scratch.mkdir(parents=True)
+        self._known_dirs: set[Path] = set()
+        # With durability "normal" only a process crash is survived, and rename alone is atomic for that.
+        self._power_safe = limits.durability == "full"
+        self.templates = Templates(self.scratch, self.connect)
 
     def path(self, database_id: str) -> Path:
         if not is_database_id(database_id):
             raise ValueError(f"not a database id: {database_id!r}")
         return self.root / database_id[:2] / database_id[2:4] / f"{database_id}.sqlite"
 
-    def open(self, database_id: str) -> apsw.Connection:
+    def open(self, database_id: str, schema_claim: str = "") -> OpenDatabase:
+        """Open the database, creating it (from the template for `schema_claim`) if new."""
         path = self.path(database_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = apsw.Connection(str(path))
-        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
-        system_tables.create(conn)
-        return conn
+        changes = [] if path.exists() else self._create(path, schema_claim)
+        conn, sandbox = self.connect(path)
+        return OpenDatabase(conn, sandbox, path, self, changes)
+
+    def connect(self, path: Path, create: bool = False) -> tuple[apsw.Connection, Sandbox]:
+        """A connection with Loot's pragmas and its sandbox installed (its authorizer comes with its
+        access enforcer, `access.for_connection`, on first use)."""
+        # Statements stay in SQLite's cache across requests: a cached statement is not authorized again,
+        # so the access enforcer re-sets the authorizer (expiring them all) whenever its answer may change.
+        conn = apsw.Connection(str(path), flags=_OPEN_FLAGS | (apsw.SQLITE_OPEN_CREATE if create else 0))
+        conn.set_busy_timeout(_BUSY_MS)
+        # Normal (shared) locking, not EXCLUSIVE: `loot backup` (shard/backup.py) reads live databases from
+        # another process while the shard writes them, which an exclusive lock would refuse.
+        conn.pragma("journal_mode", "wal")
+        conn.pragma("synchronous", "full" if self.limits.durability == "full" else "normal")
+        conn.pragma("foreign_keys", True)
+        conn.pragma("recursive_triggers", True)
+        conn.pragma("cache_size", -self.limits.cache_kib)
+        conn.pragma("max_page_count", max(1, self.limits.database_bytes // conn.pragma("page_size")))
+        return conn, Sandbox(conn, self.limits)
+
+    def destroy(self, database: OpenDatabase) -> None:
+        """Close and durably delete the database's files; the next touch creates it afresh."""
+        database.conn.close()
+        database.destroyed = True
+        tombstone = self.scratch / f"destroyed-{uuid.uuid4().hex}"
+        os.rename(database.path, tombstone)
+        _fsync_dir(database.path.parent)
+        _remove_side_files(database.path)
+        tombstone.unlink()
+
+    def _create(self, path: Path, schema_claim: str) -> list[str]:
+        image, changes = self.templates.image(schema_claim)
+        self._ensure_dir(path.parent)
+        _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
+        staging = self.scratch / f"{path.name}.{uuid.uuid4().hex}"
+        with open(staging, "xb") as file:
+            file.write(image)
+            file.flush()
+            if self._power_safe:
+                os.fsync(file.fileno())
+        os.rename(staging, path)  # atomic: a killed process leaves the whole file or none
+        if self._power_safe:
+            _fsync_dir(path.parent)
+        return changes
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._known_dirs:
+            return
+        for level in (directory.parent, directory):
+            if not level.exists():
+                level.mkdir(exist_ok=True)
+                _fsync_dir(level.parent)
+        self._known_dirs.add(directory)
+
+
+def _remove_side_files(path: Path) -> None:
+    for suffix in _SIDE_FILES:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import apsw
 
+from shard.sql_text import fold
+
 FILTERS = "_filters"
 RULES = "_rules"
 # Tables the request's own SQL may never write.
@@ -23,4 +25,4 @@ def create(conn: apsw.Connection) -> None:
 
 
 def is_system_table(name: str) -> bool:
-    return name.lower().startswith(PROTECTED_PREFIXES)
+    return fold(name).startswith(PROTECTED_PREFIXES)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
+# The tests spawn and restart servers while their own gRPC channels are busy; with fork support on, gRPC's
+# poller restarted in the forked child can hit a closed epoll fd and abort it before exec (grpc/grpc#43055).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from loot.client import Client
 from loot.local_cluster import LocalCluster
+from loot.status import error_info
 from loot.tokens import Key
 
 
@@ -47,6 +56,18 @@ def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     cluster = start_cluster(tmp_path / "cluster")
     yield cluster
     cluster.stop()
+
+
+def refused(call, code: grpc.StatusCode, reason: str | None = None) -> error_details_pb2.ErrorInfo:
+    """Run `call`, expect it to fail with `code` (and `reason`); return its ErrorInfo."""
+    with pytest.raises(grpc.RpcError) as failed:
+        call()
+    info = error_info(failed.value)
+    assert failed.value.code() == code, failed.value.details()
+    assert info is not None and info.domain == "loot"
+    if reason is not None:
+        assert info.reason == reason, failed.value.details()
+    return info
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ DATABASE_ID = "ab" * 32
 
 def open_database(directory: Path) -> apsw.Connection:
     """A database file opened the way a shard opens it (WAL, foreign keys, system tables)."""
-    return Storage(directory).open(DATABASE_ID)
+    return Storage(directory).open(DATABASE_ID).conn
 
 
 def snapshot(conn: apsw.Connection) -> tuple[list[tuple], dict[str, tuple[list[str], list[tuple]]]]:

@@ -287,6 +287,19 @@ def test_a_failing_request_rolls_back_before(db: Db) -> None:
     assert 31 not in [row[0] for row in db.everything("notes")]
 
 
+@pytest.mark.parametrize("before, reason", [
+    ("ATTACH ':memory:' AS other", "FILE_ACCESS"),
+    ("COMMIT", "TRANSACTION_CONTROL"),
+    ("PRAGMA journal_mode = DELETE", "PRAGMA"),
+    ("SELECT load_extension('x')", "LOAD_EXTENSION"),
+])
+def test_privileged_sql_still_cannot_reach_files_or_end_the_transaction(db: Db, before: str, reason: str) -> None:
+    refused = db.refused("INSERT INTO closed VALUES (13)", before=before)
+    assert (refused.code, refused.reason, refused.metadata["claim"]) == (grpc.StatusCode.PERMISSION_DENIED, reason,
+                                                                          "before")
+    assert db.everything("closed") == [(1,)]
+
+
 def test_before_can_change_the_policy_for_the_request(db: Db) -> None:
     assert db.run("SELECT * FROM closed", before="INSERT INTO _filters VALUES ('closed', 'all', 'true')") == [(1,)]
 
@@ -358,15 +371,24 @@ def test_privileged_ddl_names_the_real_objects(db: Db) -> None:
     assert db.run("SELECT * FROM notes WHERE id = 1") == [(1, "alice", "a1", None)]
 
 
-def test_a_new_schema_claim_is_applied_without_the_temp_views(db: Db) -> None:
-    db.run("SELECT 1")
-    access = for_connection(db.conn)
-    claim = "CREATE INDEX notes_body ON notes (body); DROP VIEW note_bodies"
-    with access.schema_change(claim):
-        db.conn.execute(claim)
-    assert db.run("SELECT count(*) FROM notes") == [(2,)]
-    with access.schema_change(claim):  # already applied here: the TEMP views stay
-        assert db.conn.execute("SELECT count(*) FROM temp.sqlite_schema WHERE name = 'notes'").fetchone() == (1,)
+def test_a_new_schema_claim_is_applied_without_the_temp_views() -> None:
+    conn = apsw.Connection(":memory:")
+    system_tables.create(conn)
+    access = for_connection(conn)
+    tables = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); "
+              "INSERT INTO _filters VALUES ('notes', 'numbered', 'id > 0');")
+    access.apply_schema(tables + " CREATE VIEW note_bodies AS SELECT body FROM notes;")
+    run_request(conn, claims_json="{}", readonly=False, before="", after="", statements=lambda _: None)
+    temp_notes = "SELECT count(*) FROM temp.sqlite_schema WHERE name = 'notes'"
+    claim = tables + " CREATE INDEX notes_body ON notes (body);"  # unqualified: must not meet the TEMP view
+    assert access.apply_schema(claim) != []
+    assert conn.execute(temp_notes).fetchone() == (0,)
+    run_request(conn, claims_json="{}", readonly=False, before="", after="", statements=lambda _: None)
+    assert access.apply_schema(claim) == []  # already applied here: the TEMP views stay
+    assert conn.execute(temp_notes).fetchone() == (1,)
+    with access.privileged():
+        names = {name for name, in conn.execute("SELECT name FROM main.sqlite_schema")}
+    assert "notes_body" in names and "note_bodies" not in names
 
 
 @pytest.mark.parametrize("sql", [

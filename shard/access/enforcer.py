@@ -1,7 +1,8 @@
 """Filters, rules and privileged SQL on one connection (SPEC §5).
 
 One `Enforcer` per connection. Per request: `request(claims, readonly)`
-around everything, `refresh()` before the request's SQL (and again after
+around everything, `apply_schema(claim)` first,
+`refresh()` before the request's SQL (and again after
 `before`, which may change the policy), `privileged()` around SQL the token's
 privileged claims carry, `statement(sql)` around each of the request's own
 statements, and `fault(error)` to explain a refusal.
@@ -9,11 +10,10 @@ statements, and `fault(error)` to explain a refusal.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ import apsw
 import grpc
 
 from loot.status import Fault
+from shard import schema
 from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
 from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, trigger_name, uninstall
@@ -28,19 +29,16 @@ from shard.access.rewrite import changes_schema, filter_rows_first, retarget
 from shard.sql_text import fold, split_statements
 
 _DENIAL = re.compile(re.escape(RULE_MESSAGE) + r"(\d+)")
-# Schema claims already applied on a connection; more are rare (a deploy), so a few suffice.
-_CLAIMS_REMEMBERED = 8
 
 
 class Enforcer:
-    def __init__(self, conn: apsw.Connection, sandbox: Callable[..., int] | None = None):
+    def __init__(self, conn: apsw.Connection):
         # Weak: the connection holds this enforcer through its SQL functions and authorizer.
         self._conn = weakref.ref(conn)
-        self.authorizer = Authorizer(sandbox)
+        self.authorizer = Authorizer()
         self._claims: dict[str, Any] = {}
         self._fingerprint: tuple | None = None
         self._installed = Installed([], {})
-        self._applied_claims: list[bytes] = []
         conn.execute("PRAGMA recursive_triggers = ON")
         conn.create_scalar_function(PRIVILEGED, lambda: self.authorizer.privileged, 0, deterministic=True)
         conn.create_scalar_function("claim", self._claims.get, 1, deterministic=True)
@@ -66,47 +64,42 @@ class Enforcer:
             self._claims.clear()
 
     @contextmanager
-    def privileged(self) -> Iterator[None]:
-        """Run SQL that sees and writes everything: schema, before, after, instead.
+    def privileged(self, transactions: bool = False) -> Iterator[None]:
+        """Run SQL that sees and writes everything (schema, before, after, instead, Describe, destroy),
+        but never ATTACH, load_extension or storage pragmas; `transactions` also allows BEGIN/COMMIT.
 
         Leaving expires every prepared statement if any was prepared in here:
         it must be authorized again before the request's own SQL reuses it.
         """
-        if self.authorizer.privileged:
-            yield
-            return
-        self.authorizer.privileged = True
+        was = self.authorizer.privileged, self.authorizer.transactions
+        self.authorizer.privileged, self.authorizer.transactions = True, transactions
         try:
             yield
         finally:
-            self.authorizer.privileged = False
-            if self.authorizer.authorized_privileged:
+            self.authorizer.privileged, self.authorizer.transactions = was
+            if not self.authorizer.privileged and self.authorizer.authorized_privileged:
                 self.authorizer.attach(self.conn)
 
     def control(self, sql: str) -> None:
         """Run the engine's own transaction control (refused to the request's SQL), never cached."""
-        was = self.authorizer.privileged, self.authorizer.authorized_privileged
-        self.authorizer.privileged = True
+        was = self.authorizer.privileged, self.authorizer.transactions, self.authorizer.authorized_privileged
+        self.authorizer.privileged = self.authorizer.transactions = True
         try:
             self.conn.execute(sql, can_cache=False)
         finally:
-            self.authorizer.privileged, self.authorizer.authorized_privileged = was
+            self.authorizer.privileged, self.authorizer.transactions, self.authorizer.authorized_privileged = was
 
-    @contextmanager
-    def schema_change(self, claim: str) -> Iterator[None]:
-        """Apply a schema claim: privileged, and without the TEMP views if the claim is new here.
+    def apply_schema(self, claim: str) -> list[str]:
+        """The schema phase: apply a claim privileged (schema.apply runs its own transaction), and
+        without the TEMP views unless the schema engine already knows the claim changes nothing here.
 
         SQLite resolves unqualified names in DDL (`CREATE INDEX i ON t`,
-        `DROP VIEW v`) to the TEMP views first, so DDL must not meet them. A
-        claim this connection already applied changes nothing, so keeps them.
+        `DROP VIEW v`) to the TEMP views first, so DDL must not meet them.
         """
-        digest = hashlib.sha256(claim.encode()).digest()
-        with self.privileged():
-            if claim and digest not in self._applied_claims:
+        with self.privileged(transactions=True):
+            if not schema.unchanged(self.conn, claim):
                 self._unshadow()
-            yield
-        if claim and digest not in self._applied_claims:
-            self._applied_claims = [*self._applied_claims, digest][-_CLAIMS_REMEMBERED:]
+            return schema.apply(self.conn, claim)
 
     def refresh(self) -> None:
         """Make the TEMP objects match the database's filters, rules and schema, if they do not."""
@@ -155,11 +148,17 @@ class Enforcer:
         """The refusal an SQLite error stands for, if it stands for one."""
         if isinstance(error, apsw.ConstraintError) and (match := _DENIAL.search(str(error))):
             return _rule_fault(self._installed.denials[int(match[1])], metadata)
-        if isinstance(error, apsw.AuthError) and self.authorizer.refusal is not None:
+        if self.authorizer.refusal is not None and _denied(error):
             refusal = self.authorizer.refusal
             return Fault(grpc.StatusCode.PERMISSION_DENIED, refusal.reason, refusal.message,
                          **refusal.metadata, **metadata)
         return None
+
+
+def _denied(error: apsw.Error) -> bool:
+    """An authorizer's denial: SQLITE_AUTH, or for a function (load_extension) an SQL error saying so."""
+    return isinstance(error, apsw.AuthError) or (isinstance(error, apsw.SQLError)
+                                                 and "not authorized" in str(error))
 
 
 def _rule_fault(denial: Denial, metadata: dict[str, object]) -> Fault:
@@ -176,10 +175,10 @@ _enforcers: weakref.WeakKeyDictionary[apsw.Connection, Enforcer] = weakref.WeakK
 _lock = threading.Lock()
 
 
-def for_connection(conn: apsw.Connection, sandbox: Callable[..., int] | None = None) -> Enforcer:
-    """The connection's enforcer, set up on first use (with `sandbox` as the authorizer it defers to)."""
+def for_connection(conn: apsw.Connection) -> Enforcer:
+    """The connection's enforcer, and with it its authorizer, set up on first use."""
     with _lock:
         found = _enforcers.get(conn)
         if found is None:
-            found = _enforcers[conn] = Enforcer(conn, sandbox)
+            found = _enforcers[conn] = Enforcer(conn)
         return found

@@ -22,10 +22,12 @@ def run_request(conn: apsw.Connection, *, claims_json: str, readonly: bool, befo
         access.control("BEGIN IMMEDIATE")
         try:
             access.refresh()
-            _privileged_script(access, before, "before")
-            access.refresh()
+            if before:
+                _privileged_script(access, before, "before")
+                access.refresh()  # `before` may have changed the policy
             result = statements(access)
-            _privileged_script(access, after, "after")
+            if after:
+                _privileged_script(access, after, "after")
             access.control("COMMIT")
         except BaseException:
             if not conn.get_autocommit():
@@ -38,4 +40,4 @@ def _privileged_script(access: Enforcer, script: str, claim: str) -> None:
     try:
         access.run_script(script)
     except apsw.Error as error:
-        raise fault_from_sqlite(error, claim=claim)
+        raise access.fault(error, claim=claim) or fault_from_sqlite(error, claim=claim)

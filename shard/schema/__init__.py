@@ -21,13 +21,19 @@ from shard.schema.sql_text import statements
 from shard.schema.validate import sqlite_message
 from shard.sql_errors import fault_from_sqlite
 
-__all__ = ["apply"]
+__all__ = ["apply", "unchanged"]
+
+
+def unchanged(conn: apsw.Connection, claim: str) -> bool:
+    """Whether applying `claim` is known to change nothing on this connection: the one place that decides."""
+    # No statements (blank, or only comments) is no schema, never an empty one.
+    return not claim or claim.isspace() or history.known_unchanged(conn, claim) or not any(statements(claim))
 
 
 def apply(conn: apsw.Connection, claim: str) -> list[str]:
     """Move the database to the schema `claim` describes; say what changed."""
-    if not claim or claim.isspace() or history.known_unchanged(conn, claim) or not any(statements(claim)):
-        return []  # no statements (blank, or only comments) is no schema, never an empty one
+    if unchanged(conn, claim):
+        return []
     try:
         conn.execute("BEGIN IMMEDIATE")
         changes, seen, verdict = _apply_in_transaction(conn, claim)

@@ -1,0 +1,58 @@
+"""The shard's limits and durability setting (SPEC §6): defaults, flags, env."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+from loot.settings import add_flag
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    statement_seconds: float = 5.0
+    result_bytes: int = 16 * MIB
+    database_bytes: int = 1024 * MIB
+    sql_bytes: int = 1 * MIB
+    batch_statements: int = 1000
+    parameters: int = 32766
+    # Requests waiting for (or running on) one database, and on the whole shard.
+    queued_per_database: int = 64
+    queued: int = 4096
+    open_databases: int = 256
+    # Per-connection page cache; with `open_databases` it bounds the shard's SQLite memory.
+    cache_kib: int = 512
+    # "full": WAL + synchronous=FULL, acknowledged writes survive power loss.
+    # "normal": WAL + synchronous=NORMAL, they survive a process crash; power loss may lose the last ones.
+    durability: str = "full"
+
+
+_HELP = {
+    "statement_seconds": "longest run time of one statement, in seconds (DEADLINE_EXCEEDED)",
+    "result_bytes": "largest result of one request, in bytes (RESOURCE_EXHAUSTED)",
+    "database_bytes": "largest database file, in bytes (RESOURCE_EXHAUSTED, rolled back)",
+    "sql_bytes": "longest SQL text of one statement, in bytes (INVALID_ARGUMENT)",
+    "batch_statements": "most statements in one Batch (INVALID_ARGUMENT)",
+    "parameters": "most parameters in one statement (INVALID_ARGUMENT)",
+    "queued_per_database": "most requests waiting on one database (RESOURCE_EXHAUSTED)",
+    "queued": "most requests waiting on the whole shard (RESOURCE_EXHAUSTED)",
+    "open_databases": "databases kept open; the least recently used idle ones are closed",
+    "cache_kib": "SQLite page cache per open database, in KiB",
+    "durability": "full (survives power loss) or normal (survives a crash of the process)",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for field in fields(Limits):
+        flag = "--" + field.name.replace("_", "-")
+        kind = {"float": float, "int": int}.get(field.type, str)
+        add_flag(parser, flag, default=field.default, type=kind, help=_HELP[field.name])
+
+
+def from_arguments(args: argparse.Namespace) -> Limits:
+    limits = Limits(**{field.name: getattr(args, field.name) for field in fields(Limits)})
+    if limits.durability not in ("full", "normal"):
+        raise SystemExit(f"--durability must be full or normal, not {limits.durability!r}")
+    return limits
