@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from loot.cli import output, target
 from loot.sdk.client import Client
 
 
 def add_router_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--router", default="127.0.0.1:7070", help="router address (default 127.0.0.1:7070)")
+    default = os.environ.get("LOOT_ROUTER", "127.0.0.1:7070")
+    parser.add_argument("--router", default=default, help=f"router address (env LOOT_ROUTER, default {default})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
