@@ -7,7 +7,6 @@ Layout of the data directory (reused on restart):
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 from loot.membership import format_members
 from loot.secret import new_secret
 from loot.serving import parse_listening
+from loot.supervisor import SUPERVISOR_ENV
 
 Sink = Callable[[str, str], None]  # (process name, output line)
 START_TIMEOUT = 30.0
@@ -57,7 +57,7 @@ class Child:
         self._ready.clear()
         self.process = subprocess.Popen(
             self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=_die_with_parent,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, process_group=0,
         )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
 
@@ -103,7 +103,7 @@ class LocalCluster:
         self.names = shard_names(shards)
         self.sink = sink or (lambda name, line: print(f"{name:>8} | {line}", flush=True))
         self.env = {**os.environ, **(env or {}), "LOOT_CLUSTER_SECRET": load_or_create_secret(data),
-                    "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1", SUPERVISOR_ENV: str(os.getpid())}
         self.shards = {name: self._shard(name) for name in self.names}
         self.router: Child | None = None
 
@@ -144,11 +144,3 @@ class LocalCluster:
         for child in self.children():
             if child.process is not None:
                 child.wait(STOP_TIMEOUT)
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the supervisor dies, and ignore the terminal's Ctrl-C:
-    the supervisor stops them in order."""
-    os.setpgrp()
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

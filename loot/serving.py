@@ -12,6 +12,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from loot.supervisor import follow_supervisor
+
 # Tokens of up to 64 KiB travel in metadata (SPEC §2); results of up to 16 MiB in messages (SPEC §6).
 MAX_METADATA = 80 * 1024
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -46,6 +48,7 @@ async def serve(
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Start `server` with health and reflection, run until SIGTERM/SIGINT, stop gracefully."""
+    follow_supervisor()
     services = list(services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

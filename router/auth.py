@@ -1,4 +1,4 @@
-"""Reading the bearer token from a call's metadata and verifying it."""
+"""Reading the bearer token from a call's metadata and verifying it (through the verified-token cache)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,28 @@ from collections.abc import Iterable
 
 import grpc
 
-from loot.status import Fault
-from loot.tokens import Claims, verify
+from loot.tokens import Claims
+from loot.tokens.cache import VerifiedTokens
+from loot.tokens.errors import unauthenticated
+
+# One per router process: the router serves every call on one event loop.
+VERIFIED = VerifiedTokens()
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
-    value = next((v for k, v in metadata or () if k == "authorization"), None)
-    if value is None:
-        raise Fault(grpc.StatusCode.UNAUTHENTICATED, "MISSING_TOKEN", "send `authorization: Bearer <token>` metadata")
+    values = [v for k, v in metadata or () if k == "authorization"]
+    if not values:
+        raise unauthenticated("MISSING_TOKEN", "send `authorization: Bearer <token>` metadata")
+    if len(values) > 1:
+        raise unauthenticated("BAD_AUTHORIZATION", "send exactly one `authorization` metadata entry")
+    value = values[0]
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Fault(grpc.StatusCode.UNAUTHENTICATED, "BAD_AUTHORIZATION", "the authorization metadata must be `Bearer <token>`")
+        raise unauthenticated("BAD_AUTHORIZATION", "the authorization metadata must be `Bearer <token>`")
     return token.strip()
 
 
 def authenticate(context: grpc.aio.ServicerContext) -> Claims:
-    return verify(bearer_token(context.invocation_metadata()))
+    return VERIFIED.verify(bearer_token(context.invocation_metadata()))

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 
 from loot.internal.v1 import shard_pb2_grpc
 from loot.ring import Ring
 from loot.serving import GRPC_OPTIONS
 
+# UNAVAILABLE means the shard never ran the request (unreachable, or refusing
+# new calls while it shuts down), so gRPC may retry it (SPEC §8); anything else
+# may have been applied and is never retried.
+RETRY_UNAVAILABLE = {
+    "methodConfig": [{
+        "name": [{"service": "loot.internal.v1.Shard"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+                        "backoffMultiplier": 3, "retryableStatusCodes": ["UNAVAILABLE"]},
+    }]
+}
 # Fail fast while a shard is down and find it again soon after it returns.
 CHANNEL_OPTIONS = GRPC_OPTIONS + [
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", json.dumps(RETRY_UNAVAILABLE)),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),

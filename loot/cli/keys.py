@@ -7,18 +7,20 @@ from pathlib import Path
 
 from loot.cli.target import UserError
 from loot.tokens import Key
+from loot.tokens.keys import ALGORITHMS
 
 
 def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="loot-key.json", help="where to write the private key (default loot-key.json)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    parser.add_argument("--alg", choices=ALGORITHMS, default="ES256",
+                        help="ES256 (P-256, the default) or EdDSA (Ed25519)")
 
 
 def keygen(args: argparse.Namespace) -> None:
     path = Path(args.out)
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; pass --force to replace it (its databases stay with the old key)")
-    key = Key.generate()
+    key = Key.generate(args.alg)
     key.save(path)
-    print(f"wrote {path}; account {key.account}")
-
+    print(f"wrote {path}; {key.alg} account {key.account}")

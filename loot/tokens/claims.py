@@ -1,12 +1,22 @@
-"""What a verified token grants: one database and the privileged context."""
+"""What a verified token grants (SPEC §2): one database and the privileged context.
+
+`claims_from` checks a payload whose signature already verified.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from loot.tokens.errors import invalid, shown, unauthenticated
+
 ISSUER = "https://self-issued.me"
 COMPAT_DATES = ("2025-08-01",)
+SKEW = 30.0  # seconds of clock difference allowed between the signer and the router
+MAX_NAME_BYTES = 256
+_TEXT_CLAIMS = ("schema", "before", "after", "instead")
+_FLAG_CLAIMS = ("readonly", "destroy")
 
 
 @dataclass(frozen=True)
@@ -23,3 +33,65 @@ class Claims:
 
     def flag(self, claim: str) -> bool:
         return self.payload.get(claim) is True
+
+
+def claims_from(payload: dict[str, Any], account: str, now: float) -> Claims:
+    """The claims of a signed payload for `account`, or the Fault naming the first rule it breaks."""
+    _check_identity(payload, account)
+    _check_validity(payload, now)
+    _check_request(payload)
+    db = payload["db"]
+    return Claims(account, db["name"], db["tenant"], payload, payload.get("exp"))
+
+
+def _check_identity(payload: dict[str, Any], account: str) -> None:
+    if payload.get("iss") != ISSUER:
+        raise unauthenticated("BAD_ISSUER", f"`iss` must be {ISSUER!r} (got {shown(payload.get('iss'))})",
+                              expected=ISSUER)
+    if payload.get("sub") != account:
+        raise unauthenticated("SUB_MISMATCH", f"`sub` must be the signing key's thumbprint {account!r} "
+                              f"(got {shown(payload.get('sub'))})", expected=account)
+
+
+def _check_validity(payload: dict[str, Any], now: float) -> None:
+    times = {claim: _time(payload, claim) for claim in ("exp", "nbf", "iat")}
+    if times["exp"] is not None and now > times["exp"] + SKEW:
+        raise unauthenticated("TOKEN_EXPIRED", f"the token expired {now - times['exp']:.0f} s ago: mint a new one",
+                              exp=times["exp"])
+    for claim in ("nbf", "iat"):
+        if times[claim] is not None and now < times[claim] - SKEW:
+            raise unauthenticated("TOKEN_NOT_YET_VALID", f"`{claim}` is {times[claim] - now:.0f} s in the future: "
+                                  "check the signer's clock", claim=claim)
+
+
+def _time(payload: dict[str, Any], claim: str) -> float | None:
+    value = payload.get(claim)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise unauthenticated("BAD_TIME_CLAIM", f"`{claim}` must be a number of seconds since 1970 "
+                              f"(got {shown(value)})", claim=claim)
+    return value
+
+
+def _check_request(payload: dict[str, Any]) -> None:
+    if payload.get("compat") not in COMPAT_DATES:
+        raise invalid("UNKNOWN_COMPAT", f"`compat` {shown(payload.get('compat'))} is not supported; use one of: "
+                      f"{', '.join(COMPAT_DATES)}", supported=",".join(COMPAT_DATES))
+    db = payload.get("db")
+    if not isinstance(db, dict):
+        raise invalid("BAD_DB_CLAIM", "`db` must be an object with `name` and `tenant` strings", claim="db")
+    for part in ("name", "tenant"):
+        value = db.get(part)
+        if not isinstance(value, str) or not value or len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise invalid("BAD_DB_CLAIM", f"`db.{part}` must be a non-empty string of at most {MAX_NAME_BYTES} "
+                          "UTF-8 bytes", claim=f"db.{part}")
+    _check_types(payload, _TEXT_CLAIMS, str, "a string of SQL")
+    _check_types(payload, _FLAG_CLAIMS, bool, "true or false")
+
+
+def _check_types(payload: dict[str, Any], claims: tuple[str, ...], kind: type, described: str) -> None:
+    for claim in claims:
+        if claim in payload and not isinstance(payload[claim], kind):
+            raise invalid("BAD_CLAIM", f"`{claim}` must be {described} (got {type(payload[claim]).__name__})",
+                          claim=claim)

@@ -1,4 +1,8 @@
-"""Signing keys: a key pair is an account (SPEC §1)."""
+"""Signing keys: a key pair is an account (SPEC §1). ES256 (P-256) or EdDSA (Ed25519).
+
+Keys are python-jose key objects (Ed25519 through the class loot.tokens.ed25519
+registers), saved as private JWKs.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,52 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jose import jwk
+from jose.backends.base import Key as JoseKey
+from jose.exceptions import JWKError
 
-from loot.tokens.jwk import b64url, b64url_decode, thumbprint
+from loot.tokens import ed25519 as _registers_eddsa  # noqa: F401  (jose.jwk learns alg EdDSA)
+from loot.tokens.jwk import KEY_TYPES, thumbprint
+
+ALGORITHMS = tuple(KEY_TYPES)
+_GENERATORS = {
+    "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "EdDSA": ed25519.Ed25519PrivateKey.generate,
+}
 
 
 class Key:
-    """An ES256 (P-256) signing key and its public JWK."""
+    """A private signing key, its public JWK and its account (the JWK's thumbprint)."""
 
-    alg = "ES256"
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey):
-        self._private = private_key
-        numbers = private_key.public_key().public_numbers()
-        self.public_jwk = {"kty": "EC", "crv": "P-256", "x": _coord(numbers.x), "y": _coord(numbers.y)}
+    def __init__(self, jose_key: JoseKey, alg: str):
+        _require_known(alg)
+        if jose_key.is_public():
+            raise ValueError("a signing key needs its private part")
+        self.alg = alg
+        self.jose_key = jose_key
+        public = jose_key.public_key().to_dict()
+        self.public_jwk = {name: public[name] for name in ("kty", "crv", "x", "y") if name in public}
         self.account = thumbprint(self.public_jwk)
 
     @classmethod
-    def generate(cls) -> Key:
-        return cls(ec.generate_private_key(ec.SECP256R1()))
+    def generate(cls, alg: str = "ES256") -> Key:
+        _require_known(alg)
+        return cls(jwk.construct(_GENERATORS[alg](), alg), alg)
+
+    @classmethod
+    def from_jwk(cls, private_jwk: dict[str, Any]) -> Key:
+        """A key from a private JWK (ours, or one exported by another JOSE library)."""
+        alg = private_jwk.get("alg") or _alg_of(private_jwk)
+        if "d" not in private_jwk or KEY_TYPES.get(alg) != (private_jwk.get("kty"), private_jwk.get("crv")):
+            raise ValueError("not a private P-256 (ES256) or Ed25519 (EdDSA) JWK; make one with `loot keygen`")
+        try:
+            return cls(jwk.construct(private_jwk, alg), alg)
+        except JWKError as error:
+            raise ValueError(f"not a usable private JWK: {error}") from error
 
     def private_jwk(self) -> dict[str, Any]:
-        d = self._private.private_numbers().private_value
-        return {**self.public_jwk, "d": _coord(d), "alg": self.alg}
+        return {**self.jose_key.to_dict(), "alg": self.alg}
 
     def save(self, path: str | Path) -> None:
         """Write the private JWK, readable by the owner only."""
@@ -40,15 +67,10 @@ class Key:
 
     @classmethod
     def load(cls, path: str | Path) -> Key:
-        jwk = json.loads(Path(path).read_text())
-        if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or "d" not in jwk:
-            raise ValueError(f"{path}: not a P-256 private JWK (make one with `loot keygen`)")
-        d = int.from_bytes(b64url_decode(jwk["d"]), "big")
-        return cls(ec.derive_private_key(d, ec.SECP256R1()))
-
-    @property
-    def private_key(self) -> ec.EllipticCurvePrivateKey:
-        return self._private
+        try:
+            return cls.from_jwk(json.loads(Path(path).read_text()))
+        except (ValueError, AttributeError) as error:
+            raise ValueError(f"{path}: {error}") from error
 
     def token(self, name: str, tenant: str, *, schema: str | None = None, ttl: int | None = 900,
               readonly: bool = False, before: str | None = None, **claims: Any) -> str:
@@ -64,5 +86,11 @@ class Key:
         return provision(self, subject, template, name=name, ttl=ttl)
 
 
-def _coord(value: int) -> str:
-    return b64url(value.to_bytes(32, "big"))
+def _require_known(alg: str) -> None:
+    if alg not in ALGORITHMS:
+        raise ValueError(f"alg must be one of {', '.join(ALGORITHMS)}, not {alg!r}")
+
+
+def _alg_of(private_jwk: dict[str, Any]) -> str | None:
+    kind = (private_jwk.get("kty"), private_jwk.get("crv"))
+    return next((alg for alg, key_type in KEY_TYPES.items() if key_type == kind), None)

@@ -25,4 +25,4 @@ def mint(key: Key, name: str, tenant: str, *, ttl: float | None = 900, now: floa
         payload["exp"] = issued + int(ttl)
     payload.update({k: v for k, v in claims.items() if v is not None})
     headers = {"typ": "JWT", "jwk": key.public_jwk}
-    return jws.sign(payload, key.private_key, headers=headers, algorithm=key.alg)
+    return jws.sign(payload, key.jose_key, headers=headers, algorithm=key.alg)

@@ -1,0 +1,191 @@
+"""SQL as tokens: where statements end, and SQL compared without its cosmetics.
+
+SQLite decides what a statement means (validate.py, inspect.py read its
+catalog); this lexer only answers questions SQLite has no API for: where one
+statement of a claim ends (confirmed by `apsw.complete`), what a column's
+definition text is (for ADD COLUMN), and whether two definitions differ only
+in case, quoting, whitespace or comments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
+
+import apsw
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<blob>[xX]'[0-9a-fA-F]*')
+  | (?P<string>'(?:[^']|'')*(?:'|\Z))
+  | (?P<quoted>"(?:[^"]|"")*(?:"|\Z)|`(?:[^`]|``)*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
+  | (?P<number>0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)
+  | (?P<word>[^\W\d]\w*|[$_\x80-\U0010ffff][\w$\x80-\U0010ffff]*)
+  | (?P<variable>[?][0-9]*|[:@$][\w$]+)
+  | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """An identifier as SQLite compares it: ASCII case folded, nothing else."""
+    return name.translate(_ASCII_LOWER)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    start: int
+    end: int
+
+    @property
+    def norm(self) -> str:
+        """The token as SQLite reads it: identifiers unquoted and case-folded (ASCII only, like SQLite)."""
+        if self.kind == "quoted":
+            body = self.text[1:-1]
+            body = body.replace(self.text[0] * 2, self.text[0]) if self.text[0] != "[" else body
+            return body.translate(_ASCII_LOWER)
+        if self.kind in ("word", "number", "blob"):
+            return self.text.translate(_ASCII_LOWER)
+        return self.text
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "word" and self.norm in words
+
+
+def iter_tokens(sql: str) -> Iterator[Token]:
+    for match in _TOKEN.finditer(sql):
+        kind = match.lastgroup or "op"
+        if kind not in ("space", "comment"):
+            yield Token(kind, match.group(), match.start(), match.end())
+
+
+def tokens(sql: str) -> list[Token]:
+    return list(iter_tokens(sql))
+
+
+def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:
+    """What two spellings of the same SQL have in common (identifiers fold, strings do not)."""
+    return tuple(("id" if t.kind in ("word", "quoted") else t.kind) + ":" + t.norm for t in sql_tokens)
+
+
+# Only what can hide a `;`: literals, quoted names, comments; and the `;` itself.
+_SEMICOLONS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|--[^\n]*|/\*.*?(?:\*/|\Z)|;""", re.DOTALL)
+
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+
+
+def statements(sql: str) -> Iterator[str]:
+    """The claim's statements one by one, as written (a trigger's inner `;` does not end it)."""
+    start = 0
+    for match in _SEMICOLONS.finditer(sql):
+        if match.group() == ";" and apsw.complete(sql[start:match.end()]):
+            if statement := _without_leading_comments(sql[start:match.end()]):
+                yield statement
+            start = match.end()
+    if statement := _without_leading_comments(sql[start:]):
+        yield statement.rstrip()
+
+
+def _without_leading_comments(sql: str) -> str:
+    rest = sql[_LEADING.match(sql).end():]
+    return "" if rest in ("", ";") else rest
+
+
+def _group_end(sql_tokens: list[Token], open_at: int) -> int:
+    """Index just past the parenthesis that closes the one at `open_at`."""
+    depth = 0
+    for index in range(open_at, len(sql_tokens)):
+        if sql_tokens[index].kind == "op":
+            depth += {"(": 1, ")": -1}.get(sql_tokens[index].text, 0)
+        if depth == 0:
+            return index + 1
+    return len(sql_tokens)
+
+
+# Enough tokens for `CREATE UNIQUE INDEX IF NOT EXISTS name .` (the longest head before a name).
+_HEAD = 9
+
+
+def name_index(sql_tokens: list[Token]) -> int:
+    """Where the object's name is in SQLite's stored `CREATE [UNIQUE|VIRTUAL] <kind> name ...`."""
+    index = 1
+    while sql_tokens[index].is_word("unique", "virtual", "temp", "temporary"):
+        index += 1
+    index += 1
+    if sql_tokens[index].is_word("if"):
+        index += 3
+    return index
+
+
+def after_name(sql_tokens: list[Token]) -> list[Token]:
+    """The definition without its `CREATE ... name` head (so a name's spelling never matters)."""
+    index = name_index(sql_tokens)
+    if index + 1 < len(sql_tokens) and sql_tokens[index + 1].text == ".":
+        index += 2
+    return sql_tokens[index + 1:]
+
+
+@lru_cache(maxsize=4096)  # the same claims' objects are created in database after database
+def in_main(sql: str) -> str:
+    """`CREATE ... name` as `CREATE ... main.name`, so TEMP objects of the same name never capture it."""
+    sql_tokens = list(islice(iter_tokens(sql), _HEAD))
+    index = name_index(sql_tokens)
+    if index + 1 < len(sql_tokens) and sql_tokens[index + 1].text == ".":
+        return sql
+    return sql[:sql_tokens[index].start] + "main." + sql[sql_tokens[index].start:]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One comma-separated part of a CREATE TABLE body: a column or a table constraint."""
+
+    text: str
+    tokens: list[Token]
+
+    @property
+    def is_constraint(self) -> bool:
+        return self.tokens[0].is_word("constraint", "primary", "unique", "check", "foreign")
+
+    def groups_after(self, *words: str) -> list[tuple[str, ...]]:
+        """Normalized `( ... )` groups that follow one of `words` at this part's top level."""
+        found, index, depth = [], 0, 0
+        while index < len(self.tokens):
+            token = self.tokens[index]
+            if depth == 0 and token.is_word(*words) and index + 1 < len(self.tokens) and self.tokens[index + 1].text == "(":
+                end = _group_end(self.tokens, index + 1)
+                found.append(normalized(self.tokens[index + 2:end - 1]))
+                index = end
+                continue
+            if token.kind == "op" and token.text in "()":
+                depth += 1 if token.text == "(" else -1
+            index += 1
+        return found
+
+
+def table_parts(sql: str) -> list[Part]:
+    """The columns and table constraints of a stored CREATE TABLE statement."""
+    sql_tokens = tokens(sql)
+    open_at = next((i for i, t in enumerate(sql_tokens) if t.text == "("), None)
+    if open_at is None:
+        return []
+    body = sql_tokens[open_at + 1:_group_end(sql_tokens, open_at) - 1]
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for token in body:
+        if token.kind == "op" and token.text in "(),":
+            depth += {"(": 1, ")": -1, ",": 0}[token.text]
+            if token.text == "," and depth == 0:
+                parts.append([])
+                continue
+        parts[-1].append(token)
+    return [Part(sql[part[0].start:part[-1].end], part) for part in parts if part]

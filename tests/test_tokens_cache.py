@@ -1,0 +1,84 @@
+"""The verified-token cache: hits skip the signature check, never outlive a token, stay bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from loot.status import Fault
+from loot.tokens import Claims, Key, mint, verify
+from loot.tokens.cache import VerifiedTokens
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingVerify:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, token: str, now: float) -> Claims:
+        self.calls += 1
+        return verify(token, now)
+
+
+@pytest.fixture(scope="module")
+def key() -> Key:
+    return Key.generate()
+
+
+def cache(max_entries: int = 100, max_bytes: int = 1 << 20, now: float = 1_800_000_000):
+    counting, clock = CountingVerify(), Clock(now)
+    return VerifiedTokens(max_entries, max_bytes, verify=counting, clock=clock), counting, clock
+
+
+def test_a_repeated_token_is_verified_once(key: Key) -> None:
+    tokens, counting, clock = cache()
+    token = mint(key, "app", "t", now=clock.now)
+    first, second = tokens.verify(token), tokens.verify(token)
+    assert first is second and counting.calls == 1
+
+
+def test_an_entry_ends_when_its_token_expires(key: Key) -> None:
+    tokens, counting, clock = cache()
+    token = mint(key, "app", "t", ttl=60, now=clock.now)
+    tokens.verify(token)
+    clock.now += 60 + 30  # exp plus the skew verify() allows: still valid, still cached
+    tokens.verify(token)
+    assert counting.calls == 1
+    clock.now += 1
+    with pytest.raises(Fault) as refused:
+        tokens.verify(token)
+    assert refused.value.reason == "TOKEN_EXPIRED" and len(tokens) == 0 and counting.calls == 2
+
+
+def test_refusals_are_not_cached(key: Key) -> None:
+    tokens, counting, clock = cache()
+    token = mint(key, "app", "t", ttl=10, now=clock.now - 100)
+    for _ in range(2):
+        with pytest.raises(Fault):
+            tokens.verify(token)
+    assert counting.calls == 2 and len(tokens) == 0
+
+
+def test_least_recently_used_entries_are_evicted(key: Key) -> None:
+    tokens, counting, clock = cache(max_entries=2)
+    a, b, c = (mint(key, "app", tenant, now=clock.now) for tenant in "abc")
+    tokens.verify(a), tokens.verify(b), tokens.verify(a), tokens.verify(c)  # b is the least recently used
+    assert len(tokens) == 2 and counting.calls == 3
+    tokens.verify(a)
+    assert counting.calls == 3
+    tokens.verify(b)
+    assert counting.calls == 4
+
+
+def test_the_cache_is_bounded_in_bytes(key: Key) -> None:
+    token = mint(key, "app", "t", pad="x" * 3000)
+    tokens, counting, clock = cache(max_bytes=3 * len(token))
+    for tenant in range(10):
+        tokens.verify(mint(key, "app", str(tenant), pad="x" * 3000, now=clock.now))
+    assert len(tokens) == 3

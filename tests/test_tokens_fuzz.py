@@ -1,0 +1,57 @@
+"""Property tests: whatever arrives as a token, verify() answers with Claims or a Fault, never another exception."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loot.status import Fault
+from loot.tokens import Key, mint, verify
+from tests.forge import claims, forge, header
+
+KEY = Key.generate()
+EDDSA_KEY = Key.generate("EdDSA")
+TOKEN = mint(KEY, "app", "fuzz")
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def answers_cleanly(token: str) -> None:
+    try:
+        verify(token)
+    except Fault as fault:
+        assert fault.reason and fault.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, len(TOKEN) - 1), st.text(alphabet="AZaz09-_.=+/ \x00é", min_size=0, max_size=3), st.integers(0, 3))
+def test_mutated_tokens(position: int, insert: str, cut: int) -> None:
+    answers_cleanly(TOKEN[:position] + insert + TOKEN[position + cut:])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.dictionaries(st.sampled_from(["iss", "sub", "compat", "db", "exp", "nbf", "iat", "readonly", "schema", "x"]),
+                       json_values, max_size=6), st.booleans())
+def test_signed_arbitrary_claims(changes: dict, eddsa: bool) -> None:
+    key = EDDSA_KEY if eddsa else KEY
+    answers_cleanly(forge(header(key), claims(key, **changes), key))
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.dictionaries(st.sampled_from(["alg", "typ", "jwk", "crit", "kid"]), json_values, max_size=4))
+def test_arbitrary_headers(changes: dict) -> None:
+    answers_cleanly(forge(header(KEY, **changes), claims(KEY), KEY))
+
+
+@settings(max_examples=60, deadline=None)
+@given(json_values)
+def test_arbitrary_jwk_members(value) -> None:
+    for member in ("kty", "crv", "x", "y", "alg", "use"):
+        answers_cleanly(forge(header(KEY, jwk={**KEY.public_jwk, member: value}), claims(KEY), KEY))
+    answers_cleanly(forge(json.dumps({"alg": "ES256", "jwk": value}).encode(), claims(KEY), KEY))

@@ -1,0 +1,47 @@
+"""Interop: tokens signed by node's `jose` and sent by @grpc/grpc-js reach the right database.
+
+The node packages are installed by `.ci/run` (`npm ci --prefix tests/interop`);
+without node or them this test fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from loot.client import Client, rows
+from loot.local_cluster import LocalCluster
+from loot.tokens import Key, mint
+from loot.tokens.jwk import thumbprint
+
+INTEROP = Path(__file__).parent / "interop"
+
+
+def run_node(address: str, alg: str, tenant: str) -> dict:
+    node = shutil.which("node")
+    assert node, "node (20+) is needed for the interop test"
+    assert (INTEROP / "node_modules" / "jose").is_dir(), "run `npm ci --prefix tests/interop` first"
+    done = subprocess.run([node, str(INTEROP / "call.mjs"), address, alg, tenant],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_node_jose_tokens_over_grpc_js(cluster: LocalCluster, alg: str) -> None:
+    tenant = f"node-{alg}"
+    result = run_node(cluster.address, alg, tenant)
+    assert result["rows"] == [[f"written by node {alg}"]]
+    assert result["account"] == thumbprint(result["jwk"]), "RFC 7638 thumbprints differ between jose and Loot"
+    assert result["tampered"]["code"] == 16 and "signature" in result["tampered"]["details"]  # UNAUTHENTICATED
+
+    # The same key, used from Python, reaches the database node wrote: same account, same triple.
+    key = Key.from_jwk(result["privateJwk"])
+    assert (key.alg, key.account) == (alg, result["account"])
+    with Client(cluster.address) as client:
+        token = mint(key, "interop", tenant)
+        assert rows(client.execute(token, "SELECT body FROM notes").result) == [(f"written by node {alg}",)]

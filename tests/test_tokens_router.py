@@ -1,0 +1,87 @@
+"""Hostile tokens through a real router: the right status and reason, no crash, the router keeps serving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from loot.client import rows
+from loot.local_cluster import LocalCluster
+from loot.serving import GRPC_OPTIONS
+from loot.status import error_info
+from loot.tokens import Key, mint
+from loot.tokens.verify import MAX_TOKEN_BYTES
+from loot.v1 import database_pb2 as pb
+from loot.v1 import database_pb2_grpc
+from tests.forge import token_of_size
+from tests.hostile_tokens import BAD_METADATA, CASES, Case, Keys
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys(Key.generate("ES256"), Key.generate("EdDSA"), Key.generate("ES256"))
+
+
+@pytest.fixture(scope="module")
+def stub(cluster: LocalCluster) -> Iterator[database_pb2_grpc.DatabaseStub]:
+    with grpc.insecure_channel(cluster.address, options=GRPC_OPTIONS) as channel:
+        yield database_pb2_grpc.DatabaseStub(channel)
+
+
+def call(stub: database_pb2_grpc.DatabaseStub, metadata, sql: str = "SELECT 1") -> pb.ExecuteResponse:
+    return stub.Execute(pb.ExecuteRequest(statement=pb.Statement(sql=sql)), metadata=metadata, timeout=20)
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def refused(stub, metadata) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as failed:
+        call(stub, metadata)
+    return failed.value
+
+
+def still_serving(stub, keys: Keys) -> None:
+    assert rows(call(stub, bearer(mint(keys.es256, "app", "still-serving"))).result) == [(1,)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_hostile_token_through_the_router(stub, keys: Keys, case: Case) -> None:
+    error = refused(stub, bearer(case.token(keys)))
+    info = error_info(error)
+    assert (error.code().name, info.domain, info.reason) == (case.code, "loot", case.reason)
+    assert error.details()
+    still_serving(stub, keys)
+
+
+@pytest.mark.parametrize("metadata, reason", [case[1:] for case in BAD_METADATA], ids=[case[0] for case in BAD_METADATA])
+def test_bad_authorization_metadata(stub, keys: Keys, metadata, reason: str) -> None:
+    error = refused(stub, metadata)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED and error_info(error).reason == reason
+    still_serving(stub, keys)
+
+
+def test_a_1_mib_token_is_refused_by_the_transport(stub, keys: Keys) -> None:
+    # Beyond the servers' metadata limit gRPC itself refuses the call, before any Loot code (or memory) is spent.
+    error = refused(stub, bearer(mint(keys.es256, "app", "x", pad="x" * (1 << 20))))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    still_serving(stub, keys)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_a_64_kib_token_reaches_its_database(stub, alg: str) -> None:
+    key = Key.generate(alg)
+    token = token_of_size(key, MAX_TOKEN_BYTES)
+    assert len(token) > MAX_TOKEN_BYTES - 4
+    assert rows(call(stub, bearer(token), "SELECT 'big'").result) == [("big",)]
+
+
+def test_eddsa_and_es256_accounts_are_separate_databases(stub, keys: Keys) -> None:
+    schema = "CREATE TABLE t (who TEXT)"
+    for key in (keys.es256, keys.eddsa):
+        call(stub, bearer(mint(key, "app", "same", schema=schema)), f"INSERT INTO t VALUES ('{key.alg}')")
+    for key in (keys.es256, keys.eddsa):
+        assert rows(call(stub, bearer(mint(key, "app", "same", schema=schema)), "SELECT who FROM t").result) == [(key.alg,)]
