@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-import loot.sdk.tokens
 from loot import AsyncClient, Client, Key, LootError
 from loot.errors import InvalidArgument, Unauthenticated
 from loot.sdk.provision import tenant_for
@@ -41,18 +40,6 @@ def test_errors_are_typed(sdk: Client, key: Key) -> None:
     with pytest.raises(Unauthenticated) as failed:
         sdk.open("not.a.token").execute("SELECT 1")
     assert failed.value.reason == "MALFORMED_TOKEN"
-
-
-def test_tokens_are_renewed_before_expiry(sdk: Client, key: Key, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = sdk.database("app", tenant="sdk-renew", key=key, schema=TODOS, ttl=120)
-    first = db._tokens.current()
-    assert db._tokens.current() == first  # reused while fresh
-    now = loot.sdk.tokens.time.time()
-    monkeypatch.setattr(loot.sdk.tokens.time, "time", lambda: now + 61)
-    renewed = db._tokens.current()
-    assert renewed != first
-    monkeypatch.undo()
-    assert db.execute("SELECT count(*) FROM todos").scalar() == 0
 
 
 def test_provision_gives_each_subject_its_own_database(sdk: Client, key: Key) -> None:

@@ -7,6 +7,8 @@ import pytest
 
 from loot.errors import ConstraintViolation, PermissionDenied, RuleViolation, SchemaRefused, from_rpc_error
 from loot.sdk import tools
+from loot.sdk.tokens import MintedToken
+from loot.tokens import Key, verify
 from loot.status import rich_status
 from loot.v1 import database_pb2 as pb
 
@@ -67,3 +69,18 @@ def test_tool_calls_become_parameterised_sql() -> None:
                             ("insert_todos", {'x" OR 1': 1}), ("drop_todos", {})]:
         with pytest.raises(ValueError):
             tools.to_statement(name, arguments)
+
+
+def test_minted_tokens_are_renewed_a_minute_before_expiry() -> None:
+    now = [1_800_000_000.0]
+    tokens = MintedToken(Key.generate(), "app", "t", ttl=120, clock=lambda: now[0], schema="CREATE TABLE t (x)")
+    first = tokens.current()
+    now[0] += 59
+    assert tokens.current() == first, "still fresh: reused"
+    now[0] += 2
+    renewed = tokens.current()
+    assert renewed != first
+    claims = verify(renewed, now=now[0]).payload
+    assert claims["iat"] == int(now[0]) and claims["exp"] == int(now[0]) + 120 and claims["schema"] == "CREATE TABLE t (x)"
+    with pytest.raises(ValueError):
+        MintedToken(Key.generate(), "app", "t", ttl=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loot.tokens import Key, mint
@@ -23,15 +24,17 @@ class FixedToken:
 class MintedToken:
     """Mints tokens for one database from the application's key, and renews them before they expire."""
 
-    def __init__(self, key: Key, name: str, tenant: str, *, ttl: int = 900, **claims: Any):
+    def __init__(self, key: Key, name: str, tenant: str, *, ttl: int = 900,
+                 clock: Callable[[], float] = time.time, **claims: Any):
         if ttl <= REFRESH_BEFORE:
             raise ValueError(f"ttl must exceed {REFRESH_BEFORE:.0f} seconds so tokens can be renewed in time")
         self.key, self.name, self.tenant, self.ttl, self.claims = key, name, tenant, ttl, claims
+        self.clock = clock
         self._token = ""
         self._expires = 0.0
 
     def current(self) -> str:
-        now = time.time()
+        now = self.clock()
         if now > self._expires - REFRESH_BEFORE:
             self._token = mint(self.key, self.name, self.tenant, ttl=self.ttl, now=now, **self.claims)
             self._expires = now + self.ttl
