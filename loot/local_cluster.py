@@ -7,6 +7,7 @@ Layout of the data directory (reused on restart):
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -20,9 +21,9 @@ from pathlib import Path
 from loot.membership import format_members
 from loot.secret import new_secret
 from loot.serving import parse_listening
-from loot.supervisor import SUPERVISOR_ENV
 
 Sink = Callable[[str, str], None]  # (process name, output line)
+SUPERVISOR_PID = "LOOT_SUPERVISOR_PID"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
@@ -55,9 +56,12 @@ class Child:
     def start(self) -> None:
         self.address = None
         self._ready.clear()
+        # Its own process group, so the terminal's Ctrl-C reaches only the supervisor, which stops
+        # children in order. No preexec_fn: it forces a plain fork, whose atfork handlers let gRPC
+        # start a poller in the child that dies (SIGABRT) when the child closes its descriptors.
         self.process = subprocess.Popen(
-            self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1, process_group=0,
+            self.argv, env={**self.env, SUPERVISOR_PID: str(os.getpid())}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, process_group=0,
         )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
 
@@ -103,7 +107,7 @@ class LocalCluster:
         self.names = shard_names(shards)
         self.sink = sink or (lambda name, line: print(f"{name:>8} | {line}", flush=True))
         self.env = {**os.environ, **(env or {}), "LOOT_CLUSTER_SECRET": load_or_create_secret(data),
-                    "PYTHONUNBUFFERED": "1", SUPERVISOR_ENV: str(os.getpid())}
+                    "PYTHONUNBUFFERED": "1"}
         self.shards = {name: self._shard(name) for name in self.names}
         self.router: Child | None = None
 
@@ -144,3 +148,15 @@ class LocalCluster:
         for child in self.children():
             if child.process is not None:
                 child.wait(STOP_TIMEOUT)
+
+
+def exit_with_supervisor() -> None:
+    """Called by a server at start: if a LocalCluster started it, get SIGTERM when that
+    supervisor dies (even by SIGKILL), so no server outlives `loot up` or a test run."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if not supervisor:
+        return
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):  # it died before we asked
+        raise SystemExit("loot: the supervisor exited; not starting")

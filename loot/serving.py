@@ -1,9 +1,12 @@
-"""What routers and shards share as gRPC servers: options, health, reflection,
-the "listening" line supervisors read, and graceful stop on SIGTERM/SIGINT."""
+"""What routers and shards share as gRPC servers: options, operations flags,
+health, reflection, metrics, the "listening" line supervisors read, and
+graceful stop on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
 import re
 import signal
 from collections.abc import Awaitable, Callable, Iterable
@@ -12,7 +15,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from loot.supervisor import follow_supervisor
+from loot.observability import logs
+from loot.observability.interceptor import ObservabilityInterceptor
+from loot.observability.metrics import serve_metrics
+from loot.settings import add_config_flag, add_flag
 
 # Tokens of up to 64 KiB travel in metadata (SPEC §2); results of up to 16 MiB in messages (SPEC §6).
 MAX_METADATA = 80 * 1024
@@ -23,7 +29,25 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
 ]
+log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
+
+
+def add_operations_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags every server takes: config file, metrics, logs, shutdown."""
+    add_config_flag(parser)
+    add_flag(parser, "--metrics-port", type=int,
+             help="serve Prometheus metrics at http://HOST:PORT/metrics (0 = any free port; unset = off)")
+    add_flag(parser, "--log-format", default="text", help="text or json (one object per line)")
+    add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
+    add_flag(parser, "--shutdown-grace", default=10.0, type=float,
+             help="seconds that calls in flight get to finish after SIGTERM before they are cancelled")
+
+
+def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True) -> grpc.aio.Server:
+    """A gRPC server with Loot's limits, observed (request id, access log, metrics) before anything else."""
+    observe = ObservabilityInterceptor(return_request_id=return_request_id)
+    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[observe, *interceptors])
 
 
 def listening_line(role: str, name: str, address: str) -> str:
@@ -38,33 +62,37 @@ def parse_listening(line: str) -> tuple[str, str, str] | None:
 
 async def serve(
     server: grpc.aio.Server,
+    args: argparse.Namespace,
     *,
     role: str,
     name: str,
-    host: str,
-    port: int,
     services: Iterable[str],
-    grace: float = 10.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Start `server` with health and reflection, run until SIGTERM/SIGINT, stop gracefully."""
-    follow_supervisor()
+    """Start `server` with health, reflection and metrics; run until SIGTERM/SIGINT; then stop
+    gracefully: report NOT_SERVING, refuse new calls, let calls in flight finish for up to
+    `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
+    logs.configure(args.log_format, args.log_level)
     services = list(services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = server.add_insecure_port(f"{args.host}:{args.port}")
     await server.start()
+    if args.metrics_port is not None:
+        print(f"loot {role} {name} metrics on {serve_metrics(args.host, args.metrics_port)}", flush=True)
     for service in ["", *services]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    print(listening_line(role, name, f"{host}:{bound}"), flush=True)
+    print(listening_line(role, name, f"{args.host}:{bound}"), flush=True)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
+    log.info("stopping: refusing new calls, waiting up to %ss for calls in flight", args.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace)
+    await server.stop(args.shutdown_grace)
     if on_stop is not None:
         await on_stop()
+    log.info("stopped")

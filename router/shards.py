@@ -7,6 +7,7 @@ import json
 import grpc
 
 from loot.internal.v1 import shard_pb2_grpc
+from loot.observability.request_id import PropagateRequestId
 from loot.ring import Ring
 from loot.serving import GRPC_OPTIONS
 
@@ -39,7 +40,10 @@ class Shards:
             raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
         self.ring = Ring(members)
         self.addresses = dict(members)
-        self._channels = {name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) for name, address in members.items()}
+        self._channels = {
+            name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[PropagateRequestId()])
+            for name, address in members.items()
+        }
         self._stubs = {name: shard_pb2_grpc.ShardStub(channel) for name, channel in self._channels.items()}
 
     def for_database(self, database_id: str) -> tuple[str, shard_pb2_grpc.ShardStub]:

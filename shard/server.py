@@ -6,13 +6,12 @@ import argparse
 import asyncio
 from pathlib import Path
 
-import grpc
-
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import parse_members
 from loot.ring import Ring
-from loot.serving import GRPC_OPTIONS, serve
-from loot.secret import cluster_secret
+from loot.observability.metrics import watch_databases
+from loot.serving import add_operations_flags, new_server, serve
+from loot.secret import accepted_secrets
 from loot.settings import add_flag
 from shard.cluster_auth import ClusterSecretInterceptor
 from shard.databases import Databases
@@ -26,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--data", default="./loot-data/shard", help="directory holding this shard's databases")
     add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", default=7071, type=int, help="port to listen on (0 = any free port)")
+    add_operations_flags(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -35,11 +35,11 @@ async def run(args: argparse.Namespace) -> None:
     if args.name not in ring.names:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(ring.names)}")
     databases = Databases(Storage(Path(args.data)))
-    server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[ClusterSecretInterceptor(cluster_secret())])
+    watch_databases(databases.stats)
+    server = new_server(ClusterSecretInterceptor(*accepted_secrets()), return_request_id=False)
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, ring, databases), server)
     service = shard_pb2.DESCRIPTOR.services_by_name["Shard"].full_name
-    await serve(server, role="shard", name=args.name, host=args.host, port=args.port,
-                services=[service], on_stop=databases.close)
+    await serve(server, args, role="shard", name=args.name, services=[service], on_stop=databases.close)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -22,13 +22,14 @@ class Logs:
         self.lines.append(f"{name}: {line}")
 
 
-def start_cluster(data: Path, shards: int = 2) -> LocalCluster:
-    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs())
+def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None) -> LocalCluster:
+    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env)
     try:
         cluster.start()
-    except Exception:
+    except Exception as error:
         cluster.stop()
-        raise
+        output = "\n".join(cluster.sink.lines[-100:])
+        raise RuntimeError(f"{error}; the cluster's output:\n{output}") from error
     return cluster
 
 

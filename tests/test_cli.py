@@ -11,6 +11,7 @@ import pytest
 from jose import jwt
 
 from loot.cli.main import COMMANDS
+from tests.schemas import open_table
 
 
 def loot(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +33,7 @@ def target(cluster, key_file: Path, tenant: str) -> list[str]:
 
 def test_sql_round_trip_as_table_and_json(cluster, key_file: Path) -> None:
     where = target(cluster, key_file, "table")
-    inserted = loot("sql", *where, "--schema", "CREATE TABLE notes (body TEXT, n INTEGER)",
+    inserted = loot("sql", *where, "--schema", open_table("CREATE TABLE notes (body TEXT, n INTEGER)", "notes"),
                     "INSERT INTO notes VALUES (?, ?)", "hello", "7")
     assert inserted.returncode == 0, inserted.stderr
     assert "1 written" in inserted.stdout

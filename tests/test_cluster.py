@@ -20,8 +20,10 @@ from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
+from tests.schemas import open_table
 
-NOTES = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"
+
+NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
 
 
 def test_tenants_and_accounts_are_isolated(client: Client, key: Key) -> None:
@@ -39,7 +41,7 @@ def test_tenants_and_accounts_are_isolated(client: Client, key: Key) -> None:
 
 
 def test_five_value_kinds_round_trip(client: Client, key: Key) -> None:
-    token = mint(key, "app", "values", schema="CREATE TABLE v (x)")
+    token = mint(key, "app", "values", schema=open_table("CREATE TABLE v (x)", "v"))
     values = [None, 0, -(2**63), 2**63 - 1, 1.5, -0.0, math.inf, "", "nul\x00inside", "ünïcödé", b"", b"\x00\xff" * 100]
     for value in values:
         client.execute(token, "INSERT INTO v VALUES (?)", [value])

@@ -8,14 +8,15 @@ import pytest
 from loot.client import Client, rows
 from loot.status import error_info
 from loot.tokens import Key, mint
+from tests.schemas import open_table
 
-V1 = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '');"
+V1 = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '')", "notes")
 V2 = V1.replace("DEFAULT ''", "DEFAULT '', stars INTEGER") + "\nCREATE INDEX by_stars ON notes (stars);"
 
 
 def test_changes_are_reported_once_and_old_clients_revert_nothing(client: Client, key: Key) -> None:
     first = client.execute(mint(key, "e2e", "evolve", schema=V1), "INSERT INTO notes (body) VALUES ('kept')")
-    assert list(first.schema_changes) == ["created table notes"]
+    assert list(first.schema_changes) == ["created table notes", "added filter notes.all", "added rule notes.all"]
     second = client.execute(mint(key, "e2e", "evolve", schema=V2), "UPDATE notes SET stars = 5")
     assert list(second.schema_changes) == ["added column notes.stars", "created index by_stars"]
     again = client.batch(mint(key, "e2e", "evolve", schema=V2), [("SELECT body, stars FROM notes", ())])

@@ -15,6 +15,7 @@ from loot.tokens import Key, mint
 from loot.tokens.verify import MAX_TOKEN_BYTES
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
+from tests.schemas import open_table
 from tests.forge import token_of_size
 from tests.hostile_tokens import BAD_METADATA, CASES, Case, Keys
 
@@ -80,7 +81,7 @@ def test_a_64_kib_token_reaches_its_database(stub, alg: str) -> None:
 
 
 def test_eddsa_and_es256_accounts_are_separate_databases(stub, keys: Keys) -> None:
-    schema = "CREATE TABLE t (who TEXT)"
+    schema = open_table("CREATE TABLE t (who TEXT)", "t")
     for key in (keys.es256, keys.eddsa):
         call(stub, bearer(mint(key, "app", "same", schema=schema)), f"INSERT INTO t VALUES ('{key.alg}')")
     for key in (keys.es256, keys.eddsa):

@@ -14,6 +14,7 @@ import pytest
 
 from loot.client import Client, rows
 from loot.tokens import Key, mint
+from tests.schemas import open_table
 
 
 def start_up(data: Path) -> tuple[subprocess.Popen, str, list[str]]:
@@ -46,7 +47,7 @@ def gone(pid: int) -> bool:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_up_serves_stops_children_and_reuses_its_data(tmp_path: Path, stop_signal: int) -> None:
     key = Key.generate()
-    token = mint(key, "app", "alice", schema="CREATE TABLE notes (body TEXT)")
+    token = mint(key, "app", "alice", schema=open_table("CREATE TABLE notes (body TEXT)", "notes"))
     for attempt in range(2):  # the second start finds the first one's data and secret
         process, address, _ = start_up(tmp_path)
         children = children_of(process.pid)

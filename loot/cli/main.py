@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loot.cli import describe, keys, shell, sql, token, up
+from loot import settings
+from loot.cli import backup, describe, health, keys, shell, sql, token, up
 from loot.cli.target import UserError
 from loot.errors import LootError
+from loot.local_cluster import exit_with_supervisor
 from router import server as router_server
 from shard import server as shard_server
 
@@ -21,6 +23,8 @@ COMMANDS = {
     "describe": ("show a database's tables, indexes, views, filters and rules", describe.add_arguments, describe.run),
     "router": ("run one router process", router_server.add_arguments, router_server.main),
     "shard": ("run one shard process", shard_server.add_arguments, shard_server.main),
+    "health": ("probe a router or shard's gRPC health (exit 0 when serving)", health.add_arguments, health.run),
+    "backup": ("copy a shard's databases consistently while it runs", backup.add_arguments, backup.run),
 }
 
 
@@ -38,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.command in settings.ROLES:
+        exit_with_supervisor()
+        settings.resolve(args, args.command)
     try:
         COMMANDS[args.command][2](args)
     except (UserError, LootError) as error:

@@ -47,6 +47,8 @@ Try it from another terminal:
 
     loot keygen --out key.json
     loot sql --router {address} --key key.json --db app --tenant alice \\
-        --schema "CREATE TABLE notes (body TEXT)" "INSERT INTO notes VALUES (?)" hello
+        --schema "CREATE TABLE notes (body TEXT);
+        INSERT INTO _filters VALUES ('notes', 'all', 'true'); INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true')" \\
+        "INSERT INTO notes VALUES (?)" hello
     loot sql --router {address} --key key.json --db app --tenant alice "SELECT * FROM notes"
 """

@@ -11,6 +11,11 @@ import * as jose from "jose";
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
+// Tables are closed until a filter and a rule open them (SPEC §5).
+const SCHEMA = "CREATE TABLE notes (body TEXT); " +
+  "INSERT INTO _filters VALUES ('notes', 'all', 'true'); " +
+  "INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');";
+
 const [address, alg, tenant] = process.argv.slice(2);
 const protos = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../protos");
 const definition = protoLoader.loadSync("loot/v1/database.proto", {
@@ -24,7 +29,7 @@ const jwk = await jose.exportJWK(publicKey);
 const account = await jose.calculateJwkThumbprint(jwk, "sha256");
 
 async function token() {
-  return new jose.SignJWT({ compat: "2025-08-01", db: { name: "interop", tenant }, schema: "CREATE TABLE notes (body TEXT)" })
+  return new jose.SignJWT({ compat: "2025-08-01", db: { name: "interop", tenant }, schema: SCHEMA })
     .setProtectedHeader({ alg, typ: "JWT", jwk })
     .setIssuer("https://self-issued.me")
     .setSubject(account)

@@ -1,0 +1,65 @@
+"""One server interceptor for routers and shards: request id, access log, metrics.
+
+It wraps each unary Loot method; health checks and reflection pass through
+untouched, so probes neither flood the log nor skew the latency figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from loot.observability import request_id
+from loot.observability.metrics import LATENCY, REQUESTS, SCHEMA_APPLIES
+
+log = logging.getLogger("loot.access")
+_UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, *, return_request_id: bool = True):
+        # Clients want the id back (in the response's initial metadata); the router does not
+        # need it from shards, and sending metadata early costs a round through gRPC's core.
+        self._return_request_id = return_request_id
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or details.method.startswith(_UNOBSERVED):
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _observed(details.method, handler.unary_unary, self._return_request_id),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _observed(method: str, behavior, return_request_id: bool):
+    async def observed(request, context: grpc.aio.ServicerContext):
+        call_id = request_id.from_metadata(context.invocation_metadata())
+        request_id.current.set(call_id)
+        if return_request_id:
+            await context.send_initial_metadata(((request_id.HEADER, call_id),))
+        started = time.perf_counter()
+        code = grpc.StatusCode.UNKNOWN
+        try:
+            response = await behavior(request, context)
+            code = context.code() or grpc.StatusCode.OK
+            if getattr(response, "schema_changes", None):
+                SCHEMA_APPLIES.inc()
+            return response
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            REQUESTS.labels(method, code.name).inc()
+            LATENCY.labels(method).observe(elapsed)
+            log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+
+    return observed

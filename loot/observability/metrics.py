@@ -1,0 +1,38 @@
+"""Prometheus metrics, served over HTTP at /metrics on their own port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REQUESTS = Counter("loot_requests", "gRPC calls answered, by full method name and status code", ["method", "code"])
+LATENCY = Histogram("loot_request_duration_seconds", "Time to answer a gRPC call, by full method name", ["method"],
+                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+SCHEMA_APPLIES = Counter("loot_schema_applies", "Requests whose schema claim changed their database")
+
+
+def serve_metrics(host: str, port: int) -> str:
+    """Start the /metrics endpoint on a background thread; return its bound address."""
+    server, _thread = start_http_server(port, addr=host)
+    return f"{host}:{server.server_port}"
+
+
+class DatabaseStatsCollector(Collector):
+    """A shard's open databases, connection cache hits and misses, and queued requests, read at scrape time."""
+
+    def __init__(self, stats: Callable[[], dict[str, int]]):
+        self._stats = stats
+
+    def collect(self):
+        stats = self._stats()
+        yield GaugeMetricFamily("loot_open_databases", "Databases with an open connection", value=stats["open"])
+        yield CounterMetricFamily("loot_database_cache_hits", "Requests that found their database open", value=stats["hits"])
+        yield CounterMetricFamily("loot_database_cache_misses", "Requests that had to open their database", value=stats["misses"])
+        yield GaugeMetricFamily("loot_queued_requests", "Requests waiting for their database's turn", value=stats["queued"])
+
+
+def watch_databases(stats: Callable[[], dict[str, int]]) -> None:
+    REGISTRY.register(DatabaseStatsCollector(stats))

@@ -1,0 +1,39 @@
+"""The request id: one per client call, carried router -> shard in `x-request-id` metadata.
+
+A client may choose it (to find its call in the logs); the router makes one
+when the client sent none, or sent something that is not a plausible id.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from collections.abc import Iterable
+
+import grpc
+
+HEADER = "x-request-id"
+_PLAUSIBLE = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")  # printable, log-safe, bounded
+
+current: contextvars.ContextVar[str | None] = contextvars.ContextVar("loot_request_id", default=None)
+
+
+def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The caller's request id if it is plausible, else a fresh one."""
+    value = next((v for k, v in metadata or () if k == HEADER), None)
+    if isinstance(value, str) and _PLAUSIBLE.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class PropagateRequestId(grpc.aio.UnaryUnaryClientInterceptor):
+    """On the router's shard channels: send the current request id along."""
+
+    async def intercept_unary_unary(self, continuation, details: grpc.aio.ClientCallDetails, request):
+        request_id = current.get()
+        if request_id is not None:
+            metadata = grpc.aio.Metadata(*(details.metadata or ()), (HEADER, request_id))
+            details = grpc.aio.ClientCallDetails(details.method, details.timeout, metadata,
+                                                 details.credentials, details.wait_for_ready)
+        return await continuation(details, request)
