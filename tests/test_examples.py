@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,13 @@ def test_agent_uses_tools(cluster) -> None:
     out = run("agent.py", "--router", cluster.address)
     assert "tools: query, insert_tasks, update_tasks, delete_tasks" in out
     assert "[('read the spec', 1), ('write the tests', 0)]" in out
+
+
+def test_node_client(cluster) -> None:
+    """A non-Python client: node's jose signs, @grpc/grpc-js calls (packages from `npm ci --prefix examples/node`)."""
+    assert shutil.which("node"), "node is needed for the Node.js example"
+    assert (EXAMPLES / "node" / "node_modules").exists(), "run `npm ci --prefix examples/node` first (.ci/run does)"
+    done = subprocess.run(["node", str(EXAMPLES / "node" / "todos.mjs"), cluster.address],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1 | try Loot from node"
