@@ -7,8 +7,7 @@ import argparse
 from google.protobuf import json_format
 
 from loot.cli import target
-from loot.cli.sql import add_router_argument
-from loot.sdk.client import Client
+from loot.cli.sql import add_router_argument, connect
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    with Client(args.router) as client:
+    with connect(args) as client:
         description = target.open_database(client, args).describe()
     print(json_format.MessageToJson(description) if args.json else text(description))
 

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from loot.cli import describe, output, target
-from loot.cli.sql import add_router_argument
+from loot.cli.sql import add_router_argument, connect
 from loot.errors import LootError
-from loot.sdk.client import Client
 
 HISTORY = Path(os.environ.get("LOOT_HISTORY", Path.home() / ".loot_history"))
 HELP = """End each statement with ';' (it may span lines).
@@ -31,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     if interactive:
         _enable_history()
         print(f"connected to {args.router}; .help for help")
-    with Client(args.router) as client:
+    with connect(args) as client:
         db = target.open_database(client, args)
         for statement in _statements(_prompt if interactive else _piped):
             _run_one(db, statement)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from loot.cli import output, target
 from loot.sdk.client import Client
@@ -12,6 +13,12 @@ from loot.sdk.client import Client
 def add_router_argument(parser: argparse.ArgumentParser) -> None:
     default = os.environ.get("LOOT_ROUTER", "127.0.0.1:7070")
     parser.add_argument("--router", default=default, help=f"router address (env LOOT_ROUTER, default {default})")
+    parser.add_argument("--tls-ca", type=Path, help="PEM CA that signed the router's certificate: connect over TLS")
+
+
+def connect(args: argparse.Namespace) -> Client:
+    """A client for --router, over TLS when --tls-ca is given."""
+    return Client(args.router, root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    with Client(args.router) as client:
+    with connect(args) as client:
         result = target.open_database(client, args).execute(args.sql, args.params)
     print(output.as_json(result) if args.json else output.table(result))

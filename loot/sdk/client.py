@@ -12,20 +12,23 @@ from loot.serving import GRPC_OPTIONS
 from loot.tokens import Key
 
 
-def _credentials(tls: bool, root_certificates: bytes | None) -> grpc.ChannelCredentials | None:
-    if not tls and root_certificates is None:
+def _credentials(tls: bool, root_certificates: bytes | None, private_key: bytes | None,
+                 certificate_chain: bytes | None) -> grpc.ChannelCredentials | None:
+    if not (tls or root_certificates or certificate_chain):
         return None
-    return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
 
 
 class _Client:
     _grpc: Any
     _database: type
 
-    def __init__(self, address: str = "127.0.0.1:7070", *, tls: bool = False,
-                 root_certificates: bytes | None = None, timeout: float | None = 30.0):
-        """Connect to a router. `tls=True` (or `root_certificates`) uses TLS; `timeout` is per call, in seconds."""
-        credentials = _credentials(tls, root_certificates)
+    def __init__(self, address: str = "127.0.0.1:7070", *, tls: bool = False, root_certificates: bytes | None = None,
+                 private_key: bytes | None = None, certificate_chain: bytes | None = None, timeout: float | None = 30.0):
+        """Connect to a router. `tls=True` uses TLS with the system's CAs, `root_certificates` (PEM) with
+        those; `private_key` and `certificate_chain` (PEM) present a client certificate (mutual TLS).
+        `timeout` is per call, in seconds."""
+        credentials = _credentials(tls, root_certificates, private_key, certificate_chain)
         if credentials is None:
             self.channel = self._grpc.insecure_channel(address, options=GRPC_OPTIONS)
         else:
