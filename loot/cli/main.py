@@ -6,29 +6,38 @@ import argparse
 import sys
 
 from loot import settings
-from loot.cli import backup, health, keys, sql, up
+from loot.cli import backup, describe, health, keys, shell, sql, token, up
+from loot.cli.target import UserError
+from loot.errors import LootError
 from loot.local_cluster import exit_with_supervisor
 from router import server as router_server
 from shard import server as shard_server
 
+COMMANDS = {
+    # name: (help, add_arguments, run)
+    "up": ("start a local cluster (a router and N shards) in the foreground", up.add_arguments, up.run),
+    "keygen": ("create a signing key (a key pair is an account)", keys.add_keygen_arguments, keys.keygen),
+    "token": ("mint a token for one database", token.add_arguments, token.run),
+    "sql": ("run one SQL statement through a router", sql.add_arguments, sql.run),
+    "shell": ("interactive SQL on one database", shell.add_arguments, shell.run),
+    "describe": ("show a database's tables, indexes, views, filters and rules", describe.add_arguments, describe.run),
+    "router": ("run one router process", router_server.add_arguments, router_server.main),
+    "shard": ("run one shard process", shard_server.add_arguments, shard_server.main),
+    "health": ("probe a router or shard's gRPC health (exit 0 when serving)", health.add_arguments, health.run),
+    "backup": ("copy a shard's databases consistently while it runs", backup.add_arguments, backup.run),
+}
+
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="loot", description="A database per tenant: SQLite behind gRPC, authorised by self-issued JWTs.")
+    root = argparse.ArgumentParser(
+        prog="loot",
+        description="A database per tenant: SQLite behind gRPC, authorised by self-issued JWTs.",
+        epilog="Start with `loot up`, then `loot keygen` and `loot sql` in another terminal. `loot COMMAND --help` for details.",
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    up.add_arguments(commands.add_parser("up", help="start a local cluster (a router and N shards) in the foreground"))
-    keys.add_keygen_arguments(commands.add_parser("keygen", help="create a signing key (a key pair is an account)"))
-    keys.add_token_arguments(commands.add_parser("token", help="mint a token for one database"))
-    sql.add_arguments(commands.add_parser("sql", help="run one SQL statement through a router"))
-    router_server.add_arguments(commands.add_parser("router", help="run one router"))
-    shard_server.add_arguments(commands.add_parser("shard", help="run one shard"))
-    health.add_arguments(commands.add_parser("health", help="probe a router or shard's gRPC health (exit 0 when serving)"))
-    backup.add_arguments(commands.add_parser("backup", help="copy a shard's databases consistently while it runs"))
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."))
     return root
-
-
-HANDLERS = {"up": up.run, "keygen": keys.keygen, "token": keys.token, "sql": sql.run, "router": router_server.main,
-            "shard": shard_server.main, "health": health.run, "backup": backup.run}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         exit_with_supervisor()
         settings.resolve(args, args.command)
     try:
-        HANDLERS[args.command](args)
+        COMMANDS[args.command][2](args)
+    except (UserError, LootError) as error:
+        sys.exit(f"loot: {error}")
     except KeyboardInterrupt:
         sys.exit(130)

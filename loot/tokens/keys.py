@@ -72,6 +72,19 @@ class Key:
         except (ValueError, AttributeError) as error:
             raise ValueError(f"{path}: {error}") from error
 
+    def token(self, name: str, tenant: str, *, schema: str | None = None, ttl: int | None = 900,
+              readonly: bool = False, before: str | None = None, **claims: Any) -> str:
+        """A signed token for database (self.account, name, tenant); extra claims become readable by claim()."""
+        from loot.tokens.mint import mint
+
+        return mint(self, name, tenant, ttl=ttl, schema=schema, readonly=readonly or None, before=before, **claims)
+
+    def provision(self, subject: str, template: str | None = None, *, name: str = "app", ttl: int = 900):
+        """The database-per-signed-in-user recipe: a fresh short-lived token for `subject`'s own database."""
+        from loot.sdk.provision import provision
+
+        return provision(self, subject, template, name=name, ttl=ttl)
+
 
 def _require_known(alg: str) -> None:
     if alg not in ALGORITHMS:

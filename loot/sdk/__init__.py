@@ -1,0 +1,1 @@
+"""The Python SDK: `from loot import Key, Client, AsyncClient, LootError`."""

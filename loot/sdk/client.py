@@ -1,0 +1,78 @@
+"""Clients: one channel to a router, handing out Database handles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from loot.sdk.database import AsyncDatabase, Database
+from loot.sdk.tokens import FixedToken, MintedToken
+from loot.serving import GRPC_OPTIONS
+from loot.tokens import Key
+
+
+def _credentials(tls: bool, root_certificates: bytes | None, private_key: bytes | None,
+                 certificate_chain: bytes | None) -> grpc.ChannelCredentials | None:
+    if not (tls or root_certificates or certificate_chain):
+        return None
+    return grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+
+
+class _Client:
+    _grpc: Any
+    _database: type
+
+    def __init__(self, address: str = "127.0.0.1:7070", *, tls: bool = False, root_certificates: bytes | None = None,
+                 private_key: bytes | None = None, certificate_chain: bytes | None = None, timeout: float | None = 30.0):
+        """Connect to a router. `tls=True` uses TLS with the system's CAs, `root_certificates` (PEM) with
+        those; `private_key` and `certificate_chain` (PEM) present a client certificate (mutual TLS).
+        `timeout` is per call, in seconds."""
+        credentials = _credentials(tls, root_certificates, private_key, certificate_chain)
+        if credentials is None:
+            self.channel = self._grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        else:
+            self.channel = self._grpc.secure_channel(address, credentials, options=GRPC_OPTIONS)
+        self.timeout = timeout
+
+    def database(self, name: str, tenant: str, *, key: Key, schema: str | None = None, ttl: int = 900,
+                 **claims: Any):
+        """The database (key.account, name, tenant); tokens are minted from `key` and renewed before expiry."""
+        tokens = MintedToken(key, name, tenant, ttl=ttl, schema=schema, **claims)
+        return self._database(self.channel, tokens, self.timeout)
+
+    def open(self, token: str):
+        """The database a ready token names (from `key.provision(...)` or `loot token`)."""
+        return self._database(self.channel, FixedToken(token), self.timeout)
+
+
+class Client(_Client):
+    """Synchronous client: `Client("127.0.0.1:7070").database("app", tenant="alice", key=key)`."""
+
+    _grpc = grpc
+    _database = Database
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Client):
+    """asyncio client with the same shape: `await db.execute(...)`."""
+
+    _grpc = grpc.aio
+    _database = AsyncDatabase
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,41 @@
+"""Where a Database gets its bearer token: fixed, or minted and refreshed from a key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loot.tokens import Key, mint
+
+REFRESH_BEFORE = 60.0  # seconds before expiry at which a fresh token is minted
+
+
+class FixedToken:
+    """A ready token (what a browser or an agent holds); never refreshed."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def current(self) -> str:
+        return self.token
+
+
+class MintedToken:
+    """Mints tokens for one database from the application's key, and renews them before they expire."""
+
+    def __init__(self, key: Key, name: str, tenant: str, *, ttl: int = 900,
+                 clock: Callable[[], float] = time.time, **claims: Any):
+        if ttl <= REFRESH_BEFORE:
+            raise ValueError(f"ttl must exceed {REFRESH_BEFORE:.0f} seconds so tokens can be renewed in time")
+        self.key, self.name, self.tenant, self.ttl, self.claims = key, name, tenant, ttl, claims
+        self.clock = clock
+        self._token = ""
+        self._expires = 0.0
+
+    def current(self) -> str:
+        now = self.clock()
+        if now > self._expires - REFRESH_BEFORE:
+            self._token = mint(self.key, self.name, self.tenant, ttl=self.ttl, now=now, **self.claims)
+            self._expires = now + self.ttl
+        return self._token
