@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from loot import Client
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.secret import SECRET_HEADER
@@ -79,3 +80,12 @@ def test_a_shard_refuses_a_caller_without_a_cluster_certificate(tls_cluster) -> 
         with pytest.raises(grpc.RpcError) as refused:
             shard_pb2_grpc.ShardStub(channel).Execute(request, metadata=secret, timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, "the TLS handshake fails without a client certificate"
+
+
+def test_the_sdk_speaks_mutual_tls(tls_cluster) -> None:
+    cluster, authority, (cert, key_file) = tls_cluster
+    with Client(cluster.address, root_certificates=authority.ca_file.read_bytes(),
+                private_key=key_file.read_bytes(), certificate_chain=cert.read_bytes()) as client:
+        db = client.database("app", tenant="sdk-tls", key=Key.generate(), schema=open_table("CREATE TABLE t (x)", "t"))
+        db.execute("INSERT INTO t VALUES (?)", ["sdk over tls"])
+        assert db.execute("SELECT x FROM t").scalar() == "sdk over tls"
