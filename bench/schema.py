@@ -59,10 +59,10 @@ def main() -> None:
     plain = text.replace("INSERT INTO _filters", "CREATE TABLE IF NOT EXISTS _filters (a, b, c); INSERT INTO _filters")
     storage = Storage(Path(tempfile.mkdtemp()))
     runs = 20
-    fresh = [storage.open(f"{n:064x}") for n in range(1, runs + 1)]
-    cold = [storage.open(f"{n:064x}") for n in range(2 * runs + 1, 3 * runs + 1)]
-    files = [storage.open(f"{n:064x}") for n in range(runs + 1, 2 * runs + 1)]
-    conn = storage.open(f"{0:064x}")
+    fresh = [storage.open(f"{n:064x}").conn for n in range(1, runs + 1)]
+    cold = [storage.open(f"{n:064x}").conn for n in range(2 * runs + 1, 3 * runs + 1)]
+    files = [storage.open(f"{n:064x}").conn for n in range(runs + 1, 2 * runs + 1)]
+    conn = storage.open(f"{0:064x}").conn
     schema.apply(conn, text)
 
     def in_memory(_: int) -> None:
