@@ -2,6 +2,7 @@
 
 Layout of the data directory (reused on restart):
     DIR/cluster-secret      the generated cluster secret (mode 0600)
+    DIR/membership.json     with `membership_file=True`: the epoch and shards every process reloads
     DIR/shard-0/ ...        one directory of SQLite files per shard
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loot.membership import format_members
+from loot.membership import Membership, format_members, write_membership
 from loot.secret import new_secret
 from loot.serving import parse_listening
 
@@ -100,7 +101,7 @@ class Child:
 
 class LocalCluster:
     def __init__(self, data: Path, *, port: int = 7070, shards: int = 2, sink: Sink | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, membership_file: bool = False):
         self.data = data
         self.data.mkdir(parents=True, exist_ok=True)
         self.port = port
@@ -108,20 +109,30 @@ class LocalCluster:
         self.sink = sink or (lambda name, line: print(f"{name:>8} | {line}", flush=True))
         self.env = {**os.environ, **(env or {}), "LOOT_CLUSTER_SECRET": load_or_create_secret(data),
                     "PYTHONUNBUFFERED": "1"}
+        self.membership = data / "membership.json" if membership_file else None
+        self.epoch = 0
         self.shards = {name: self._shard(name) for name in self.names}
         self.router: Child | None = None
 
     def _shard(self, name: str) -> Child:
-        argv = [sys.executable, "-m", "loot", "shard", "--name", name, "--shards", ",".join(self.names),
+        members = ["--membership", str(self.membership)] if self.membership else ["--shards", ",".join(self.names)]
+        argv = [sys.executable, "-m", "loot", "shard", "--name", name, *members,
                 "--data", str(self.data / name), "--port", "0"]
         return Child(name, argv, self.env, self.sink)
 
     def start(self) -> str:
         """Start every shard, then the router; return the router's address."""
+        if self.membership:  # shards need only the names; the addresses follow once they listen
+            write_membership(self.membership, Membership(self.epoch, dict.fromkeys(self.names, "")))
         for shard in self.shards.values():
             shard.start()
         members = {name: shard.wait_ready() for name, shard in self.shards.items()}
-        argv = [sys.executable, "-m", "loot", "router", "--shards", format_members(members), "--port", str(self.port)]
+        if self.membership:
+            write_membership(self.membership, Membership(self.epoch, members))
+            members_flags = ["--membership", str(self.membership)]
+        else:
+            members_flags = ["--shards", format_members(members)]
+        argv = [sys.executable, "-m", "loot", "router", *members_flags, "--port", str(self.port)]
         self.router = Child("router", argv, self.env, self.sink)
         self.router.start()
         return self.router.wait_ready()
@@ -133,6 +144,20 @@ class LocalCluster:
         shard.argv[shard.argv.index("--port") + 1] = port
         shard.start()
         return shard.wait_ready()
+
+    def add_shard(self, name: str) -> str:
+        """Start one more shard process (membership file only); it serves nothing of its own
+        until `publish_membership` names it."""
+        self.shards[name] = self._shard(name)
+        self.shards[name].start()
+        return self.shards[name].wait_ready()
+
+    def publish_membership(self, names: list[str]) -> Membership:
+        """Write the next epoch's membership file: these shards, at their current addresses."""
+        self.epoch += 1
+        membership = Membership(self.epoch, {name: self.shards[name].address for name in names})
+        write_membership(self.membership, membership)
+        return membership
 
     @property
     def address(self) -> str:

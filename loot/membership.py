@@ -1,10 +1,40 @@
-"""Cluster membership: the shard names (and, for routers, their addresses).
+"""Cluster membership: an epoch plus the shard names (and, for routers, their addresses).
 
-One value serves every node, e.g. `LOOT_SHARDS=shard-0=10.0.0.5:7071,shard-1=10.0.0.6:7071`.
-Shards only need the names (to know what they own), so `shard-0,shard-1` is valid too.
+Two ways to give it, the same on every node (docs/rebalancing.md):
+- `--shards shard-0=10.0.0.5:7071,shard-1=10.0.0.6:7071` (LOOT_SHARDS): fixed, epoch 0.
+  Shards only need the names, so `shard-0,shard-1` is valid too.
+- `--membership FILE` (LOOT_MEMBERSHIP): JSON `{"epoch": N, "shards": {"shard-0": "host:port", ...}}`,
+  reloaded without restart on SIGHUP and when the file changes (polled, since a Kubernetes
+  ConfigMap is updated in place by swapping a symlink, which no inotify watch on the file sees).
 """
 
 from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loot.ring import Ring
+from loot.settings import add_flag
+
+log = logging.getLogger("loot.membership")
+EPOCH_HEADER = "loot-epoch"  # router -> shard: the epoch the router routed under
+
+
+@dataclass(frozen=True)
+class Membership:
+    epoch: int
+    shards: dict[str, str]  # name -> address ("" when not given)
+    ring: Ring = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ring", Ring(self.shards))
 
 
 def parse_members(text: str) -> dict[str, str]:
@@ -22,3 +52,117 @@ def parse_members(text: str) -> dict[str, str]:
 
 def format_members(members: dict[str, str]) -> str:
     return ",".join(f"{name}={address}" if address else name for name, address in members.items())
+
+
+def parse_membership(text: str) -> Membership:
+    """A membership file's content; ValueError says what is wrong with it."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if not isinstance(document, dict) or set(document) != {"epoch", "shards"}:
+        raise ValueError('expected {"epoch": N, "shards": {"name": "host:port", ...}}')
+    epoch, shards = document["epoch"], document["shards"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise ValueError("`epoch` must be a non-negative integer")
+    if not isinstance(shards, dict) or not shards or not all(
+            isinstance(name, str) and name and isinstance(address, str) for name, address in shards.items()):
+        raise ValueError("`shards` must map each shard's name to its address (a string, may be empty)")
+    return Membership(epoch, dict(shards))
+
+
+def write_membership(path: Path, membership: Membership) -> None:
+    """Replace the file atomically, as a ConfigMap update does, so a reader never sees half of it."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"epoch": membership.epoch, "shards": membership.shards}, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+class MembershipSource:
+    """The current membership, and where to reload it from (None: fixed by --shards)."""
+
+    def __init__(self, current: Membership, path: Path | None = None):
+        self.current = current
+        self.path = path
+        self._seen = _fingerprint(path) if path else None
+        self._listeners: list[Callable[[Membership], None]] = []
+        self._poller: asyncio.Task | None = None
+
+    @classmethod
+    def from_file(cls, path: Path) -> MembershipSource:
+        try:
+            return cls(parse_membership(path.read_text()), path)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"loot: cannot read membership file {path}: {error}") from None
+
+    def on_change(self, listener: Callable[[Membership], None]) -> None:
+        """Call `listener` with each new membership before it takes effect; ValueError vetoes it."""
+        self._listeners.append(listener)
+
+    def reload(self) -> bool:
+        """Read the file again if it changed; True when a new membership took effect.
+        A bad file or an older epoch is logged and ignored: the node keeps serving what it had."""
+        if self.path is None:
+            return False
+        seen = _fingerprint(self.path)
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        try:
+            loaded = parse_membership(self.path.read_text())
+        except (OSError, ValueError) as error:
+            log.warning("membership file %s not reloaded: %s", self.path, error)
+            return False
+        if loaded.epoch < self.current.epoch or loaded == self.current:
+            if loaded.epoch < self.current.epoch:
+                log.warning("membership file %s has epoch %d, older than %d; ignored",
+                            self.path, loaded.epoch, self.current.epoch)
+            return False
+        try:
+            for listener in self._listeners:  # before the switch: a router opens its channels first
+                listener(loaded)
+        except ValueError as error:
+            log.warning("membership file %s not reloaded: %s", self.path, error)
+            return False
+        self.current = loaded
+        log.info("membership epoch %d: %s", loaded.epoch, format_members(loaded.shards))
+        return True
+
+    def start_watching(self, poll_seconds: float) -> None:
+        """Reload on SIGHUP and, when poll_seconds > 0, whenever the file changes.
+        Needs the running loop; asyncio.run cancels the poller when the server's main returns."""
+        if self.path is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if poll_seconds > 0:
+            self._poller = loop.create_task(self._poll(poll_seconds))
+
+    async def _poll(self, poll_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(poll_seconds)
+            self.reload()
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()  # follows the symlink a ConfigMap swaps
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def add_membership_flags(parser: argparse.ArgumentParser, shards_help: str) -> None:
+    add_flag(parser, "--shards", help=f"fixed membership (epoch 0): {shards_help}, comma-separated")
+    add_flag(parser, "--membership", help='membership file, reloaded on change or SIGHUP: '
+                                          '{"epoch": N, "shards": {"name": "host:port", ...}}')
+    add_flag(parser, "--membership-poll", default=2.0, type=float,
+             help="seconds between checks of the membership file for changes (0 = only on SIGHUP)")
+
+
+def membership_from_arguments(args: argparse.Namespace, role: str) -> MembershipSource:
+    if bool(args.shards) == bool(args.membership):
+        raise SystemExit(f"loot {role} needs exactly one of --shards (LOOT_SHARDS) and --membership (LOOT_MEMBERSHIP)")
+    if args.membership:
+        return MembershipSource.from_file(Path(args.membership))
+    return MembershipSource(Membership(0, parse_members(args.shards)))

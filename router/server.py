@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from loot import tls
-from loot.membership import parse_members
+from loot.membership import add_membership_flags, membership_from_arguments
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import cluster_secret
 from loot.settings import add_flag
@@ -16,7 +16,7 @@ from router.shards import Shards
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flag(parser, "--shards", help="membership: every shard's name=host:port, comma-separated")
+    add_membership_flags(parser, "every shard's name=host:port")
     add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", default=7070, type=int, help="port to listen on (0 = any free port)")
     add_flag(parser, "--forward-timeout", default=30.0, type=float,
@@ -26,9 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    if not args.shards:
-        raise SystemExit("loot router needs --shards (or LOOT_SHARDS): name=host:port,...")
-    shards = Shards(parse_members(args.shards), tls.shard_channel_credentials(args))
+    source = membership_from_arguments(args, "router")
+    try:
+        shards = Shards(source, tls.shard_channel_credentials(args))
+    except ValueError as error:
+        raise SystemExit(f"loot router: {error}") from None
+    source.start_watching(args.membership_poll)
     server = new_server()
     database_pb2_grpc.add_DatabaseServicer_to_server(DatabaseService(shards, cluster_secret(), args.forward_timeout), server)
     service = database_pb2.DESCRIPTOR.services_by_name["Database"].full_name

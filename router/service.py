@@ -7,7 +7,8 @@ from grpc_status import rpc_status
 
 from loot.internal.v1 import shard_pb2
 from loot.secret import SECRET_HEADER
-from loot.status import Fault, guard
+from loot.membership import EPOCH_HEADER
+from loot.status import Fault, error_info, guard
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 from router.auth import authenticate
@@ -34,17 +35,33 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
 
     async def _forward(self, method: str, wrapper, request, context: grpc.aio.ServicerContext):
         shard_context = authenticate(context).shard_context
-        name, stub = self.shards.for_database(shard_context.database_id)
+        message = wrapper(context=shard_context, request=request)
+        for first_attempt in (True, False):
+            name, stub = self.shards.for_database(shard_context.database_id)
+            metadata = self.metadata + ((EPOCH_HEADER, str(self.shards.epoch)),)
+            try:
+                return await getattr(stub, method)(message, timeout=self._timeout(context), metadata=metadata)
+            except grpc.aio.AioRpcError as error:
+                if first_attempt and self._corrected_by(error):
+                    continue  # the shard never ran it; once more under the membership it pointed to
+                status = rpc_status.from_call(error)
+                if status is not None:  # the shard's own answer: pass it through unchanged
+                    await context.abort_with_status(rpc_status.to_status(status))
+                raise _transport_fault(name, error)
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         remaining = context.time_remaining()
-        timeout = self.forward_timeout if remaining is None else min(remaining, self.forward_timeout)
-        try:
-            return await getattr(stub, method)(wrapper(context=shard_context, request=request),
-                                               timeout=timeout, metadata=self.metadata)
-        except grpc.aio.AioRpcError as error:
-            status = rpc_status.from_call(error)
-            if status is not None:  # the shard's own answer: pass it through unchanged
-                await context.abort_with_status(rpc_status.to_status(status))
-            raise _transport_fault(name, error)
+        return self.forward_timeout if remaining is None else min(remaining, self.forward_timeout)
+
+    def _corrected_by(self, error: grpc.aio.AioRpcError) -> bool:
+        """A WRONG_SHARD refusal from a shard under a newer epoch: reload our membership now,
+        without waiting for the next poll. True when that moved us to a newer epoch."""
+        info = error_info(error)
+        if info is None or info.reason != "WRONG_SHARD":
+            return False
+        if int(info.metadata.get("epoch", "-1")) <= self.shards.epoch:
+            return False
+        return self.shards.source.reload()
 
 
 def _transport_fault(name: str, error: grpc.aio.AioRpcError) -> Fault:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import grpc
 
 from loot.internal.v1 import shard_pb2_grpc
 from loot.observability.request_id import PropagateRequestId
-from loot.ring import Ring
+from loot.membership import Membership, MembershipSource
 from loot.serving import GRPC_OPTIONS
 
 # UNAVAILABLE means the shard never ran the request (unreachable, or refusing
@@ -34,18 +35,42 @@ CHANNEL_OPTIONS = GRPC_OPTIONS + [
 
 
 class Shards:
-    def __init__(self, members: dict[str, str], credentials: grpc.ChannelCredentials | None = None):
-        missing = [name for name, address in members.items() if not address]
-        if missing:
-            raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
-        self.ring = Ring(members)
-        self.addresses = dict(members)
-        self._channels = {name: _channel(address, credentials) for name, address in members.items()}
-        self._stubs = {name: shard_pb2_grpc.ShardStub(channel) for name, channel in self._channels.items()}
+    """Follows the membership source: a new epoch swaps the ring and opens channels to new
+    addresses; channels no longer named are closed after a grace period for calls in flight."""
+
+    def __init__(self, source: MembershipSource, credentials: grpc.ChannelCredentials | None = None,
+                 grace_seconds: float = 60.0):
+        self.source = source
+        self._credentials = credentials
+        self._grace = grace_seconds
+        self._stubs: dict[str, shard_pb2_grpc.ShardStub] = {}  # address -> stub
+        self._channels: dict[str, grpc.aio.Channel] = {}  # address -> channel
+        self._follow(source.current)
+        source.on_change(self._follow)
+
+    @property
+    def epoch(self) -> int:
+        return self.source.current.epoch
 
     def for_database(self, database_id: str) -> tuple[str, shard_pb2_grpc.ShardStub]:
-        name = self.ring.owner(database_id)
-        return name, self._stubs[name]
+        membership = self.source.current
+        name = membership.ring.owner(database_id)
+        return name, self._stubs[membership.shards[name]]
+
+    def _follow(self, membership: Membership) -> None:
+        missing = [name for name, address in membership.shards.items() if not address]
+        if missing:
+            raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
+        for address in set(membership.shards.values()) - set(self._channels):
+            self._channels[address] = _channel(address, self._credentials)
+            self._stubs[address] = shard_pb2_grpc.ShardStub(self._channels[address])
+        for address in set(self._channels) - set(membership.shards.values()):
+            self._stubs.pop(address)
+            self._close_later(self._channels.pop(address))
+
+    def _close_later(self, channel: grpc.aio.Channel) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._grace, lambda: loop.create_task(channel.close()))
 
     async def close(self) -> None:
         for channel in self._channels.values():

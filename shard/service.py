@@ -9,7 +9,7 @@ import grpc
 
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.ring import Ring
+from loot.membership import EPOCH_HEADER, Membership, MembershipSource
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
 from shard import access, engine
@@ -21,13 +21,18 @@ _ADMISSION_CACHE = 4096
 
 
 class ShardService(shard_pb2_grpc.ShardServicer):
-    def __init__(self, name: str, ring: Ring, databases: Databases):
+    def __init__(self, name: str, membership: MembershipSource, databases: Databases):
         self.name = name
-        self.ring = ring
+        self.membership = membership
         self.databases = databases
-        # Both are pure functions of their arguments; hot databases skip a hash and a ring lookup per call.
+        # Pure functions of their arguments (the owner: under one membership); hot databases skip
+        # a hash and a ring lookup per call.
         self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
-        self._owner = functools.lru_cache(maxsize=_ADMISSION_CACHE)(ring.owner)
+        self._owner = _owner_cache(membership.current)
+        membership.on_change(self._follow)
+
+    def _follow(self, membership: Membership) -> None:
+        self._owner = _owner_cache(membership)
 
     @guard
     async def Execute(self, request: shard_pb2.ShardExecuteRequest, context) -> pb.ExecuteResponse:
@@ -43,27 +48,42 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
     @guard
     async def Describe(self, request: shard_pb2.ShardDescribeRequest, context) -> pb.DescribeResponse:
-        self._admit(request.context)
+        self._admit(request.context, context)
         return await self.databases.run(request.context.database_id,
                                         functools.partial(_describe, claim=request.context.schema),
                                         request.context.schema)
 
     async def _run(self, shard_context: shard_pb2.Context, statements, context) -> engine.Outcome:
-        self._admit(shard_context)
+        self._admit(shard_context, context)
         engine.check_request(statements, self.databases.limits)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         work = functools.partial(engine.run, context=shard_context, statements=statements, deadline=deadline)
         return await self.databases.run(shard_context.database_id, work, shard_context.schema)
 
-    def _admit(self, context: shard_pb2.Context) -> None:
-        if context.database_id != self._database_id(context.account, context.name, context.tenant):
+    def _admit(self, shard_context: shard_pb2.Context, context: grpc.aio.ServicerContext) -> None:
+        if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,
+                                                          shard_context.tenant):
             raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_DATABASE_ID", "the database id does not match its triple")
-        owner = self._owner(context.database_id)
+        if _router_epoch(context) > self.membership.current.epoch:
+            self.membership.reload()  # the router saw a newer file first; catch up before judging ownership
+        owner = self._owner(shard_context.database_id)
         if owner != self.name:
+            epoch = self.membership.current.epoch
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD",
-                        f"database belongs to {owner}, not {self.name}: the router's membership is stale",
-                        owner=owner)
+                        f"database belongs to {owner}, not {self.name}, under membership epoch {epoch}: "
+                        "the router's membership is stale", owner=owner, epoch=epoch)
+
+
+def _owner_cache(membership: Membership):
+    return functools.lru_cache(maxsize=_ADMISSION_CACHE)(membership.ring.owner)
+
+
+def _router_epoch(context: grpc.aio.ServicerContext) -> int:
+    for key, value in context.invocation_metadata() or ():
+        if key == EPOCH_HEADER:
+            return int(value) if value.isdigit() else -1
+    return -1
 
 
 def _describe(database: OpenDatabase, claim: str) -> pb.DescribeResponse:
