@@ -31,8 +31,9 @@ class Logs:
         self.lines.append(f"{name}: {line}")
 
 
-def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None) -> LocalCluster:
-    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env)
+def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None,
+                  membership_file: bool = False) -> LocalCluster:
+    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env, membership_file=membership_file)
     try:
         cluster.start()
     except Exception as error:
