@@ -50,6 +50,11 @@ def parse_members(text: str) -> dict[str, str]:
     return members
 
 
+def parse_epoch(text: str) -> int:
+    """An epoch another node sent (header or refusal metadata); -1 when absent or malformed."""
+    return int(text) if text.isdigit() else -1
+
+
 def format_members(members: dict[str, str]) -> str:
     return ",".join(f"{name}={address}" if address else name for name, address in members.items())
 

@@ -7,7 +7,7 @@ from grpc_status import rpc_status
 
 from loot.internal.v1 import shard_pb2
 from loot.secret import SECRET_HEADER
-from loot.membership import EPOCH_HEADER
+from loot.membership import EPOCH_HEADER, parse_epoch
 from loot.status import Fault, error_info, guard
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
@@ -59,7 +59,7 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
         info = error_info(error)
         if info is None or info.reason != "WRONG_SHARD":
             return False
-        if int(info.metadata.get("epoch", "-1")) <= self.shards.epoch:
+        if parse_epoch(info.metadata.get("epoch", "")) <= self.shards.epoch:
             return False
         return self.shards.source.reload()
 

@@ -9,7 +9,7 @@ import grpc
 
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.membership import EPOCH_HEADER, Membership, MembershipSource
+from loot.membership import EPOCH_HEADER, Membership, MembershipSource, parse_epoch
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
 from shard import access, engine
@@ -82,7 +82,7 @@ def _owner_cache(membership: Membership):
 def _router_epoch(context: grpc.aio.ServicerContext) -> int:
     for key, value in context.invocation_metadata() or ():
         if key == EPOCH_HEADER:
-            return int(value) if value.isdigit() else -1
+            return parse_epoch(value)
     return -1
 
 

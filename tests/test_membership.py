@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from loot.membership import Membership, MembershipSource, parse_membership, write_membership
+from loot.membership import Membership, MembershipSource, parse_epoch, parse_membership, write_membership
 
 TWO = {"shard-0": "127.0.0.1:1", "shard-1": "127.0.0.1:2"}
 
@@ -74,3 +76,17 @@ def test_a_configmap_style_symlink_swap_is_seen(tmp_path: Path) -> None:
     os.symlink("v2", tmp_path / "data.new")
     os.replace(tmp_path / "data.new", tmp_path / "data")
     assert source.reload() is True and source.current.epoch == 2
+
+
+@pytest.mark.parametrize("text, epoch", [("7", 7), ("", -1), ("-3", -1), ("x", -1), ("1.5", -1)])
+def test_an_epoch_from_another_node_is_read_strictly(text: str, epoch: int) -> None:
+    assert parse_epoch(text) == epoch
+
+
+@pytest.mark.parametrize("role, flags", [("router", ["--shards", "s=127.0.0.1:1", "--membership", "m.json"]),
+                                         ("router", []), ("shard", ["--name", "s"])])
+def test_a_server_needs_exactly_one_way_to_get_membership(tmp_path: Path, role: str, flags: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("LOOT_SHARDS", "LOOT_MEMBERSHIP")}
+    done = subprocess.run([sys.executable, "-m", "loot", role, *flags, "--port", "0"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env={**env, "LOOT_CLUSTER_SECRET": "s" * 32})
+    assert done.returncode != 0 and "exactly one of --shards" in done.stderr
