@@ -24,7 +24,8 @@ from loot.status import Fault
 from shard import schema
 from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
-from shard.access.install import PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, trigger_name, uninstall
+from shard.access.install import (POLICY_WRITTEN, PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, trigger_name,
+                                  uninstall)
 from shard.access.rewrite import changes_schema, filter_rows_first, retarget
 from shard.sql_text import fold, split_statements
 
@@ -37,11 +38,16 @@ class Enforcer:
         self._conn = weakref.ref(conn)
         self.authorizer = Authorizer()
         self._claims: dict[str, Any] = {}
-        self._fingerprint: tuple | None = None
+        # The last request's claims, flattened: a client's requests on one database mostly carry the same token.
+        self._last_claims: tuple[str, dict[str, Any]] = ("", {})
+        self._stamp: tuple | None = None
+        # Set by the TEMP triggers on _filters and _rules (install.py): the policy must be read again.
+        self._policy_written = True
         self._installed = Installed([], {})
         conn.execute("PRAGMA recursive_triggers = ON")
         conn.create_scalar_function(PRIVILEGED, lambda: self.authorizer.privileged, 0, deterministic=True)
         conn.create_scalar_function("claim", self._claims.get, 1, deterministic=True)
+        conn.create_scalar_function(POLICY_WRITTEN, self._note_policy_written, 0)
         self.authorizer.attach(conn)
 
     @property
@@ -54,7 +60,9 @@ class Enforcer:
     @contextmanager
     def request(self, claims_json: str, readonly: bool) -> Iterator[None]:
         """The token's claims (for claim()) and readonly flag, for the length of one request."""
-        self._claims.update(claims.flatten(claims_json))
+        if claims_json != self._last_claims[0]:
+            self._last_claims = (claims_json, claims.flatten(claims_json))
+        self._claims.update(self._last_claims[1])
         if readonly != self.authorizer.readonly:
             self.authorizer.readonly = readonly
             self.authorizer.attach(self.conn)
@@ -96,14 +104,16 @@ class Enforcer:
         SQLite resolves unqualified names in DDL (`CREATE INDEX i ON t`,
         `DROP VIEW v`) to the TEMP views first, so DDL must not meet them.
         """
+        # Checked unprivileged: a statement prepared privileged would expire the connection's statement cache.
+        if schema.unchanged(self.conn, claim):
+            return []
         with self.privileged(transactions=True):
-            if not schema.unchanged(self.conn, claim):
-                self._unshadow()
+            self._unshadow()
             return schema.apply(self.conn, claim)
 
     def refresh(self) -> None:
-        """Make the TEMP objects match the database's filters, rules and schema, if they do not."""
-        if policy.fingerprint(self.conn) == self._fingerprint:
+        """Make the TEMP objects match the database's filters, rules and schema, if they may not."""
+        if not self._policy_written and policy.stamp(self.conn) == self._stamp:
             return
         with self.privileged():
             current = policy.read(self.conn)
@@ -114,7 +124,8 @@ class Enforcer:
                 {fold(name) for name, table in current.tables.items() if not table.is_open}
                 | {fold(trigger_name(name, operation)) for name in current.tables for operation in policy.OPERATIONS}
                 | current.triggers)
-        self._fingerprint = policy.fingerprint(self.conn)
+        self._stamp = policy.stamp(self.conn)
+        self._policy_written = False  # only now: a policy that failed to install is tried again, never skipped
 
     @contextmanager
     def statement(self, sql: str) -> Iterator[str]:
@@ -142,7 +153,10 @@ class Enforcer:
     def _unshadow(self) -> None:
         """Take the TEMP objects away until the next refresh (only privileged SQL runs before it)."""
         uninstall(self.conn)
-        self._fingerprint = None
+        self._stamp = None
+
+    def _note_policy_written(self) -> None:
+        self._policy_written = True
 
     def fault(self, error: apsw.Error, **metadata: object) -> Fault | None:
         """The refusal an SQLite error stands for, if it stands for one."""

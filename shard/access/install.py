@@ -21,11 +21,14 @@ import apsw
 import grpc
 
 from loot.status import Fault
+from shard import system_tables
 from shard.access.policy import OPERATIONS, Policy, Rule, Table, is_true
 from shard.access.rewrite import qualify_tables, retarget
 from shard.sql_text import fold, quote_name, tokens
 
 PRIVILEGED = "loot_privileged"
+# Called by the TEMP triggers watching the filters and rules: this connection changed the policy.
+POLICY_WRITTEN = "loot_policy_written"
 RULE_MESSAGE = "loot-rule:"
 
 
@@ -136,7 +139,7 @@ def install(conn: apsw.Connection, policy: Policy) -> Installed:
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "BAD_PREDICATE",
                         f"predicate {name} of table {table.name} does not compile: {error}",
                         table=table.name, predicate=name) from error
-    for statement in installer.statements():
+    for statement in [*installer.statements(), *_policy_watches()]:
         conn.execute(statement)
     return Installed(installer.denials, installer.row_filters())
 
@@ -145,6 +148,13 @@ def uninstall(conn: apsw.Connection) -> None:
     objects = conn.execute("SELECT type, name FROM temp.sqlite_schema WHERE type IN ('view', 'trigger')").fetchall()
     for kind, name in objects:
         conn.execute(f"DROP {kind.upper()} IF EXISTS temp.{quote_name(name)}")
+
+
+def _policy_watches() -> list[str]:
+    """TEMP triggers reporting every row written to the filters and rules, whoever's SQL writes it."""
+    return [f"CREATE TEMP TRIGGER {quote_name(f'_loot_watch_{operation}_{table}')} AFTER {operation.upper()} "
+            f"ON main.{quote_name(table)} BEGIN SELECT {POLICY_WRITTEN}(); END"
+            for table in (system_tables.FILTERS, system_tables.RULES) for operation in OPERATIONS]
 
 
 def _has_subquery(predicate: str) -> bool:

@@ -74,15 +74,16 @@ def read(conn: apsw.Connection) -> Policy:
     return Policy(tables, views, triggers - {fold(name) for name, _ in views}, virtual)
 
 
-def fingerprint(conn: apsw.Connection) -> tuple:
-    """Changes whenever the policy or the objects it is installed as may have changed."""
+def stamp(conn: apsw.Connection) -> tuple[int, int, int]:
+    """Changes whenever DDL (main or TEMP) or another connection's commit may have changed the policy.
+
+    This connection's own writes to the filters and rules do not change it: the
+    TEMP triggers install.py puts on those tables report them as they happen.
+    """
     return (
         conn.execute("PRAGMA main.schema_version").fetchone()[0],
         conn.execute("PRAGMA temp.schema_version").fetchone()[0],
-        conn.execute(f"SELECT group_concat(table_name || x'00' || filter_name || x'00' || predicate, x'01') "
-                     f"FROM main.{system_tables.FILTERS}").fetchone()[0],
-        conn.execute(f"SELECT group_concat(table_name || x'00' || operation || x'00' || rule_name || x'00' "
-                     f"|| predicate, x'01') FROM main.{system_tables.RULES}").fetchone()[0],
+        conn.execute("PRAGMA main.data_version").fetchone()[0],
     )
 
 
