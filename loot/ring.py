@@ -6,9 +6,13 @@ moves no data. Routers and shards build it from the same membership list.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from uhashring import HashRing
+
+# Hot databases are looked up on every call; a Ring never changes (a new membership builds a new one).
+OWNER_CACHE = 4096
 
 
 class Ring:
@@ -17,6 +21,7 @@ class Ring:
         if not self.names:
             raise ValueError("a ring needs at least one shard name")
         self._ring = HashRing(nodes=list(self.names))
+        self._owner = functools.lru_cache(maxsize=OWNER_CACHE)(self._ring.get_node)
 
     def owner(self, database_id: str) -> str:
-        return self._ring.get_node(database_id)
+        return self._owner(database_id)

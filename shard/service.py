@@ -9,7 +9,7 @@ import grpc
 
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.membership import EPOCH_HEADER, Membership, MembershipSource, parse_epoch
+from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
 from shard import access, engine
@@ -25,14 +25,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         self.name = name
         self.membership = membership
         self.databases = databases
-        # Pure functions of their arguments (the owner: under one membership); hot databases skip
-        # a hash and a ring lookup per call.
+        # A pure function of its arguments: hot databases skip a hash per call (the ring caches owners itself).
         self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
-        self._owner = _owner_cache(membership.current)
-        membership.on_change(self._follow)
-
-    def _follow(self, membership: Membership) -> None:
-        self._owner = _owner_cache(membership)
 
     @guard
     async def Execute(self, request: shard_pb2.ShardExecuteRequest, context) -> pb.ExecuteResponse:
@@ -67,16 +61,12 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_DATABASE_ID", "the database id does not match its triple")
         if _router_epoch(context) > self.membership.current.epoch:
             self.membership.reload()  # the router saw a newer file first; catch up before judging ownership
-        owner = self._owner(shard_context.database_id)
+        owner = self.membership.current.ring.owner(shard_context.database_id)
         if owner != self.name:
             epoch = self.membership.current.epoch
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD",
                         f"database belongs to {owner}, not {self.name}, under membership epoch {epoch}: "
                         "the router's membership is stale", owner=owner, epoch=epoch)
-
-
-def _owner_cache(membership: Membership):
-    return functools.lru_cache(maxsize=_ADMISSION_CACHE)(membership.ring.owner)
 
 
 def _router_epoch(context: grpc.aio.ServicerContext) -> int:
