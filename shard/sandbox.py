@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import weakref
 from collections.abc import Iterator
 
 import apsw
@@ -24,6 +25,8 @@ from shard.sql_errors import fault_from_sqlite
 
 # How often (in SQLite VM steps) the progress handler looks at the clock.
 PROGRESS_STEPS = 1000
+# How long a statement waits for a lock another connection holds (`loot backup` reads from another process).
+BUSY_MS = 5000
 
 # SQLite refuses these itself, before any authorizer is asked: VACUUM inside Loot's transaction,
 # writes to its own tables (defensive mode).
@@ -38,9 +41,12 @@ class Sandbox:
 
     def __init__(self, conn: apsw.Connection, limits: Limits):
         self.limits = limits
+        self._conn = weakref.ref(conn)  # weak: the connection holds this sandbox through its progress handler
         self._stop_at = float("inf")
         self._deadline = float("inf")
+        self._inline_until = float("inf")
         self.timed_out: str | None = None
+        self.gave_up = False
         _lock_down(conn, limits)
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
 
@@ -52,6 +58,21 @@ class Sandbox:
             yield
         finally:
             self._deadline = self._stop_at = float("inf")
+
+    @contextlib.contextmanager
+    def inline(self, seconds: float) -> Iterator[None]:
+        """An attempt on the event loop: interrupted past `seconds` (and `gave_up` set), and SQLITE_BUSY
+        at once instead of waiting for another connection's lock; either way the caller runs it again
+        on a worker thread."""
+        conn = self._conn()
+        self.gave_up = False
+        self._inline_until = time.monotonic() + seconds
+        conn.set_busy_timeout(0)
+        try:
+            yield
+        finally:
+            self._inline_until = float("inf")
+            conn.set_busy_timeout(BUSY_MS)
 
     def start_clock(self) -> None:
         """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
@@ -77,7 +98,10 @@ class Sandbox:
     def _progress(self) -> bool:
         now = time.monotonic()
         if now < self._stop_at:
-            return False
+            if now < self._inline_until:
+                return False
+            self.gave_up = True
+            return True
         self.timed_out = ("the client's deadline passed" if now >= self._deadline
                           else f"the statement ran longer than {self.limits.statement_seconds:g} s")
         return True
