@@ -83,7 +83,7 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
     sandbox = database.sandbox
     with sandbox.request(deadline):
         sandbox.check_deadline()
-        changes = apply_schema(database, context.schema)
+        changes = _schema_phase(database, context.schema, reads_only)
         budget = _Budget(sandbox.limits.result_bytes)
 
         def run_statements(guard: access.Enforcer) -> list[pb.Result]:
@@ -120,8 +120,16 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
 
 
 def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context) -> bool:
-    return not (context.before or context.after or context.instead or context.destroy or database.creation_changes
-                ) and schema.unchanged(database.conn, context.schema)
+    return not (context.before or context.after or context.instead or context.destroy or database.creation_changes)
+
+
+def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[str]:
+    """apply_schema; for reads only, just the check that it has nothing to do (or RunOnWorker)."""
+    if not reads_only:
+        return apply_schema(database, claim)
+    if schema.unchanged(database.conn, claim):
+        return []
+    raise RunOnWorker
 
 
 def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
