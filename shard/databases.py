@@ -80,7 +80,8 @@ class Databases:
         finally:
             actor.pending -= 1
             self._pending -= 1
-            await self._evict_idle()
+            if len(self._actors) > self.limits.open_databases:
+                await self._evict_idle()
 
     def _admit(self, database_id: str) -> _Actor:
         actor = self._actors.get(database_id)
@@ -125,7 +126,7 @@ class Databases:
     async def _evict_idle(self) -> None:
         """Close the least recently used idle databases beyond the cache's size."""
         excess = len(self._actors) - self.limits.open_databases
-        if excess <= 0 or self._closed:
+        if self._closed:
             return
         idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:excess]
         for key, actor in idle:
