@@ -31,9 +31,11 @@ from shard.limits import Limits
 from shard.storage import OpenDatabase
 
 
-# How long a request may run on the event loop before it gives up for a worker thread: a warm point
-# select takes 50-100 µs, and every other call on the shard waits while it runs.
-INLINE_SECONDS = 0.001
+# How much a request may do on the event loop before it gives up for a worker thread (every other
+# call on the shard waits while it runs): 1 ms of CPU time (a warm point select takes 50-100 µs), and
+# SQL short enough to parse quickly (parsing runs no VM step, so the progress handler cannot stop it).
+INLINE_CPU_SECONDS = 0.001
+INLINE_SQL_CHARS = 4096
 
 
 @dataclass
@@ -104,12 +106,13 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
                deadline: float | None) -> Outcome:
     """`run` on the event loop, for reads: raises RunOnWorker, having changed nothing, for what may write
     (privileged claims, a schema to apply, destroy, a statement that is not read-only), wait for a lock
-    or run past INLINE_SECONDS. The rest is `run` itself: the same access control, limits and clock."""
-    if not _may_run_inline(database, context):
+    or run long (INLINE_CPU_SECONDS). The rest is `run` itself: the same access control, limits
+    and clock."""
+    if not _may_run_inline(database, context, statements):
         raise RunOnWorker
     sandbox = database.sandbox
     try:
-        with sandbox.inline(INLINE_SECONDS):
+        with sandbox.inline(INLINE_CPU_SECONDS):
             return run(database, context, statements, deadline, reads_only=True)
     except apsw.BusyError as error:
         raise RunOnWorker from error
@@ -119,8 +122,9 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
         raise
 
 
-def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context) -> bool:
-    return not (context.before or context.after or context.instead or context.destroy or database.creation_changes)
+def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> bool:
+    return not (context.before or context.after or context.instead or context.destroy or database.creation_changes
+                ) and sum(len(statement.sql) for statement in statements) <= INLINE_SQL_CHARS
 
 
 def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[str]:

@@ -44,7 +44,7 @@ class Sandbox:
         self._conn = weakref.ref(conn)  # weak: the connection holds this sandbox through its progress handler
         self._stop_at = float("inf")
         self._deadline = float("inf")
-        self._inline_until = float("inf")
+        self._inline_until = float("inf")  # the CPU time (thread_time) an attempt on the event loop may reach
         self.timed_out: str | None = None
         self.gave_up = False
         _lock_down(conn, limits)
@@ -60,13 +60,14 @@ class Sandbox:
             self._deadline = self._stop_at = float("inf")
 
     @contextlib.contextmanager
-    def inline(self, seconds: float) -> Iterator[None]:
-        """An attempt on the event loop: interrupted past `seconds` (and `gave_up` set), and SQLITE_BUSY
-        at once instead of waiting for another connection's lock; either way the caller runs it again
-        on a worker thread."""
+    def inline(self, cpu_seconds: float) -> Iterator[None]:
+        """An attempt on the event loop: interrupted (and `gave_up` set) once it has used `cpu_seconds`
+        of the thread's CPU time, and SQLITE_BUSY at once instead of waiting for another connection's
+        lock; either way the caller runs it again on a worker thread. CPU time, not the wall clock: a
+        process descheduled on a busy machine must not give up work it has nearly done."""
         conn = self._conn()
         self.gave_up = False
-        self._inline_until = time.monotonic() + seconds
+        self._inline_until = time.thread_time() + cpu_seconds
         conn.set_busy_timeout(0)
         try:
             yield
@@ -96,12 +97,12 @@ class Sandbox:
         return fault_from_sqlite(error, **metadata)
 
     def _progress(self) -> bool:
-        now = time.monotonic()
-        if now < self._stop_at:
-            if now < self._inline_until:
-                return False
+        if self._inline_until != float("inf") and time.thread_time() >= self._inline_until:
             self.gave_up = True
             return True
+        now = time.monotonic()
+        if now < self._stop_at:
+            return False
         self.timed_out = ("the client's deadline passed" if now >= self._deadline
                           else f"the statement ran longer than {self.limits.statement_seconds:g} s")
         return True

@@ -183,6 +183,7 @@ def _rows(database) -> list[tuple]:
     (["SELECT 1"], {"destroy": True}),
     (["SELECT 1"], {"schema": open_table("CREATE TABLE t (x INTEGER); CREATE TABLE u (y)", "t")}),
     ([SLOW_READ], {}),
+    (["SELECT 1" + " " * engine.INLINE_SQL_CHARS], {}),  # long to parse
 ])
 def test_inline_gives_up_having_changed_nothing(warm, sql: list[str], claims: dict) -> None:
     with pytest.raises(RunOnWorker):
