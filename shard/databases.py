@@ -58,7 +58,7 @@ class Databases:
         self._closed = False
 
     def stats(self) -> dict[str, int]:
-        """For metrics: open connections, cache hits and misses, requests waiting."""
+        """For metrics: open connections, requests that found their database open or not, requests waiting."""
         running = sum(1 for actor in self._actors.values() if actor.lock.locked())
         return {"open": sum(1 for actor in self._actors.values() if actor.database is not None),
                 "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
@@ -71,6 +71,10 @@ class Databases:
         actor = self._admit(database_id)
         try:
             async with actor.lock:
+                if actor.database is None:
+                    self._misses += 1
+                else:
+                    self._hits += 1
                 if inline is not None:
                     result = self._run_inline(actor, inline)
                     if result is not _GAVE_UP:
@@ -102,21 +106,16 @@ class Databases:
         if actor.database is None or not actor.in_use.acquire(blocking=False):
             return _GAVE_UP
         try:
-            result = inline(actor.database)
+            return inline(actor.database)
         except RunOnWorker:
             return _GAVE_UP
         finally:
             actor.in_use.release()
-        self._hits += 1
-        return result
 
     def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str) -> T:
         with actor.in_use:
             if actor.database is None:
-                self._misses += 1
                 actor.database = self.storage.open(database_id, schema_claim)
-            else:
-                self._hits += 1
             try:
                 return work(actor.database)
             finally:

@@ -4,8 +4,8 @@
     BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
     destroy, if asked
 
-Any failure inside the transaction rolls all of it back. `run_inline` is the same
-run for short reads tried on the event loop (see `Databases.run`). Access control (SPEC §5)
+Any failure inside the transaction rolls all of it back; `run_inline` is the same
+run for short reads, tried on the event loop (see `Databases.run`). Access control (SPEC §5)
 is shard/access: its enforcer owns the connection's authorizer, runs the
 transaction (`access.run_request`) and rewrites each of the request's statements;
 the sandbox (shard/sandbox.py) adds the limits and the clock.
@@ -123,8 +123,9 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
 
 
 def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> bool:
-    return not (context.before or context.after or context.instead or context.destroy or database.creation_changes
-                ) and sum(len(statement.sql) for statement in statements) <= INLINE_SQL_CHARS
+    privileged = context.before or context.after or context.instead or context.destroy
+    short = sum(len(statement.sql) for statement in statements) <= INLINE_SQL_CHARS
+    return short and not privileged and not database.creation_changes
 
 
 def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[str]:
