@@ -32,9 +32,11 @@ from shard.storage import OpenDatabase
 
 
 # How much a request may do on the event loop before it gives up for a worker thread (every other
-# call on the shard waits while it runs): 1 ms of CPU time (a warm point select takes 50-100 µs), and
-# SQL short enough to parse quickly (parsing runs no VM step, so the progress handler cannot stop it).
+# call on the shard waits while it runs): 1 ms of CPU time (a warm point select takes 50-100 µs), no
+# value over 64 KiB (making one is a single VM step, which the progress handler cannot interrupt),
+# and SQL short enough to parse quickly (parsing runs no VM step either).
 INLINE_CPU_SECONDS = 0.001
+INLINE_VALUE_BYTES = 64 * 1024
 INLINE_SQL_CHARS = 4096
 
 
@@ -106,13 +108,12 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
                deadline: float | None) -> Outcome:
     """`run` on the event loop, for reads: raises RunOnWorker, having changed nothing, for what may write
     (privileged claims, a schema to apply, destroy, a statement that is not read-only), wait for a lock
-    or run long (INLINE_CPU_SECONDS). The rest is `run` itself: the same access control, limits
-    and clock."""
+    or run long (INLINE_*). The rest is `run` itself: the same access control, limits and clock."""
     if not _may_run_inline(database, context, statements):
         raise RunOnWorker
     sandbox = database.sandbox
     try:
-        with sandbox.inline(INLINE_CPU_SECONDS):
+        with sandbox.inline(INLINE_CPU_SECONDS, INLINE_VALUE_BYTES):
             return run(database, context, statements, deadline, reads_only=True)
     except apsw.BusyError as error:
         raise RunOnWorker from error

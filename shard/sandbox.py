@@ -60,20 +60,23 @@ class Sandbox:
             self._deadline = self._stop_at = float("inf")
 
     @contextlib.contextmanager
-    def inline(self, cpu_seconds: float) -> Iterator[None]:
-        """An attempt on the event loop: interrupted (and `gave_up` set) once it has used `cpu_seconds`
-        of the thread's CPU time, and SQLITE_BUSY at once instead of waiting for another connection's
-        lock; either way the caller runs it again on a worker thread. CPU time, not the wall clock: a
-        process descheduled on a busy machine must not give up work it has nearly done."""
+    def inline(self, cpu_seconds: float, value_bytes: int) -> Iterator[None]:
+        """An attempt on the event loop, which gives up (`gave_up` set) once it has used `cpu_seconds` of
+        the thread's CPU time or makes a value over `value_bytes` (one VM step, however long), and gets
+        SQLITE_BUSY at once instead of waiting for another connection's lock; either way the caller runs
+        it again on a worker thread. CPU time, not the wall clock: a process descheduled on a busy
+        machine must not give up work it has nearly done."""
         conn = self._conn()
         self.gave_up = False
         self._inline_until = time.thread_time() + cpu_seconds
         conn.set_busy_timeout(0)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, min(value_bytes, self.limits.result_bytes))
         try:
             yield
         finally:
             self._inline_until = float("inf")
             conn.set_busy_timeout(BUSY_MS)
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.limits.result_bytes)
 
     def start_clock(self) -> None:
         """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
@@ -88,6 +91,8 @@ class Sandbox:
 
     def fault(self, error: apsw.Error, **metadata: object) -> Fault:
         """The fault for a failed statement, saying why when SQLite refused it or a time limit stopped it."""
+        if isinstance(error, apsw.TooBigError) and self._inline_until != float("inf"):
+            self.gave_up = True  # the inline attempt's own, lower limit: the worker has the real one
         refusal = _sqlite_refusal(error)
         if refusal is not None and isinstance(error, (apsw.AuthError, apsw.SQLError)):
             return Fault(grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED", f"refused by the sandbox: {refusal}",

@@ -22,6 +22,7 @@ from loot.v1 import database_pb2 as pb
 from shard import engine
 from loot.values import to_value
 from shard.databases import Databases, RunOnWorker
+from shard.limits import Limits
 from shard.sandbox import BUSY_MS
 from shard.storage import Storage
 from tests.schemas import open_table
@@ -184,6 +185,7 @@ def _rows(database) -> list[tuple]:
     (["SELECT 1"], {"schema": open_table("CREATE TABLE t (x INTEGER); CREATE TABLE u (y)", "t")}),
     ([SLOW_READ], {}),
     (["SELECT 1" + " " * engine.INLINE_SQL_CHARS], {}),  # long to parse
+    ([f"SELECT length(zeroblob({engine.INLINE_VALUE_BYTES + 1}))"], {}),  # one long VM step
 ])
 def test_inline_gives_up_having_changed_nothing(warm, sql: list[str], claims: dict) -> None:
     with pytest.raises(RunOnWorker):
@@ -219,3 +221,20 @@ def test_inline_reads_answer_as_a_worker_would_filters_included(warm) -> None:
     with pytest.raises(Fault) as refused:
         _inline(warm, "SELECT * FROM no_such_table")
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_large_value_gives_up_inline_and_is_answered_by_a_worker(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        databases = Databases(Storage(tmp_path))
+        big = engine.INLINE_VALUE_BYTES * 2
+        await request(databases, f"INSERT INTO t VALUES (length(randomblob({big})))")
+        threads: list[str] = []
+        outcome = await request(databases, f"SELECT length(zeroblob({big})), x FROM t", threads=threads)
+        assert [value.integer for value in outcome.results[0].rows[0].values] == [big, big]
+        assert threads == ["worker"]
+        with pytest.raises(Fault) as refused:  # the real limit still answers, from the worker
+            await request(databases, f"SELECT zeroblob({Limits().result_bytes + 1})")
+        assert refused.value.reason == "TOO_BIG"
+        await databases.close()
+
+    asyncio.run(scenario())
