@@ -46,6 +46,8 @@ class Databases:
         self._hits = 0
         self._misses = 0
         self._closed = False
+        # Checked again once a request holds its database: ownership may have moved while it waited (a fence).
+        self.still_owned: Callable[[str], None] = lambda database_id: None
 
     def stats(self) -> dict[str, int]:
         """For metrics: open connections, cache hits and misses, requests waiting."""
@@ -58,6 +60,7 @@ class Databases:
         actor = self._admit(database_id)
         try:
             async with actor.lock:
+                self.still_owned(database_id)
                 return await asyncio.get_running_loop().run_in_executor(
                     self._pool, self._call, database_id, actor, work, schema_claim)
         finally:
@@ -89,6 +92,17 @@ class Databases:
         finally:
             if actor.database.destroyed:
                 actor.database = None
+
+    async def fence(self, gone: Callable[[str], bool]) -> int:
+        """Wait for the request in progress on each open database `gone` names, then close it;
+        return how many. Requests still queued for it then fail `still_owned`."""
+        fenced = [(key, actor) for key, actor in list(self._actors.items()) if gone(key)]
+        for key, actor in fenced:
+            async with actor.lock:
+                if actor.database is not None:
+                    database, actor.database = actor.database, None
+                    await asyncio.get_running_loop().run_in_executor(self._pool, database.close)
+        return len(fenced)
 
     async def _evict_idle(self) -> None:
         """Close the least recently used idle databases beyond the cache's size."""
