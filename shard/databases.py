@@ -97,11 +97,15 @@ class Databases:
         """Wait for the request in progress on each open database `gone` names, then close it;
         return how many. Requests still queued for it then fail `still_owned`."""
         fenced = [(key, actor) for key, actor in list(self._actors.items()) if gone(key)]
-        for key, actor in fenced:
-            async with actor.lock:
-                if actor.database is not None:
-                    database, actor.database = actor.database, None
-                    await asyncio.get_running_loop().run_in_executor(self._pool, database.close)
+        for _, actor in fenced:
+            actor.pending += 1  # not idle: eviction must not close it under us
+            try:
+                async with actor.lock:
+                    if actor.database is not None:
+                        database, actor.database = actor.database, None
+                        await asyncio.get_running_loop().run_in_executor(self._pool, database.close)
+            finally:
+                actor.pending -= 1
         return len(fenced)
 
     async def _evict_idle(self) -> None:

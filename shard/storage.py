@@ -118,6 +118,20 @@ class Storage:
         """Move a complete database written at `staging` (from `staging_path`) into place, crash-safely."""
         self._place(staging, self.path(database_id))
 
+    def retire(self, database_id: str, target: Path) -> bool:
+        """Durably move the (closed) database's files to `target`, out of service; False when it has none."""
+        path = self.path(database_id)
+        if not path.exists():
+            return False
+        target.parent.mkdir(exist_ok=True)
+        os.rename(path, target)  # first: once it is gone nothing here can open it again
+        for suffix in _SIDE_FILES:  # a WAL left by a reader's last close belongs with its file
+            if Path(f"{path}{suffix}").exists():
+                os.rename(f"{path}{suffix}", f"{target}{suffix}")
+        if self._power_safe:
+            _fsync_dir(path.parent)
+        return True
+
     def _place(self, staging: Path, path: Path) -> None:
         self._ensure_dir(path.parent)
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file

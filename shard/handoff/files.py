@@ -7,7 +7,6 @@ or backed up again.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from shard.storage import Storage
 
 RETIRED = "handed-off"
 CHUNK = 256 * 1024
-_SIDE_FILES = ("-wal", "-shm")
 
 
 def held(storage: Storage, wanted: Callable[[str], bool]) -> list[str]:
@@ -45,14 +43,4 @@ def chunks(path: Path) -> Iterator[bytes]:
 
 def retire(storage: Storage, database_id: str, epoch: int) -> bool:
     """Move the database's files out of service; False when already done (a repeated confirmation)."""
-    source = storage.path(database_id)
-    if not source.exists():
-        return False
-    retired = storage.root / RETIRED / f"{database_id}.epoch-{epoch}.sqlite"
-    retired.parent.mkdir(exist_ok=True)
-    os.replace(source, retired)  # first: once it is gone the shard can never open it again
-    for suffix in _SIDE_FILES:  # a WAL left by a reader's last close belongs with its file
-        side = Path(f"{source}{suffix}")
-        if side.exists():
-            os.replace(side, Path(f"{retired}{suffix}"))
-    return True
+    return storage.retire(database_id, storage.root / RETIRED / f"{database_id}.epoch-{epoch}.sqlite")

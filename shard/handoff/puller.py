@@ -64,7 +64,12 @@ class Puller:
         self.peers.learn(current.shards)
         if self.membership.path is None or current.epoch == 0 or state.get("settled") == current.epoch:
             return Rebalance.settled(self, current.epoch)  # a fixed list, or the first epoch: nothing came from anywhere
-        sources = state["sources"] if state.get("epoch") == current.epoch else list(current.shards)
+        if state.get("epoch") == current.epoch:
+            return Rebalance(self, current.epoch, state["sources"])
+        # Down while the epoch changed: the previous owners are among the shards it knew and the current ones.
+        sources = sorted(set(state.get("addresses", {})) | set(current.shards))
+        self._save_state({"epoch": current.epoch, "sources": sources,
+                          "addresses": {**state.get("addresses", {}), **current.shards}})
         return Rebalance(self, current.epoch, sources)
 
     def start(self) -> None:
@@ -75,7 +80,8 @@ class Puller:
         self.peers.learn(new.shards)
         if new.epoch == old.epoch and self.rebalance.done.is_set():
             return  # an address changed, nothing moved
-        sources = sorted(set(old.shards) | set(new.shards))  # the previous owners include removed shards
+        previous = self.rebalance.sources if new.epoch == self.rebalance.epoch else old.shards
+        sources = sorted(set(previous) | set(new.shards))  # the previous owners include removed shards
         self._save_state({"epoch": new.epoch, "sources": sources, "addresses": {**old.shards, **new.shards}})
         self.rebalance.stop()
         self.rebalance = Rebalance(self, new.epoch, sources)
@@ -92,7 +98,8 @@ class Puller:
                             "the database is still being moved to this shard after a membership change; retry")
 
     def settle(self, epoch: int) -> None:
-        self._save_state({**self._load_state(), "settled": epoch})
+        """Nothing more to move here under `epoch`: a restart need not ask around again."""
+        self._save_state({"epoch": epoch, "settled": epoch, "sources": [], "addresses": self.membership.current.shards})
 
     def _load_state(self) -> dict:
         try:
