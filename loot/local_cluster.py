@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.membership import Membership, format_members, write_membership
+from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
 from loot.serving import parse_listening
 
@@ -117,6 +117,9 @@ class LocalCluster:
                     "PYTHONUNBUFFERED": "1"}
         self.membership = data / "membership.json" if membership_file else None
         self.epoch = 0
+        if self.membership and self.membership.exists():  # scaled before: keep its shards and epoch
+            existing = parse_membership(self.membership.read_text())
+            self.epoch, self.names = existing.epoch, list(existing.shards)
         self.shards = {name: self._shard(name) for name in self.names}
         self.router: Child | None = None
 
