@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
+from pathlib import Path
 
 import apsw
 import grpc
@@ -55,6 +57,9 @@ class Puller:
         self.progress = progress
         self.concurrency = concurrency
         self._state_file = storage.root / STATE_FILE
+        # A pull cancelled by a newer epoch may still be installing on a worker thread while its successor
+        # pulls again: the first copy in place wins, so a copy being served is never replaced.
+        self._installing = threading.Lock()
         self.rebalance = self._resume(membership.current)
         membership.on_change(self._changed)
 
@@ -96,6 +101,22 @@ class Puller:
             if time.monotonic() >= deadline:
                 raise Fault(grpc.StatusCode.UNAVAILABLE, "DATABASE_MOVING",
                             "the database is still being moved to this shard after a membership change; retry")
+
+    def install(self, database_id: str, staging: Path) -> None:
+        """Check a pulled copy and put it in place, unless a copy already is (see `_installing`)."""
+        try:
+            conn = apsw.Connection(str(staging), flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                verdict = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            finally:
+                conn.close()
+        except apsw.Error as error:
+            raise BadCopy(f"the copy is not a readable database: {error}") from None
+        if verdict != ["ok"]:
+            raise BadCopy(f"the copy failed its integrity check: {verdict[:3]}")
+        with self._installing:
+            if not self.storage.path(database_id).exists():
+                self.storage.install(database_id, staging)
 
     def settle(self, epoch: int) -> None:
         """Nothing more to move here under `epoch`: a restart need not ask around again."""
@@ -208,7 +229,7 @@ class Rebalance:
                             error.details())
             except PeerUnknown as unknown:
                 log.warning("epoch %d: %s: no address for %s yet; retrying", self.epoch, what, unknown)
-            except BadCopy as bad:
+            except (BadCopy, OSError) as bad:  # a damaged copy, or a full disk here: pulled again
                 log.warning("epoch %d: %s: %s; retrying", self.epoch, what, bad)
             self.puller.progress.failed += 1
             await asyncio.sleep(pause)
@@ -233,6 +254,9 @@ class _Pull:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self._finish()
+
+    def _finish(self) -> None:
         self.arrived.set()
         if not self.finished.done():
             self.finished.set_result(None)
@@ -251,8 +275,7 @@ class _Pull:
             log.warning("epoch %d: %s listed %s but has no file for it now", self.rebalance.epoch, self.source,
                         self.database_id)
         puller.progress.to_pull -= 1
-        self.arrived.set()
-        self.finished.set_result(None)
+        self._finish()
 
     async def _copy(self, request: shard_pb2.HandoffRequest) -> None:
         storage = self.rebalance.puller.storage
@@ -261,20 +284,9 @@ class _Pull:
             with open(staging, "xb") as file:
                 async for chunk in self.rebalance.puller.peers.copy(self.source, request):
                     file.write(chunk.data)
-            await asyncio.get_running_loop().run_in_executor(None, _check_and_install, storage, self.database_id, staging)
+            await asyncio.get_running_loop().run_in_executor(None, self.rebalance.puller.install, self.database_id, staging)
         finally:
             staging.unlink(missing_ok=True)
-
-
-def _check_and_install(storage: Storage, database_id: str, staging) -> None:
-    conn = apsw.Connection(str(staging), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        verdict = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-    finally:
-        conn.close()
-    if verdict != ["ok"]:
-        raise BadCopy(f"the copy failed its integrity check: {verdict[:3]}")
-    storage.install(database_id, staging)
 
 
 async def _wait(event: asyncio.Event, remaining: float) -> bool:
