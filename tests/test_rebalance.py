@@ -21,6 +21,9 @@ from loot.local_cluster import LocalCluster, shard_names
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER
 from loot.tokens import Key, mint
+from loot.v1 import database_pb2 as pb
+from loot.v1 import database_pb2_grpc
+from tests.certs import Authority
 from tests.conftest import refused, start_cluster
 from tests.schemas import open_table
 
@@ -223,3 +226,36 @@ def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def test_shards_hand_databases_over_mutual_tls(tmp_path: Path, key: Key) -> None:
+    """With TLS on every port, a shard reaches the previous owner with its cluster certificate."""
+    authority = Authority(tmp_path)
+    server_cert, server_key = authority.issue("server")
+    client_cert, client_key = authority.issue("cluster member")
+    env = {"LOOT_MEMBERSHIP_POLL": "0.2", "LOOT_TLS_CERT": str(server_cert), "LOOT_TLS_KEY": str(server_key),
+           "LOOT_TLS_CLIENT_CA": str(authority.ca_file), "LOOT_SHARD_TLS_CA": str(authority.ca_file),
+           "LOOT_SHARD_TLS_CERT": str(client_cert), "LOOT_SHARD_TLS_KEY": str(client_key)}
+    cluster = start_cluster(tmp_path / "cluster", env=env, membership_file=True)
+    tenant = next(t for t in (f"t{i}" for i in range(100))
+                  if Ring(shard_names(3)).owner(database_id(key.account, "app", t)) == "shard-2")
+    token = mint(key, "app", tenant, schema=SCHEMA)
+    credentials = grpc.ssl_channel_credentials(authority.ca_file.read_bytes(), client_key.read_bytes(),
+                                               client_cert.read_bytes())
+    try:
+        with grpc.secure_channel(cluster.address, credentials) as channel:
+            stub = database_pb2_grpc.DatabaseStub(channel)
+
+            def execute(sql: str) -> pb.ExecuteResponse:
+                return stub.Execute(pb.ExecuteRequest(statement=pb.Statement(sql=sql)),
+                                    metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+            execute("INSERT INTO notes VALUES (42)")
+            cluster.add_shard("shard-2")
+            cluster.publish_membership(shard_names(3))
+            cluster.router.signal(signal.SIGHUP)
+            _wait_for(lambda: any("membership epoch 1" in line for line in cluster.sink.lines if line.startswith("router:")),
+                      "the router to reload")
+            assert rows(execute("SELECT n FROM notes").result) == [(42,)]
+        assert _live_files(cluster)[database_id(key.account, "app", tenant)] == ["shard-2"]
+    finally:
+        cluster.stop()
