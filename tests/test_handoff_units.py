@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from loot.ids import database_id
-from loot.membership import Membership, MembershipSource
+from loot.membership import Membership, MembershipSource, write_membership
 from loot.status import Fault
 from shard.databases import Databases
 from shard.handoff import files
@@ -101,5 +101,18 @@ def test_a_pulled_copy_is_checked_and_never_replaces_one_in_place(tmp_path: Path
         with pytest.raises(BadCopy):
             puller.install(database_id("account", "app", "other"), damaged)
         assert not target.path(database_id("account", "app", "other")).exists()
+
+    asyncio.run(scenario())
+
+
+def test_a_shard_down_while_a_shard_was_removed_still_asks_the_removed_one(tmp_path: Path) -> None:
+    """It never saw the change, so only what it remembers of the last epoch names the previous owner."""
+    async def scenario() -> None:
+        path, storage = tmp_path / "membership.json", Storage(tmp_path / "a")
+        write_membership(path, Membership(0, {"a": "h:1", "b": "h:2", "c": "h:3"}))
+        Puller("a", MembershipSource.from_file(path), storage, Peers("x" * 16), Progress())  # ran at epoch 0
+        write_membership(path, Membership(1, {"a": "h:1", "b": "h:2"}))  # published while it was down
+        restarted = Puller("a", MembershipSource.from_file(path), storage, Peers("x" * 16), Progress())
+        assert restarted.rebalance.sources == ["b", "c"] and not restarted.rebalance.done.is_set()
 
     asyncio.run(scenario())

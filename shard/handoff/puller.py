@@ -67,8 +67,11 @@ class Puller:
         state = self._load_state()
         self.peers.learn(state.get("addresses", {}))
         self.peers.learn(current.shards)
-        if self.membership.path is None or current.epoch == 0 or state.get("settled") == current.epoch:
-            return Rebalance.settled(self, current.epoch)  # a fixed list, or the first epoch: nothing came from anywhere
+        if self.membership.path is None:
+            return Rebalance.settled(self, current.epoch)  # a fixed list: nothing ever moves
+        if current.epoch == 0 or state.get("settled") == current.epoch:  # the first epoch: nothing came from anywhere
+            self.settle(current.epoch)  # remember these shards: they are the previous owners of the next epoch
+            return Rebalance.settled(self, current.epoch)
         if state.get("epoch") == current.epoch:
             return Rebalance(self, current.epoch, state["sources"])
         # Down while the epoch changed: the previous owners are among the shards it knew and the current ones.
@@ -83,8 +86,10 @@ class Puller:
     def _changed(self, new: Membership) -> None:
         old = self.membership.current
         self.peers.learn(new.shards)
-        if new.epoch == old.epoch and self.rebalance.done.is_set():
-            return  # an address changed, nothing moved
+        if new.epoch == old.epoch and self.rebalance.done.is_set():  # an address changed, nothing moved
+            state = self._load_state()
+            self._save_state({**state, "addresses": {**state.get("addresses", {}), **new.shards}})
+            return
         previous = self.rebalance.sources if new.epoch == self.rebalance.epoch else old.shards
         sources = sorted(set(previous) | set(new.shards))  # the previous owners include removed shards
         self._save_state({"epoch": new.epoch, "sources": sources, "addresses": {**old.shards, **new.shards}})
