@@ -32,9 +32,11 @@ class Fencing:
         task.add_done_callback(self._tasks.discard)
 
     async def _fence(self, membership: Membership) -> None:
-        closed = await self.databases.fence(lambda database_id: membership.ring.owner(database_id) != self.name)
-        if closed:
+        try:
+            closed = await self.databases.fence(lambda database_id: membership.ring.owner(database_id) != self.name)
             log.info("epoch %d: fenced %d open database(s) that moved away", membership.epoch, closed)
+        except Exception:  # a failed close: no request can reach the database any more, so the fence holds
+            log.exception("epoch %d: closing a database that moved away failed", membership.epoch)
         async with self._fenced:
             self.fenced_epoch = max(self.fenced_epoch, membership.epoch)
             self._fenced.notify_all()
