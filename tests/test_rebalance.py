@@ -164,7 +164,8 @@ def test_shards_killed_mid_handoff_lose_nothing(tmp_path: Path, key: Key) -> Non
 
 def test_lazy_pull_serves_a_moved_database_on_first_touch(tmp_path: Path, key: Key) -> None:
     """With the background walk off, the first request for a moved database pulls it, never
-    creating an empty one; untouched moved databases stay where they were."""
+    creating an empty one; untouched moved databases stay where they were; a database nobody
+    listed is new and created at once."""
     cluster = start_cluster(tmp_path / "cluster", env={"LOOT_MEMBERSHIP_POLL": "0.2", "LOOT_HANDOFF_CONCURRENCY": "0"},
                             membership_file=True)
     tenants = [f"t{i}" for i in range(40)]
@@ -181,8 +182,13 @@ def test_lazy_pull_serves_a_moved_database_on_first_touch(tmp_path: Path, key: K
         _wait_for(lambda: _status(cluster, "shard-2").to_pull == len(moved) - 1, "the old owner's confirmation")
         status = _status(cluster, "shard-2")
         assert (status.pulled, status.settled) == (1, False)
+        new = next(t for t in (f"new{i}" for i in range(100))
+                   if Ring(shard_names(3)).owner(database_id(key.account, "app", t)) == "shard-2")
+        with Client(cluster.address) as client:  # unsettled, but nobody listed it: created at once
+            assert rows(client.execute(mint(key, "app", new, schema=SCHEMA), "SELECT count(*) FROM notes").result) == [(0,)]
         live = _live_files(cluster)
         assert live[database_id(key.account, "app", moved[0])] == ["shard-2"]
+        assert live[database_id(key.account, "app", new)] == ["shard-2"]
         assert all(live[database_id(key.account, "app", t)] != ["shard-2"] for t in moved[1:])
     finally:
         cluster.stop()
