@@ -40,6 +40,7 @@ class Phase:
     errors: int
     seconds: float
     moved: int = 0
+    retried: int = 0  # calls between shards that failed and were retried
     error_kinds: Counter[str] = field(default_factory=Counter)
 
     def p(self, fraction: float) -> float:
@@ -93,8 +94,7 @@ def steady(cluster: LocalCluster, tokens: list[str], clients: int, seconds: floa
 
 
 def scaling(cluster: LocalCluster, tokens: list[str], clients: int, count: int) -> Phase:
-    before = {name: status.pulled for name in shard_names(count) if name in cluster.shards
-              for status in [cluster.handoff_status(name)]}
+    before = {name: cluster.handoff_status(name) for name in shard_names(count) if name in cluster.shards}
     for name in shard_names(count):
         if name not in cluster.shards:
             cluster.add_shard(name)  # step 1, before the clock: a process start is not a move
@@ -102,8 +102,10 @@ def scaling(cluster: LocalCluster, tokens: list[str], clients: int, count: int) 
         started = time.perf_counter()
         cluster.scale(count)
         seconds = time.perf_counter() - started
-    moved = sum(cluster.handoff_status(name).pulled - before.get(name, 0) for name in shard_names(count))
-    return Phase(f"scaling to {count} shards", load.latencies, load.errors, seconds, moved, load.error_kinds)
+    after = {name: cluster.handoff_status(name) for name in shard_names(count)}
+    moved = sum(after[name].pulled - (before[name].pulled if name in before else 0) for name in after)
+    retried = sum(after[name].failed - (before[name].failed if name in before else 0) for name in after)
+    return Phase(f"scaling to {count} shards", load.latencies, load.errors, seconds, moved, retried, load.error_kinds)
 
 
 def main() -> None:
@@ -125,9 +127,9 @@ def main() -> None:
     rows = [[phase.name, f"{phase.seconds:.2f} s", phase.moved or "-",
              f"{phase.moved / phase.seconds:.0f}/s" if phase.moved else "-",
              ms(phase.p(0.5)), f"{phase.p(0.5) / base.p(0.5):.2f}x", ms(phase.p(0.99)), f"{phase.p(0.99) / base.p(0.99):.2f}x",
-             len(phase.latencies), phase.errors] for phase in phases]
+             len(phase.latencies), phase.errors, phase.retried] for phase in phases]
     print(f"{args.databases} databases of {ROWS} rows, {args.clients} clients of point reads and writes")
-    print(table(["phase", "time", "moved", "moved per s", "p50", "vs steady", "p99", "vs steady", "calls", "errors"], rows))
+    print(table(["phase", "time", "moved", "moved per s", "p50", "vs steady", "p99", "vs steady", "calls", "errors", "retried"], rows))
     for phase in phases:
         for kind, count in phase.error_kinds.items():
             print(f"{phase.name}: {count} x {kind}")
