@@ -28,6 +28,7 @@ from tests.conftest import refused, start_cluster
 from tests.schemas import open_table
 
 SCHEMA = open_table("CREATE TABLE notes (n INTEGER)", "notes")
+SLOW_COUNT = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"
 
 
 class Writers:
@@ -265,3 +266,36 @@ def test_shards_hand_databases_over_mutual_tls(tmp_path: Path, key: Key) -> None
         assert _live_files(cluster)[database_id(key.account, "app", tenant)] == ["shard-2"]
     finally:
         cluster.stop()
+
+
+def test_a_request_queued_behind_the_fence_is_retried_at_the_new_owner(two_shards: LocalCluster, key: Key) -> None:
+    """Routed under the old epoch, it waits at the old owner behind a long query; the old owner
+    fences, so it is refused after the router has already reloaded: the router still retries it."""
+    cluster = two_shards
+    tenant = next(t for t in (f"t{i}" for i in range(100))
+                  if Ring(shard_names(3)).owner(database_id(key.account, "app", t)) == "shard-2")
+    token = mint(key, "app", tenant, schema=SCHEMA)
+    _seed(cluster, key, [tenant])
+    cluster.add_shard("shard-2")
+    answers: dict[str, object] = {}
+
+    def call(name: str, sql: str) -> None:
+        with Client(cluster.address) as client:
+            try:
+                answers[name] = rows(client.execute(token, sql).result)
+            except grpc.RpcError as error:
+                answers[name] = error
+    slow = threading.Thread(target=call, args=("slow", SLOW_COUNT))
+    slow.start()
+    time.sleep(0.3)
+    queued = threading.Thread(target=call, args=("queued", "INSERT INTO notes VALUES (1) RETURNING n"))
+    queued.start()
+    time.sleep(0.3)
+    cluster.publish_membership(shard_names(3))
+    for child in cluster.children():
+        child.signal(signal.SIGHUP)
+    slow.join()
+    queued.join()
+    assert answers["slow"] == [(3_000_000,)]
+    assert answers["queued"] == [(1,)], answers["queued"]
+    _wait_for(lambda: _live_files(cluster).get(database_id(key.account, "app", tenant)) == ["shard-2"], "the handoff")
