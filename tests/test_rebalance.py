@@ -25,6 +25,7 @@ from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 from tests.certs import Authority
 from tests.conftest import refused, start_cluster
+from tests.test_operations import scrape
 from tests.schemas import open_table
 
 SCHEMA = open_table("CREATE TABLE notes (n INTEGER)", "notes")
@@ -167,8 +168,8 @@ def test_lazy_pull_serves_a_moved_database_on_first_touch(tmp_path: Path, key: K
     """With the background walk off, the first request for a moved database pulls it, never
     creating an empty one; untouched moved databases stay where they were; a database nobody
     listed is new and created at once."""
-    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_MEMBERSHIP_POLL": "0.2", "LOOT_HANDOFF_CONCURRENCY": "0"},
-                            membership_file=True)
+    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_MEMBERSHIP_POLL": "0.2", "LOOT_HANDOFF_CONCURRENCY": "0",
+                                                       "LOOT_METRICS_PORT": "0"}, membership_file=True)
     tenants = [f"t{i}" for i in range(40)]
     try:
         _seed(cluster, key, tenants)
@@ -183,6 +184,9 @@ def test_lazy_pull_serves_a_moved_database_on_first_touch(tmp_path: Path, key: K
         _wait_for(lambda: _status(cluster, "shard-2").to_pull == len(moved) - 1, "the old owner's confirmation")
         status = _status(cluster, "shard-2")
         assert (status.pulled, status.settled) == (1, False)
+        metrics = scrape(cluster, "shard-2")
+        assert (metrics[("loot_handoff_pulled_total", ())], metrics[("loot_handoff_to_pull", ())],
+                metrics[("loot_handoff_settled", ())]) == (1, len(moved) - 1, 0)
         new = next(t for t in (f"new{i}" for i in range(100))
                    if Ring(shard_names(3)).owner(database_id(key.account, "app", t)) == "shard-2")
         with Client(cluster.address) as client:  # unsettled, but nobody listed it: created at once
