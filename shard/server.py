@@ -45,6 +45,8 @@ async def run(args: argparse.Namespace) -> None:
     # A fixed list can never come to name it; a file can, at a later epoch (a shard being added).
     if args.name not in membership.current.shards and membership.path is None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(membership.current.shards)}")
+    if args.handoff_concurrency < 0:
+        raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
     limits = shard_limits.from_arguments(args)
     storage = Storage(Path(args.data), limits)
     databases = Databases(storage, limits)
