@@ -164,6 +164,7 @@ class LocalCluster:
     def publish_membership(self, names: list[str]) -> Membership:
         """Write the next epoch's membership file: these shards, at their current addresses."""
         self.epoch += 1
+        self.names = list(names)
         membership = Membership(self.epoch, {name: self.shards[name].address for name in names})
         write_membership(self.membership, membership)
         return membership
@@ -172,7 +173,7 @@ class LocalCluster:
         """Run `count` shards: start the new ones, publish the next epoch, wait until every database
         has moved to its new owner, then stop the shards no longer named (docs/rebalancing.md)."""
         names, drained = shard_names(count), [name for name in self.shards if name not in shard_names(count)]
-        if names == list(self.shards):
+        if names == self.names and not drained:
             return Membership(self.epoch, {name: self.shards[name].address for name in names})  # nothing to change
         for name in names:
             if name not in self.shards:
