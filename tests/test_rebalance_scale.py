@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from loot.client import Client, rows
@@ -29,7 +30,9 @@ def live_owners(data: Path, db: str) -> list[str]:
 
 def test_scale_moves_databases_between_processes_of_a_running_up(tmp_path: Path) -> None:
     key, tenants = Key.generate(), [f"t{i}" for i in range(60)]
-    process, address, _ = start_up(tmp_path)
+    process, address, lines = start_up(tmp_path)
+    # Keep reading its output (the shards' logs pass through it): a full pipe would block `loot up`.
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
     try:
         with Client(address) as client:
             for tenant in tenants:
