@@ -37,12 +37,13 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
         shard_context = authenticate(context).shard_context
         message = wrapper(context=shard_context, request=request)
         for first_attempt in (True, False):
+            routed_under = self.shards.epoch
             name, stub = self.shards.for_database(shard_context.database_id)
-            metadata = self.metadata + ((EPOCH_HEADER, str(self.shards.epoch)),)
+            metadata = self.metadata + ((EPOCH_HEADER, str(routed_under)),)
             try:
                 return await getattr(stub, method)(message, timeout=self._timeout(context), metadata=metadata)
             except grpc.aio.AioRpcError as error:
-                if first_attempt and self._corrected_by(error):
+                if first_attempt and self._corrected_by(error, routed_under):
                     continue  # the shard never ran it; once more under the membership it pointed to
                 status = rpc_status.from_call(error)
                 if status is not None:  # the shard's own answer: pass it through unchanged
@@ -53,15 +54,17 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
         remaining = context.time_remaining()
         return self.forward_timeout if remaining is None else min(remaining, self.forward_timeout)
 
-    def _corrected_by(self, error: grpc.aio.AioRpcError) -> bool:
-        """A WRONG_SHARD refusal from a shard under a newer epoch: reload our membership now,
-        without waiting for the next poll. True when that moved us to a newer epoch."""
+    def _corrected_by(self, error: grpc.aio.AioRpcError, routed_under: int) -> bool:
+        """A WRONG_SHARD refusal from a shard under a newer epoch than the call was routed under:
+        reload our membership now, without waiting for the next poll. True when we are now past
+        that epoch (by this reload, or by one while the call was in flight)."""
         info = error_info(error)
         if info is None or info.reason != "WRONG_SHARD":
             return False
-        if parse_epoch(info.metadata.get("epoch", "")) <= self.shards.epoch:
+        if parse_epoch(info.metadata.get("epoch", "")) <= routed_under:
             return False
-        return self.shards.source.reload()
+        self.shards.source.reload()
+        return self.shards.epoch > routed_under
 
 
 def _transport_fault(name: str, error: grpc.aio.AioRpcError) -> Fault:
