@@ -22,7 +22,7 @@ from loot.local_cluster import Child
 from loot.secret import new_secret
 from loot.tokens import Key, mint
 from tests.schemas import open_table
-from tests.compose_file import environment, load
+from tests.compose_file import ROOT, environment, load
 from tests.conftest import Logs
 from tests.test_deploy_files import dockerfile_instructions
 
@@ -65,10 +65,22 @@ class ComposeOnLoopback:
         for variable, value in loopback.items():
             loopback[variable] = re.sub(r"\b([\w-]+):7070\b", self._loopback_address, value)
         for mount in self.services[name].get("volumes", []):
-            volume, target = mount.split(":")
-            assert target == container["LOOT_DATA"]
-            loopback["LOOT_DATA"] = str(self.data / volume)
+            volume, target, *_ = mount.split(":")
+            if volume.startswith("./"):  # a host directory: a copy whose addresses are on loopback too
+                for variable, value in loopback.items():
+                    loopback[variable] = value.replace(target, str(self._host_directory(volume)))
+            else:
+                assert target == container["LOOT_DATA"]
+                loopback["LOOT_DATA"] = str(self.data / volume)
         return {**os.environ, **loopback}
+
+    def _host_directory(self, volume: str) -> Path:
+        copy = self.data / "host" / volume
+        if not copy.exists():
+            copy.mkdir(parents=True)
+            for path in (ROOT / volume).iterdir():
+                (copy / path.name).write_text(re.sub(r"\b([\w-]+):7070\b", self._loopback_address, path.read_text()))
+        return copy
 
     def _loopback_address(self, match: re.Match) -> str:
         service = match[1]
@@ -121,7 +133,7 @@ def test_compose_services_run_as_given_and_serve_end_to_end(composed: ComposeOnL
 
     shards = [name for name in composed.services if composed.services[name]["command"] == ["shard"]]
     for name in shards:
-        volume = composed.services[name]["volumes"][0].split(":")[0]
+        volume = composed.services[name]["volumes"][0].split(":")[0]  # the named data volume comes first
         assert list((composed.data / volume).rglob("*.sqlite")), f"{name} stored nothing in its volume"
     json_lines = [line for line in composed.logs.lines if ": {" in line]
     assert json_lines, "the image's LOOT_LOG_FORMAT=json reached the processes"

@@ -15,7 +15,7 @@ import yaml
 from compose_spec import PyCompose
 from kubernetes_validate import utils as kubernetes
 
-from loot.membership import parse_members
+from loot.membership import Membership, parse_membership
 from tests.compose_file import COMPOSE, ROOT, MissingVariable, environment, load
 
 K8S = ROOT / "deploy" / "k8s"
@@ -65,13 +65,27 @@ def test_compose_passes_a_rotation_secret_to_every_node_only_when_set() -> None:
     assert {environment(service)["LOOT_CLUSTER_SECRET_ROTATING"] for service in steady.values()} == {""}
 
 
+def compose_membership(compose: dict[str, Any]) -> Membership:
+    """The membership file every compose service reads: LOOT_MEMBERSHIP inside a mounted host directory."""
+    paths = {environment(service)["LOOT_MEMBERSHIP"] for service in compose["services"].values()}
+    assert len(paths) == 1
+    inside = Path(paths.pop())
+    hosts = set()
+    for name, service in compose["services"].items():
+        mounts = [mount.split(":") for mount in service["volumes"]]
+        host = next(host for host, target, *options in mounts if target == str(inside.parent) and options == ["ro"])
+        assert host.startswith("./"), f"{name} mounts the membership's directory (a directory: a rewritten file is seen)"
+        hosts.add(host)
+    assert len(hosts) == 1
+    return parse_membership((ROOT / host / inside.name).read_text())
+
+
 def test_compose_lists_membership_once_and_every_node_gets_it(compose) -> None:
     text = COMPOSE.read_text()
-    for key in ("LOOT_SHARDS", "LOOT_CLUSTER_SECRET"):
+    for key in ("LOOT_MEMBERSHIP", "LOOT_CLUSTER_SECRET"):
         assert len(re.findall(rf"^\s*{key}:", text, re.MULTILINE)) == 1, f"{key} is written once"
-    lists = {environment(service)["LOOT_SHARDS"] for service in compose["services"].values()}
-    assert len(lists) == 1
-    members = parse_members(lists.pop())
+    assert "LOOT_SHARDS" not in text, "a fixed list cannot change epoch: scaling needs the file"
+    members = compose_membership(compose).shards
     shards = {name for name, service in compose["services"].items() if service["command"] == ["shard"]}
     assert set(members) == shards and len(shards) == 3
     for name in shards:
@@ -85,7 +99,8 @@ def test_compose_services_are_healthchecked_restarted_and_shards_have_their_own_
         assert service["healthcheck"]["test"] == ["CMD", "loot", "health"], name
         assert service["restart"] in ("always", "unless-stopped"), name
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
-    volumes = {name: service.get("volumes", []) for name, service in services.items()}
+    volumes = {name: [mount for mount in service["volumes"] if not mount.startswith("./")]
+               for name, service in services.items()}
     assert volumes["router"] == []
     shard_volumes = [volumes[name] for name in services if name.startswith("shard-")]
     assert all(len(mounts) == 1 and mounts[0].endswith(":/data") for mounts in shard_volumes)
@@ -159,9 +174,13 @@ def test_kustomization_applies_every_manifest_and_generates_the_secret() -> None
     assert not any(doc["kind"] == "Secret" for _, doc in manifests()), "no secret value is committed"
 
 
+def kubernetes_membership() -> Membership:
+    return parse_membership(find("ConfigMap", "loot-membership")["data"]["membership.json"])
+
+
 def test_shards_are_a_statefulset_whose_pod_names_are_the_ring_names() -> None:
     statefulset = find("StatefulSet", "shard")
-    members = parse_members(find("ConfigMap", "loot-membership")["data"]["LOOT_SHARDS"])
+    members = kubernetes_membership().shards
     service = statefulset["spec"]["serviceName"]
     names = [f"{statefulset['metadata']['name']}-{i}" for i in range(statefulset["spec"]["replicas"])]
     assert list(members) == names
@@ -208,9 +227,18 @@ def test_every_container_is_probed_bounded_non_root_and_gets_membership_and_secr
             assert set(container["resources"]["requests"]) == set(container["resources"]["limits"]) == {"cpu", "memory"}
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
-            sources = container["envFrom"]
-            assert {"configMapRef": {"name": "loot-membership"}} in sources
-            assert {"secretRef": {"name": "loot-cluster"}} in sources
+            assert {"secretRef": {"name": "loot-cluster"}} in container["envFrom"]
+            assert_membership_is_a_mounted_file(pod, container)
+
+
+def assert_membership_is_a_mounted_file(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """A mounted ConfigMap, not environment and not subPath: only then do running pods see a new epoch."""
+    path = Path(next(item["value"] for item in container["env"] if item["name"] == "LOOT_MEMBERSHIP"))
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mount = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == str(path.parent))
+    assert "subPath" not in mount and mount["readOnly"] is True
+    assert volumes[mount["name"]]["configMap"]["name"] == "loot-membership"
+    assert path.name in find("ConfigMap", "loot-membership")["data"]
 
 
 def test_network_policy_lets_only_routers_and_shards_reach_the_shards_grpc_port() -> None:
@@ -233,7 +261,7 @@ def test_disruption_budgets_cover_shards_and_routers() -> None:
 
 
 def test_compose_and_kubernetes_name_the_same_shards(compose) -> None:
-    in_compose = parse_members(environment(compose["services"]["router"])["LOOT_SHARDS"])
-    in_kubernetes = parse_members(find("ConfigMap", "loot-membership")["data"]["LOOT_SHARDS"])
+    in_compose = compose_membership(compose).shards
+    in_kubernetes = kubernetes_membership().shards
     assert list(in_compose) == list(in_kubernetes)
     assert re.fullmatch(r"[a-z0-9-]+", "".join(in_compose))
