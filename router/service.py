@@ -15,7 +15,7 @@ from loot.membership import parse_epoch
 from loot.observability import request_id
 from loot.observability.interceptor import observed
 from loot.secret import SECRET_HEADER
-from loot.status import Fault, error_info, guard
+from loot.status import Fault, abort, error_info, guard
 from loot.v1 import database_pb2 as pb
 from router.auth import authenticate
 from router.envelope import shard_request
@@ -64,7 +64,7 @@ class DatabaseService:
                     continue  # the shard never ran it; once more under the membership it pointed to
                 status = rpc_status.from_call(error)
                 if status is not None:  # the shard's own answer: pass it through unchanged
-                    await context.abort_with_status(rpc_status.to_status(status))
+                    await abort(context, rpc_status.to_status(status))
                 _refuse_if_malformed(method, request)
                 raise _transport_fault(name, error)
 

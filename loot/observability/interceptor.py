@@ -21,8 +21,8 @@ _UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, *, return_request_id: bool = True):
-        # Clients want the id back (in the response's initial metadata); the router does not
-        # need it from shards, and sending metadata early costs a round through gRPC's core.
+        # Clients want the id back (in the trailing metadata: sending initial metadata early
+        # costs a write of its own); the router does not need it from shards.
         self._return_request_id = return_request_id
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
@@ -43,8 +43,8 @@ def observed(method: str, behavior, return_request_id: bool):
     async def observed(request, context: grpc.aio.ServicerContext):
         call_id = request_id.from_metadata(context.invocation_metadata())
         request_id.current.set(call_id)
-        if return_request_id:
-            await context.send_initial_metadata(((request_id.HEADER, call_id),))
+        if return_request_id:  # with the status, errors included (loot.status.abort keeps it)
+            context.set_trailing_metadata(((request_id.HEADER, call_id),))
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
