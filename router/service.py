@@ -35,7 +35,8 @@ class DatabaseService:
     def handlers(self) -> grpc.GenericRpcHandler:
         """The service's methods, observed, taking and returning serialized messages."""
         return grpc.method_handlers_generic_handler(SERVICE, {
-            method: grpc.unary_unary_rpc_method_handler(observed(f"/{SERVICE}/{method}", getattr(self, method), True))
+            method: grpc.unary_unary_rpc_method_handler(
+                observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
             for method in REQUEST_TYPES
         })
 
