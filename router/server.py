@@ -32,7 +32,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
     server = new_server(observe=False)  # the service observes its own handlers
-    server.add_generic_rpc_handlers([DatabaseService(shards, cluster_secret(), args.forward_timeout).handlers()])
+    DatabaseService(shards, cluster_secret(), args.forward_timeout).add_to(server)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
 
 
