@@ -63,6 +63,7 @@ def observed(method: str, behavior, return_request_id: bool):
             elapsed = time.perf_counter() - started
             REQUESTS.labels(method, code.name).inc()
             LATENCY.labels(method).observe(elapsed)
-            log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+            if log.isEnabledFor(logging.INFO):  # `--log-level warning`: no per-call logging work at all
+                log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
 
     return observed
