@@ -6,14 +6,17 @@ recently used idle ones are closed. Waiting requests are bounded per database
 and per shard; past either bound a request is refused with RESOURCE_EXHAUSTED
 instead of queueing without limit.
 
-Every connection is used on worker threads only (the event loop never runs
-SQLite), one request at a time.
+Work runs on worker threads, one request at a time per database. The one
+exception is `inline` work (short reads on an open database): it is tried right
+on the event loop first, saving the two thread hops, and gives up (RunOnWorker,
+having changed nothing) on anything that may write, wait or take long.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +32,16 @@ T = TypeVar("T")
 Work = Callable[[OpenDatabase], T]
 
 
+class RunOnWorker(Exception):
+    """Raised by inline work that gave up, having changed nothing: run the request on a worker thread."""
+
+
 class _Actor:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
+        # Held while SQLite runs on the connection. The asyncio lock alone is not enough: a cancelled
+        # call releases it while its work may still run on a worker thread.
+        self.in_use = threading.Lock()
         self.database: OpenDatabase | None = None
         self.pending = 0  # requests waiting for or holding the lock
 
@@ -48,22 +58,34 @@ class Databases:
         self._closed = False
 
     def stats(self) -> dict[str, int]:
-        """For metrics: open connections, cache hits and misses, requests waiting."""
+        """For metrics: open connections, requests that found their database open or not, requests waiting."""
         running = sum(1 for actor in self._actors.values() if actor.lock.locked())
         return {"open": sum(1 for actor in self._actors.values() if actor.database is not None),
                 "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
 
-    async def run(self, database_id: str, work: Work[T], schema_claim: str = "") -> T:
-        """Run `work(database)` alone on the database, on a worker thread; create the database if new."""
+    async def run(self, database_id: str, work: Work[T], schema_claim: str = "", inline: Work[T] | None = None) -> T:
+        """Run `work(database)` alone on the database, on a worker thread; create the database if new.
+
+        If the database is open, `inline(database)` is tried first, on the event loop: it must raise
+        RunOnWorker, having changed nothing, before it writes, waits for a lock or runs long."""
         actor = self._admit(database_id)
         try:
             async with actor.lock:
+                if actor.database is None:
+                    self._misses += 1
+                else:
+                    self._hits += 1
+                if inline is not None:
+                    result = self._run_inline(actor, inline)
+                    if result is not _GAVE_UP:
+                        return result
                 return await asyncio.get_running_loop().run_in_executor(
                     self._pool, self._call, database_id, actor, work, schema_claim)
         finally:
             actor.pending -= 1
             self._pending -= 1
-            await self._evict_idle()
+            if len(self._actors) > self.limits.open_databases:
+                await self._evict_idle()
 
     def _admit(self, database_id: str) -> _Actor:
         actor = self._actors.get(database_id)
@@ -78,22 +100,32 @@ class Databases:
         self._pending += 1
         return actor
 
-    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str) -> T:
-        if actor.database is None:
-            self._misses += 1
-            actor.database = self.storage.open(database_id, schema_claim)
-        else:
-            self._hits += 1
+    def _run_inline(self, actor: _Actor, inline: Work[T]) -> T | object:
+        """`inline(database)` on the event loop, or _GAVE_UP if the database is not open or in use,
+        or the work gave up."""
+        if actor.database is None or not actor.in_use.acquire(blocking=False):
+            return _GAVE_UP
         try:
-            return work(actor.database)
+            return inline(actor.database)
+        except RunOnWorker:
+            return _GAVE_UP
         finally:
-            if actor.database.destroyed:
-                actor.database = None
+            actor.in_use.release()
+
+    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str) -> T:
+        with actor.in_use:
+            if actor.database is None:
+                actor.database = self.storage.open(database_id, schema_claim)
+            try:
+                return work(actor.database)
+            finally:
+                if actor.database.destroyed:
+                    actor.database = None
 
     async def _evict_idle(self) -> None:
         """Close the least recently used idle databases beyond the cache's size."""
         excess = len(self._actors) - self.limits.open_databases
-        if excess <= 0 or self._closed:
+        if self._closed:
             return
         idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:excess]
         for key, actor in idle:
@@ -114,6 +146,9 @@ class Databases:
         opened = [actor.database for actor in self._actors.values() if actor.database is not None]
         self._actors.clear()
         await loop.run_in_executor(None, _close_all, opened)
+
+
+_GAVE_UP = object()
 
 
 def _close_all(databases: list[OpenDatabase]) -> None:

@@ -4,7 +4,8 @@
     BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
     destroy, if asked
 
-Any failure inside the transaction rolls all of it back. Access control (SPEC §5)
+Any failure inside the transaction rolls all of it back; `run_inline` is the same
+run for short reads, tried on the event loop (see `Databases.run`). Access control (SPEC §5)
 is shard/access: its enforcer owns the connection's authorizer, runs the
 transaction (`access.run_request`) and rewrites each of the request's statements;
 the sandbox (shard/sandbox.py) adds the limits and the clock.
@@ -24,9 +25,19 @@ from loot.internal.v1 import shard_pb2
 from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
-from shard import access
+from shard import access, schema
+from shard.databases import RunOnWorker
 from shard.limits import Limits
 from shard.storage import OpenDatabase
+
+
+# How much a request may do on the event loop before it gives up for a worker thread (every other
+# call on the shard waits while it runs): 1 ms of CPU time (a warm point select takes 50-100 µs), no
+# value over 64 KiB (making one is a single VM step, which the progress handler cannot interrupt),
+# and SQL short enough to parse quickly (parsing runs no VM step either).
+INLINE_CPU_SECONDS = 0.001
+INLINE_VALUE_BYTES = 64 * 1024
+INLINE_SQL_CHARS = 4096
 
 
 @dataclass
@@ -70,16 +81,17 @@ def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
 
 
 def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
-        deadline: float | None) -> Outcome:
-    """Run the request; `deadline` (monotonic) is the client's, if it set one."""
+        deadline: float | None, reads_only: bool = False) -> Outcome:
+    """Run the request; `deadline` (monotonic) is the client's, if it set one; `reads_only`: raise
+    RunOnWorker before a statement that is not read-only."""
     sandbox = database.sandbox
     with sandbox.request(deadline):
         sandbox.check_deadline()
-        changes = apply_schema(database, context.schema)
+        changes = _schema_phase(database, context.schema, reads_only)
         budget = _Budget(sandbox.limits.result_bytes)
 
         def run_statements(guard: access.Enforcer) -> list[pb.Result]:
-            results = [_run_one(database, guard, statement, index, context.instead, budget)
+            results = [_run_one(database, guard, statement, index, context.instead, budget, reads_only)
                        for index, statement in enumerate(statements)]
             sandbox.start_clock()  # `after` gets a time limit of its own
             return results
@@ -92,16 +104,50 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
     return Outcome(results, changes, destroyed=context.destroy)
 
 
+def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
+               deadline: float | None) -> Outcome:
+    """`run` on the event loop, for reads: raises RunOnWorker, having changed nothing, for what may write
+    (privileged claims, a schema to apply, destroy, a statement that is not read-only), wait for a lock
+    or run long (INLINE_*). The rest is `run` itself: the same access control, limits and clock."""
+    if not _may_run_inline(database, context, statements):
+        raise RunOnWorker
+    sandbox = database.sandbox
+    try:
+        with sandbox.inline(INLINE_CPU_SECONDS, INLINE_VALUE_BYTES):
+            return run(database, context, statements, deadline, reads_only=True)
+    except apsw.BusyError as error:
+        raise RunOnWorker from error
+    except (Fault, apsw.Error) as error:
+        if sandbox.gave_up:
+            raise RunOnWorker from error
+        raise
+
+
+def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> bool:
+    privileged = context.before or context.after or context.instead or context.destroy
+    short = sum(len(statement.sql) for statement in statements) <= INLINE_SQL_CHARS
+    return short and not privileged and not database.creation_changes
+
+
+def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[str]:
+    """apply_schema; for reads only, just the check that it has nothing to do (or RunOnWorker)."""
+    if not reads_only:
+        return apply_schema(database, claim)
+    if schema.unchanged(database.conn, claim):
+        return []
+    raise RunOnWorker
+
+
 def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
     """The schema phase: privileged, in its own transaction, before the request's."""
     return database.take_creation_changes() + access.for_connection(database.conn).apply_schema(claim)
 
 
 def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.Statement, index: int, instead: str,
-             budget: _Budget) -> pb.Result:
+             budget: _Budget, reads_only: bool) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
     conn, sandbox = database.conn, database.sandbox
-    tracer = _OneStatement()
+    tracer = _OneStatement(reads_only)
     cursor = conn.cursor()
     cursor.exec_trace = tracer
     before = conn.total_changes()
@@ -146,9 +192,11 @@ def _bindings(statement: pb.Statement, index: int) -> Sequence[Any] | dict[str, 
 
 
 class _OneStatement:
-    """exec_trace hook: remembers the statement's shape and refuses a second statement."""
+    """exec_trace hook: remembers the statement's shape and refuses a second statement;
+    with `reads_only`, raises RunOnWorker before a statement that may write."""
 
-    def __init__(self) -> None:
+    def __init__(self, reads_only: bool) -> None:
+        self.reads_only = reads_only
         self.count = 0
         self.columns: tuple[tuple[str, str | None], ...] = ()
         self.readonly = True
@@ -159,6 +207,8 @@ class _OneStatement:
         self.count += 1
         if self.count > 1:
             return False
-        self.columns = tuple((column[0], column[1]) for column in cursor.description)
         self.readonly = cursor.is_readonly
+        if self.reads_only and not self.readonly:
+            raise RunOnWorker
+        self.columns = tuple((column[0], column[1]) for column in cursor.description)
         return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import weakref
 from collections.abc import Iterator
 
 import apsw
@@ -24,6 +25,8 @@ from shard.sql_errors import fault_from_sqlite
 
 # How often (in SQLite VM steps) the progress handler looks at the clock.
 PROGRESS_STEPS = 1000
+# How long a statement waits for a lock another connection holds (`loot backup` reads from another process).
+BUSY_MS = 5000
 
 # SQLite refuses these itself, before any authorizer is asked: VACUUM inside Loot's transaction,
 # writes to its own tables (defensive mode).
@@ -38,9 +41,12 @@ class Sandbox:
 
     def __init__(self, conn: apsw.Connection, limits: Limits):
         self.limits = limits
+        self._conn = weakref.ref(conn)  # weak: the connection holds this sandbox through its progress handler
         self._stop_at = float("inf")
         self._deadline = float("inf")
+        self._inline_until = float("inf")  # the CPU time (thread_time) an attempt on the event loop may reach
         self.timed_out: str | None = None
+        self.gave_up = False
         _lock_down(conn, limits)
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
 
@@ -52,6 +58,25 @@ class Sandbox:
             yield
         finally:
             self._deadline = self._stop_at = float("inf")
+
+    @contextlib.contextmanager
+    def inline(self, cpu_seconds: float, value_bytes: int) -> Iterator[None]:
+        """An attempt on the event loop, which gives up (`gave_up` set) once it has used `cpu_seconds` of
+        the thread's CPU time or makes a value over `value_bytes` (one VM step, however long), and gets
+        SQLITE_BUSY at once instead of waiting for another connection's lock; either way the caller runs
+        it again on a worker thread. CPU time, not the wall clock: a process descheduled on a busy
+        machine must not give up work it has nearly done."""
+        conn = self._conn()
+        self.gave_up = False
+        self._inline_until = time.thread_time() + cpu_seconds
+        conn.set_busy_timeout(0)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, min(value_bytes, self.limits.result_bytes))
+        try:
+            yield
+        finally:
+            self._inline_until = float("inf")
+            conn.set_busy_timeout(BUSY_MS)
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.limits.result_bytes)
 
     def start_clock(self) -> None:
         """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
@@ -66,6 +91,8 @@ class Sandbox:
 
     def fault(self, error: apsw.Error, **metadata: object) -> Fault:
         """The fault for a failed statement, saying why when SQLite refused it or a time limit stopped it."""
+        if isinstance(error, apsw.TooBigError) and self._inline_until != float("inf"):
+            self.gave_up = True  # the inline attempt's own, lower limit: the worker has the real one
         refusal = _sqlite_refusal(error)
         if refusal is not None and isinstance(error, (apsw.AuthError, apsw.SQLError)):
             return Fault(grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED", f"refused by the sandbox: {refusal}",
@@ -75,6 +102,9 @@ class Sandbox:
         return fault_from_sqlite(error, **metadata)
 
     def _progress(self) -> bool:
+        if self._inline_until != float("inf") and time.thread_time() >= self._inline_until:
+            self.gave_up = True
+            return True
         now = time.monotonic()
         if now < self._stop_at:
             return False

@@ -52,8 +52,9 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         engine.check_request(statements, self.databases.limits)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        work = functools.partial(engine.run, context=shard_context, statements=statements, deadline=deadline)
-        return await self.databases.run(shard_context.database_id, work, shard_context.schema)
+        request = dict(context=shard_context, statements=statements, deadline=deadline)
+        return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
+                                        shard_context.schema, inline=functools.partial(engine.run_inline, **request))
 
     def _admit(self, shard_context: shard_pb2.Context, context: grpc.aio.ServicerContext) -> None:
         if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,

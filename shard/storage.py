@@ -20,12 +20,11 @@ import apsw
 
 from loot.ids import is_database_id
 from shard.limits import Limits
-from shard.sandbox import Sandbox
+from shard.sandbox import BUSY_MS, Sandbox
 from shard.templates import Templates
 
 _SIDE_FILES = ("-wal", "-shm")
 _OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_NOFOLLOW
-_BUSY_MS = 5000
 
 
 @dataclass
@@ -81,7 +80,7 @@ class Storage:
         # Statements stay in SQLite's cache across requests: a cached statement is not authorized again,
         # so the access enforcer re-sets the authorizer (expiring them all) whenever its answer may change.
         conn = apsw.Connection(str(path), flags=_OPEN_FLAGS | (apsw.SQLITE_OPEN_CREATE if create else 0))
-        conn.set_busy_timeout(_BUSY_MS)
+        conn.set_busy_timeout(BUSY_MS)
         # Normal (shared) locking, not EXCLUSIVE: `loot backup` (shard/backup.py) reads live databases from
         # another process while the shard writes them, which an exclusive lock would refuse.
         conn.pragma("journal_mode", "wal")

@@ -7,6 +7,7 @@ untouched, so probes neither flood the log nor skew the latency figures.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -17,6 +18,7 @@ from loot.observability.metrics import LATENCY, REQUESTS, SCHEMA_APPLIES
 
 log = logging.getLogger("loot.access")
 _UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
+_HANDLERS = 256  # wrapped handlers kept: a server has a few methods, each with one handler
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
@@ -29,8 +31,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None or details.method.startswith(_UNOBSERVED):
             return handler
+        return self._wrap(details.method, handler)
+
+    @functools.lru_cache(maxsize=_HANDLERS)  # holds the interceptor, which lives as long as its server anyway
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler wrapped once per method (and handler), not per call."""
         return grpc.unary_unary_rpc_method_handler(
-            observed(details.method, handler.unary_unary, self._return_request_id),
+            observed(method, handler.unary_unary, self._return_request_id),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -39,6 +46,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 def observed(method: str, behavior, return_request_id: bool):
     """`behavior` (a unary method's coroutine function) observed. A server that builds its
     own handlers wraps them with this directly and skips the interceptor's round per call."""
+    latency = LATENCY.labels(method)
+    requests: dict[grpc.StatusCode, object] = {}  # the counter per status code, looked up once
 
     async def observed(request, context: grpc.aio.ServicerContext):
         call_id = request_id.from_metadata(context.invocation_metadata())
@@ -61,8 +70,9 @@ def observed(method: str, behavior, return_request_id: bool):
             raise
         finally:
             elapsed = time.perf_counter() - started
-            REQUESTS.labels(method, code.name).inc()
-            LATENCY.labels(method).observe(elapsed)
+            counter = requests.get(code) or requests.setdefault(code, REQUESTS.labels(method, code.name))
+            counter.inc()
+            latency.observe(elapsed)
             if log.isEnabledFor(logging.INFO):  # `--log-level warning`: no per-call logging work at all
                 log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
 

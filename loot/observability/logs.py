@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from loot.observability import request_id
 
@@ -23,10 +24,29 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _Seconds:
+    """The formatted second of a timestamp, kept while it stays the same: a line per call formats
+    the same second hundreds of times."""
+
+    def __init__(self, fmt: str, convert: Callable[[float], time.struct_time]):
+        self._fmt, self._convert = fmt, convert
+        self._second, self._text = -1, ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(self._fmt, self._convert(second))
+        return self._text
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": f"{self._seconds(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -40,6 +60,10 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._seconds = _Seconds(self.default_time_format, self.converter)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return self.default_msec_format % (self._seconds(record.created), record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         extra = {key: value for key, value in vars(record).items() if key not in _STANDARD and value is not None}
@@ -53,6 +77,10 @@ def configure(fmt: str = "text", level: str = "info") -> None:
         raise SystemExit(f"loot: --log-format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if level.lower() not in LEVELS:
         raise SystemExit(f"loot: --log-level must be one of {', '.join(LEVELS)}, not {level!r}")
+    # Fields no formatter here prints, which every record would otherwise look up (the caller's frame,
+    # thread and process names): the logging HOWTO's "Optimization" settings.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_RequestIdFilter())
