@@ -4,6 +4,7 @@ Layout of the data directory (reused on restart):
     DIR/cluster-secret      the generated cluster secret (mode 0600)
     DIR/membership.json     with `membership_file=True`: the epoch and shards every process reloads
     DIR/shard-0/ ...        one directory of SQLite files per shard
+    DIR/up.pid, DIR/scale-*.json   how `loot scale` asks a running `loot up` to change its shards
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loot.membership import Membership, format_members, write_membership
-from loot.secret import new_secret
+import grpc
+
+from loot.internal.v1 import shard_pb2, shard_pb2_grpc
+from loot.membership import Membership, format_members, parse_membership, write_membership
+from loot.secret import SECRET_HEADER, new_secret
 from loot.serving import parse_listening
 
 Sink = Callable[[str, str], None]  # (process name, output line)
 SUPERVISOR_PID = "LOOT_SUPERVISOR_PID"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+SCALE_TIMEOUT = 600.0
+Progress = Callable[[int, dict[str, shard_pb2.HandoffStatus | None]], None]  # (epoch, each shard's status)
 
 
 def shard_names(count: int) -> list[str]:
@@ -111,6 +117,9 @@ class LocalCluster:
                     "PYTHONUNBUFFERED": "1"}
         self.membership = data / "membership.json" if membership_file else None
         self.epoch = 0
+        if self.membership and self.membership.exists():  # scaled before: keep its shards and epoch
+            existing = parse_membership(self.membership.read_text())
+            self.epoch, self.names = existing.epoch, list(existing.shards)
         self.shards = {name: self._shard(name) for name in self.names}
         self.router: Child | None = None
 
@@ -155,9 +164,50 @@ class LocalCluster:
     def publish_membership(self, names: list[str]) -> Membership:
         """Write the next epoch's membership file: these shards, at their current addresses."""
         self.epoch += 1
+        self.names = list(names)
         membership = Membership(self.epoch, {name: self.shards[name].address for name in names})
         write_membership(self.membership, membership)
         return membership
+
+    def scale(self, count: int, progress: Progress | None = None, timeout: float = SCALE_TIMEOUT) -> Membership:
+        """Run `count` shards: start the new ones, publish the next epoch, wait until every database
+        has moved to its new owner, then stop the shards no longer named (docs/rebalancing.md)."""
+        names, drained = shard_names(count), [name for name in self.shards if name not in shard_names(count)]
+        if names == self.names and not drained:
+            return Membership(self.epoch, {name: self.shards[name].address for name in names})  # nothing to change
+        for name in names:
+            if name not in self.shards:
+                self.add_shard(name)
+        membership = self.publish_membership(names)
+        for child in self.children():  # reload now rather than at the next poll
+            child.signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while not self._settled(membership, progress):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"epoch {membership.epoch} did not settle within {timeout:.0f}s")
+            time.sleep(0.2)
+        for name in drained:
+            shard = self.shards.pop(name)
+            shard.signal(signal.SIGTERM)
+            shard.wait(STOP_TIMEOUT)
+        return membership
+
+    def _settled(self, membership: Membership, progress: Progress | None) -> bool:
+        statuses = {name: self.handoff_status(name) for name in membership.shards}
+        if progress is not None:
+            progress(membership.epoch, statuses)
+        return all(status is not None and status.epoch == membership.epoch and status.settled
+                   for status in statuses.values())
+
+    def handoff_status(self, name: str) -> shard_pb2.HandoffStatus | None:
+        """The shard's handoff progress; None while it does not answer."""
+        metadata = [(SECRET_HEADER, self.env["LOOT_CLUSTER_SECRET"])]
+        with grpc.insecure_channel(self.shards[name].address) as channel:
+            try:
+                return shard_pb2_grpc.HandoffStub(channel).Status(shard_pb2.StatusRequest(), metadata=metadata,
+                                                                  timeout=5)
+            except grpc.RpcError:
+                return None
 
     @property
     def address(self) -> str:

@@ -19,7 +19,7 @@ from loot.status import Fault, abort, error_info, guard
 from loot.v1 import database_pb2 as pb
 from router.auth import authenticate
 from router.envelope import shard_request
-from router.shards import Shards
+from router.shards import Shards, epoch_entry
 
 SERVICE = "loot.v1.Database"
 # Parsed only when a shard refuses a call without saying why: to tell the client's garbage from a fault.
@@ -57,12 +57,12 @@ class DatabaseService:
         admission = authenticate(context)
         message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
-            name, calls, epoch = self.shards.for_database(admission.database_id)
-            metadata = (self.secret, epoch, (request_id.HEADER, request_id.current.get()))
+            name, calls, routed_under = self.shards.for_database(admission.database_id)
+            metadata = (self.secret, epoch_entry(routed_under), (request_id.HEADER, request_id.current.get()))
             try:
                 return await calls[method](message, timeout=self._timeout(context), metadata=metadata)
             except grpc.aio.AioRpcError as error:
-                if first_attempt and self._corrected_by(error):
+                if first_attempt and self._corrected_by(error, routed_under):
                     continue  # the shard never ran it; once more under the membership it pointed to
                 status = rpc_status.from_call(error)
                 if status is not None:  # the shard's own answer: pass it through unchanged
@@ -74,15 +74,17 @@ class DatabaseService:
         remaining = context.time_remaining()
         return self.forward_timeout if remaining is None else min(remaining, self.forward_timeout)
 
-    def _corrected_by(self, error: grpc.aio.AioRpcError) -> bool:
-        """A WRONG_SHARD refusal from a shard under a newer epoch: reload our membership now,
-        without waiting for the next poll. True when that moved us to a newer epoch."""
+    def _corrected_by(self, error: grpc.aio.AioRpcError, routed_under: int) -> bool:
+        """A WRONG_SHARD refusal from a shard under a newer epoch than the call was routed under:
+        reload our membership now, without waiting for the next poll. True when we are now past
+        that epoch (by this reload, or by one while the call was in flight)."""
         info = error_info(error)
         if info is None or info.reason != "WRONG_SHARD":
             return False
-        if parse_epoch(info.metadata.get("epoch", "")) <= self.shards.epoch:
+        if parse_epoch(info.metadata.get("epoch", "")) <= routed_under:
             return False
-        return self.shards.source.reload()
+        self.shards.source.reload()
+        return self.shards.epoch > routed_under
 
 
 def _refuse_if_malformed(method: str, request: bytes) -> None:

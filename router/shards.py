@@ -56,11 +56,11 @@ class Shards:
     def epoch(self) -> int:
         return self.source.current.epoch
 
-    def for_database(self, database_id: str) -> tuple[str, dict[str, Call], tuple[str, str]]:
-        """The owning shard's name, its calls by method, and the epoch metadata entry to send."""
+    def for_database(self, database_id: str) -> tuple[str, dict[str, Call], int]:
+        """The owning shard's name, its calls by method, and the epoch of the membership that said so."""
         membership = self.source.current
         name = membership.ring.owner(database_id)
-        return name, self._calls[membership.shards[name]], _epoch_entry(membership.epoch)
+        return name, self._calls[membership.shards[name]], membership.epoch
 
     def _follow(self, membership: Membership) -> None:
         missing = [name for name, address in membership.shards.items() if not address]
@@ -83,7 +83,8 @@ class Shards:
 
 
 @functools.lru_cache(maxsize=8)
-def _epoch_entry(epoch: int) -> tuple[str, str]:
+def epoch_entry(epoch: int) -> tuple[str, str]:
+    """The metadata entry telling a shard which epoch a call was routed under (one per epoch)."""
     return EPOCH_HEADER, str(epoch)
 
 

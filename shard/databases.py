@@ -56,6 +56,8 @@ class Databases:
         self._hits = 0
         self._misses = 0
         self._closed = False
+        # Checked again once a request holds its database: ownership may have moved while it waited (a fence).
+        self.still_owned: Callable[[str], None] = lambda database_id: None
 
     def stats(self) -> dict[str, int]:
         """For metrics: open connections, requests that found their database open or not, requests waiting."""
@@ -71,6 +73,7 @@ class Databases:
         actor = self._admit(database_id)
         try:
             async with actor.lock:
+                self.still_owned(database_id)
                 if actor.database is None:
                     self._misses += 1
                 else:
@@ -122,6 +125,22 @@ class Databases:
                 if actor.database.destroyed:
                     actor.database = None
 
+    async def fence(self, gone: Callable[[str], bool]) -> int:
+        """Wait for the request in progress on each open database `gone` names, then close it;
+        return how many. Requests still queued for it then fail `still_owned`."""
+        fenced = [(key, actor) for key, actor in list(self._actors.items()) if gone(key)]
+        for _, actor in fenced:
+            actor.pending += 1  # not idle: eviction must not close it under us
+            try:
+                async with actor.lock:
+                    if actor.database is not None:
+                        database, actor.database = actor.database, None
+                        await asyncio.get_running_loop().run_in_executor(
+                            self._pool, _close_all, [(actor.in_use, database)])
+            finally:
+                actor.pending -= 1
+        return len(fenced)
+
     async def _evict_idle(self) -> None:
         """Close the least recently used idle databases beyond the cache's size."""
         excess = len(self._actors) - self.limits.open_databases
@@ -130,7 +149,7 @@ class Databases:
         idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:excess]
         for key, actor in idle:
             del self._actors[key]
-        closing = [actor.database for _, actor in idle if actor.database is not None]
+        closing = [(actor.in_use, actor.database) for _, actor in idle if actor.database is not None]
         if closing:
             await asyncio.get_running_loop().run_in_executor(self._pool, _close_all, closing)
 
@@ -143,7 +162,7 @@ class Databases:
         self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, functools.partial(self._pool.shutdown, wait=True, cancel_futures=True))
-        opened = [actor.database for actor in self._actors.values() if actor.database is not None]
+        opened = [(actor.in_use, actor.database) for actor in self._actors.values() if actor.database is not None]
         self._actors.clear()
         await loop.run_in_executor(None, _close_all, opened)
 
@@ -151,9 +170,11 @@ class Databases:
 _GAVE_UP = object()
 
 
-def _close_all(databases: list[OpenDatabase]) -> None:
-    for database in databases:
-        database.close()
+def _close_all(databases: list[tuple[threading.Lock, OpenDatabase]]) -> None:
+    """Close each database once nothing runs on it: a cancelled call's work may still hold `in_use`."""
+    for in_use, database in databases:
+        with in_use:
+            database.close()
 
 
 def _busy(what: str, bound: int) -> Fault:

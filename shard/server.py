@@ -6,15 +6,21 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from loot import tls
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import add_membership_flags, membership_from_arguments
 from loot.observability.metrics import watch_databases
 from loot.serving import add_operations_flags, new_server, serve
-from loot.secret import accepted_secrets
+from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
 from shard import limits as shard_limits
 from shard.cluster_auth import ClusterSecretInterceptor
 from shard.databases import Databases
+from shard.handoff.fencing import Fencing
+from shard.handoff.peers import Peers
+from shard.handoff.progress import Progress, watch_progress
+from shard.handoff.puller import Puller
+from shard.handoff.service import HandoffService
 from shard.service import ShardService
 from shard.storage import Storage
 
@@ -25,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--data", default="./loot-data/shard", help="directory holding this shard's databases")
     add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", default=7071, type=int, help="port to listen on (0 = any free port)")
+    add_flag(parser, "--handoff-concurrency", default=4, type=int,
+             help="databases copied at once from their previous owners after a membership change")
+    tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
     add_operations_flags(parser)
     shard_limits.add_arguments(parser)
 
@@ -36,14 +45,30 @@ async def run(args: argparse.Namespace) -> None:
     # A fixed list can never come to name it; a file can, at a later epoch (a shard being added).
     if args.name not in membership.current.shards and membership.path is None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(membership.current.shards)}")
+    if args.handoff_concurrency < 0:
+        raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
     limits = shard_limits.from_arguments(args)
-    databases = Databases(Storage(Path(args.data), limits), limits)
+    storage = Storage(Path(args.data), limits)
+    databases = Databases(storage, limits)
     watch_databases(databases.stats)
+    progress = Progress()
+    watch_progress(progress)
+    fencing = Fencing(args.name, membership, databases)
+    peers = Peers(cluster_secret(), tls.shard_channel_credentials(args))
+    puller = Puller(args.name, membership, storage, peers, progress, args.handoff_concurrency)
     server = new_server(ClusterSecretInterceptor(*accepted_secrets()), return_request_id=False)
-    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, membership, databases), server)
+    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, membership, databases, puller.ready), server)
+    shard_pb2_grpc.add_HandoffServicer_to_server(HandoffService(args.name, membership, storage, fencing, progress),
+                                                 server)
     membership.start_watching(args.membership_poll)
-    service = shard_pb2.DESCRIPTOR.services_by_name["Shard"].full_name
-    await serve(server, args, role="shard", name=args.name, services=[service], on_stop=databases.close)
+    puller.start()
+    services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff")]
+
+    async def stop() -> None:
+        await peers.close()
+        await databases.close()
+
+    await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -18,13 +19,21 @@ from shard.describe import describe
 from shard.storage import OpenDatabase
 
 _ADMISSION_CACHE = 4096
+Arrival = Callable[[str, float | None], Awaitable[None]]  # (database id, seconds left): returns once it may open
+
+
+async def _always_here(database_id: str, remaining: float | None) -> None:
+    return None
 
 
 class ShardService(shard_pb2_grpc.ShardServicer):
-    def __init__(self, name: str, membership: MembershipSource, databases: Databases):
+    def __init__(self, name: str, membership: MembershipSource, databases: Databases,
+                 arrival: Arrival = _always_here):
         self.name = name
         self.membership = membership
         self.databases = databases
+        databases.still_owned = self._refuse_unless_owned
+        self.arrival = arrival  # a database moving here is opened only once its copy is in place (shard/handoff)
         # A pure function of its arguments: hot databases skip a hash per call (the ring caches owners itself).
         self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
 
@@ -43,6 +52,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     @guard
     async def Describe(self, request: shard_pb2.ShardDescribeRequest, context) -> pb.DescribeResponse:
         self._admit(request.context, context)
+        await self.arrival(request.context.database_id, context.time_remaining())
         return await self.databases.run(request.context.database_id,
                                         functools.partial(_describe, claim=request.context.schema),
                                         request.context.schema)
@@ -52,6 +62,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         engine.check_request(statements, self.databases.limits)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
+        await self.arrival(shard_context.database_id, remaining)
         request = dict(context=shard_context, statements=statements, deadline=deadline)
         return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
                                         shard_context.schema, inline=functools.partial(engine.run_inline, **request))
@@ -62,7 +73,10 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_DATABASE_ID", "the database id does not match its triple")
         if _router_epoch(context) > self.membership.current.epoch:
             self.membership.reload()  # the router saw a newer file first; catch up before judging ownership
-        owner = self.membership.current.ring.owner(shard_context.database_id)
+        self._refuse_unless_owned(shard_context.database_id)
+
+    def _refuse_unless_owned(self, database_id: str) -> None:
+        owner = self.membership.current.ring.owner(database_id)
         if owner != self.name:
             epoch = self.membership.current.epoch
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD",

@@ -103,18 +103,43 @@ class Storage:
 
     def _create(self, path: Path, schema_claim: str) -> list[str]:
         image, changes = self.templates.image(schema_claim)
-        self._ensure_dir(path.parent)
-        _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
-        staging = self.scratch / f"{path.name}.{uuid.uuid4().hex}"
+        staging = self.staging_path(path.name)
         with open(staging, "xb") as file:
             file.write(image)
-            file.flush()
-            if self._power_safe:
+        self._place(staging, path)
+        return changes
+
+    def staging_path(self, name: str) -> Path:
+        """A fresh file name in the scratch directory, which is cleared when the shard starts."""
+        return self.scratch / f"{name}.{uuid.uuid4().hex}"
+
+    def install(self, database_id: str, staging: Path) -> None:
+        """Move a complete database written at `staging` (from `staging_path`) into place, crash-safely."""
+        self._place(staging, self.path(database_id))
+
+    def retire(self, database_id: str, target: Path) -> bool:
+        """Durably move the (closed) database's files to `target`, out of service; False when it has none."""
+        path = self.path(database_id)
+        if not path.exists():
+            return False
+        target.parent.mkdir(exist_ok=True)
+        os.rename(path, target)  # first: once it is gone nothing here can open it again
+        for suffix in _SIDE_FILES:  # a WAL left by a reader's last close belongs with its file
+            if Path(f"{path}{suffix}").exists():
+                os.rename(f"{path}{suffix}", f"{target}{suffix}")
+        if self._power_safe:
+            _fsync_dir(path.parent)
+        return True
+
+    def _place(self, staging: Path, path: Path) -> None:
+        self._ensure_dir(path.parent)
+        _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
+        if self._power_safe:
+            with open(staging, "rb") as file:
                 os.fsync(file.fileno())
         os.rename(staging, path)  # atomic: a killed process leaves the whole file or none
         if self._power_safe:
             _fsync_dir(path.parent)
-        return changes
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory in self._known_dirs:

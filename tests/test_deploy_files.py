@@ -213,14 +213,15 @@ def test_every_container_is_probed_bounded_non_root_and_gets_membership_and_secr
             assert {"secretRef": {"name": "loot-cluster"}} in sources
 
 
-def test_network_policy_lets_only_routers_reach_the_shards_grpc_port() -> None:
+def test_network_policy_lets_only_routers_and_shards_reach_the_shards_grpc_port() -> None:
     policy = find("NetworkPolicy", "shard-ingress")
     shard_labels = find("StatefulSet", "shard")["spec"]["template"]["metadata"]["labels"]
     router_labels = find("Deployment", "router")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"] == shard_labels
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     grpc_rules = [rule for rule in policy["spec"]["ingress"] if {"port": "grpc"} in rule["ports"]]
-    assert len(grpc_rules) == 1 and grpc_rules[0]["from"] == [{"podSelector": {"matchLabels": router_labels}}]
+    assert len(grpc_rules) == 1 and grpc_rules[0]["from"] == [{"podSelector": {"matchLabels": router_labels}},
+                                                              {"podSelector": {"matchLabels": shard_labels}}]
     assert all(rule["ports"] == [{"port": "metrics"}] for rule in policy["spec"]["ingress"] if rule not in grpc_rules)
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loot import settings
-from loot.cli import backup, describe, health, keys, shell, sql, token, up
+from loot.cli import backup, describe, health, keys, scale, shell, sql, token, up
 from loot.cli.target import UserError
 from loot.errors import LootError
 from loot.local_cluster import exit_with_supervisor
@@ -16,6 +16,8 @@ from shard import server as shard_server
 COMMANDS = {
     # name: (help, add_arguments, run)
     "up": ("start a local cluster (a router and N shards) in the foreground", up.add_arguments, up.run),
+    "scale": ("change the number of shards of a running `loot up`, moving databases online",
+              scale.add_arguments, scale.run),
     "keygen": ("create a signing key (a key pair is an account)", keys.add_keygen_arguments, keys.keygen),
     "token": ("mint a token for one database", token.add_arguments, token.run),
     "sql": ("run one SQL statement through a router", sql.add_arguments, sql.run),

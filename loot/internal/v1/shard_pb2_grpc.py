@@ -183,3 +183,214 @@ class Shard:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class HandoffStub:
+    """Shard -> shard: moving databases to their new owner after a membership change
+    (docs/rebalancing.md §5). Same cluster secret as the Shard service.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Owned = channel.unary_unary(
+                '/loot.internal.v1.Handoff/Owned',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.OwnedRequest.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.OwnedResponse.FromString,
+                _registered_method=True)
+        self.Copy = channel.unary_stream(
+                '/loot.internal.v1.Handoff/Copy',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffRequest.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffChunk.FromString,
+                _registered_method=True)
+        self.Confirm = channel.unary_unary(
+                '/loot.internal.v1.Handoff/Confirm',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffRequest.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ConfirmResponse.FromString,
+                _registered_method=True)
+        self.Status = channel.unary_unary(
+                '/loot.internal.v1.Handoff/Status',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.StatusRequest.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffStatus.FromString,
+                _registered_method=True)
+
+
+class HandoffServicer:
+    """Shard -> shard: moving databases to their new owner after a membership change
+    (docs/rebalancing.md §5). Same cluster secret as the Shard service.
+    """
+
+    def Owned(self, request, context):
+        """The ids of the databases whose file the called shard holds and `owner` owns under `epoch`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Copy(self, request, context):
+        """A consistent copy of one fenced database, in chunks; NOT_FOUND when the called shard has no file for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Confirm(self, request, context):
+        """The new owner has the copy in place: the called shard retires its file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Status(self, request, context):
+        """This shard's progress as a new owner and as an old one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HandoffServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Owned': grpc.unary_unary_rpc_method_handler(
+                    servicer.Owned,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.OwnedRequest.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.OwnedResponse.SerializeToString,
+            ),
+            'Copy': grpc.unary_stream_rpc_method_handler(
+                    servicer.Copy,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffRequest.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffChunk.SerializeToString,
+            ),
+            'Confirm': grpc.unary_unary_rpc_method_handler(
+                    servicer.Confirm,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffRequest.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ConfirmResponse.SerializeToString,
+            ),
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.StatusRequest.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffStatus.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'loot.internal.v1.Handoff', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('loot.internal.v1.Handoff', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Handoff:
+    """Shard -> shard: moving databases to their new owner after a membership change
+    (docs/rebalancing.md §5). Same cluster secret as the Shard service.
+    """
+
+    @staticmethod
+    def Owned(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.internal.v1.Handoff/Owned',
+            loot_dot_internal_dot_v1_dot_shard__pb2.OwnedRequest.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.OwnedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Copy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loot.internal.v1.Handoff/Copy',
+            loot_dot_internal_dot_v1_dot_shard__pb2.HandoffRequest.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.HandoffChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Confirm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.internal.v1.Handoff/Confirm',
+            loot_dot_internal_dot_v1_dot_shard__pb2.HandoffRequest.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.ConfirmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.internal.v1.Handoff/Status',
+            loot_dot_internal_dot_v1_dot_shard__pb2.StatusRequest.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.HandoffStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

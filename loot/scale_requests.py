@@ -1,0 +1,85 @@
+"""How `loot scale` asks a running `loot up` for another number of shards, through its data directory.
+
+`loot up` owns its processes, so it does the scaling itself (LocalCluster.scale):
+    DIR/up.pid              written by `loot up` while it runs
+    DIR/scale-request.json  {"id": ..., "shards": N}, written by `loot scale`, which then sends SIGUSR1
+    DIR/scale-status.json   {"id", "epoch", "shards": {name: progress}, "done", "error"}, rewritten by
+                            `loot up` as the databases move; `loot scale` prints it until done
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from pathlib import Path
+
+from loot.internal.v1 import shard_pb2
+
+PID, REQUEST, STATUS = "up.pid", "scale-request.json", "scale-status.json"
+SIGNAL = signal.SIGUSR1
+
+
+def _write(path: Path, document: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(document))
+    os.replace(temporary, path)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def running_up(data: Path) -> int | None:
+    """The pid of the `loot up` serving `data`, if one runs."""
+    try:
+        pid = int((data / PID).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def mark_running(data: Path) -> None:
+    (data / PID).write_text(str(os.getpid()))
+
+
+def mark_stopped(data: Path) -> None:
+    (data / PID).unlink(missing_ok=True)
+
+
+def ask(data: Path, shards: int) -> str:
+    """Ask the running `loot up` for `shards` shards; return the request's id. RuntimeError if none runs."""
+    pid = running_up(data)
+    if pid is None:
+        raise RuntimeError(f"no `loot up` is running on {data}")
+    request = uuid.uuid4().hex
+    _write(data / REQUEST, {"id": request, "shards": shards})
+    os.kill(pid, SIGNAL)
+    return request
+
+
+def take(data: Path) -> tuple[str, int] | None:
+    request = _read(data / REQUEST)
+    (data / REQUEST).unlink(missing_ok=True)
+    if not request or not isinstance(request.get("shards"), int):
+        return None
+    return request["id"], request["shards"]
+
+
+def report(data: Path, request: str, epoch: int, statuses: dict[str, shard_pb2.HandoffStatus | None],
+           done: bool = False, error: str | None = None) -> None:
+    shards = {name: None if status is None else {
+        "epoch": status.epoch, "settled": status.settled, "to_pull": status.to_pull, "pulled": status.pulled,
+        "handed_off": status.handed_off, "failed": status.failed} for name, status in statuses.items()}
+    _write(data / STATUS, {"id": request, "epoch": epoch, "shards": shards, "done": done, "error": error})
+
+
+def status(data: Path, request: str) -> dict | None:
+    """The latest report on `request`; None before the first."""
+    document = _read(data / STATUS)
+    return document if document and document.get("id") == request else None

@@ -1,0 +1,1 @@
+"""Moving databases to their new owner after a membership change (docs/rebalancing.md §5)."""
