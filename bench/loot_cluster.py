@@ -33,18 +33,18 @@ def kv_token(key: Key, tenant: str, name: str = "bench") -> str:
 @contextlib.contextmanager
 def running_cluster(shards: int = 2, membership_file: bool = False) -> Iterator[LocalCluster]:
     """A cluster on free loopback ports over a temporary data directory; its output
-    is kept quiet and shown only if it fails to start."""
+    is kept quiet and shown only if it fails to start, or the benchmark fails: its
+    last lines, and every access-log line of a call that did not end OK."""
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="loot-bench-") as data:
         cluster = LocalCluster(Path(data), port=0, shards=shards, sink=lambda name, line: lines.append(f"{name}: {line}"),
                                membership_file=membership_file)
         try:
             cluster.start()
-        except Exception:
-            cluster.stop()
-            print("\n".join(lines[-50:]), file=sys.stderr)
-            raise
-        try:
             yield cluster
+        except Exception:
+            failed_calls = [line for line in lines if "loot.access" in line and "code=OK" not in line]
+            print("\n".join([*failed_calls[-50:], *lines[-50:]]), file=sys.stderr)
+            raise
         finally:
             cluster.stop()

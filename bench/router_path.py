@@ -1,13 +1,17 @@
 """Point reads and single-row writes through router -> shard with a real token,
 against a bare grpc.aio server returning the same bytes, in the same run.
 
-    python bench/router_path.py [--duration 3] [--concurrency 1,8,32,128] [--rounds 2]
+    python bench/router_path.py [--duration 3] [--concurrency 1,8,32,128] [--rounds 2] [--routers 1]
+
+`--routers 2` runs a second router process on the same port (the router is stateless and
+gRPC sets SO_REUSEPORT on Linux, so the kernel spreads h2load's connections over both).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +28,7 @@ from bench.loot_cluster import POINT_READ, POINT_WRITE, ROWS, SEED, kv_token, ru
 from bench.stats import ms, table  # noqa: E402
 from bench.system import cpu_seconds, ensure_tools  # noqa: E402
 from loot.client import Client, statement  # noqa: E402
+from loot.local_cluster import Child, LocalCluster  # noqa: E402
 from loot.serving import GRPC_OPTIONS  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
@@ -48,6 +53,11 @@ class Comparison:
     operation: str
     loot: Side
     bare: Side
+    routers: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.operation if self.routers == 1 else f"{self.operation}, {self.routers} router processes"
 
     @property
     def ratio(self) -> float:
@@ -60,19 +70,19 @@ class Comparison:
         return self.bare.cpu_per_call["bare"] / max(self.loot.cpu_per_call.values())
 
 
-def measure(concurrencies: list[int], duration: float, rounds: int = 2) -> list[Comparison]:
+def measure(concurrencies: list[int], duration: float, rounds: int = 2, routers: int = 1) -> list[Comparison]:
     ensure_tools("h2load")
     key = Key.generate()
     token = kv_token(key, "router-path")
     comparisons = []
-    with running_cluster() as cluster:
+    with running_cluster() as cluster, more_routers(cluster, routers - 1) as extra:
         with Client(cluster.address) as client:
             client.execute(token, SEED, [ROWS])
         url = f"http://{cluster.address}{EXECUTE}"
         for operation, stmt in OPERATIONS.items():
             request = pb.ExecuteRequest(statement=stmt).SerializeToString()
             response = call_raw(cluster.address, request, token)
-            loot_pids = {"router": [cluster.router.process.pid],
+            loot_pids = {"router": [router.process.pid for router in (cluster.router, *extra)],
                          "shards": [shard.process.pid for shard in cluster.shards.values()]}
             with bare_server(response) as (bare_address, bare_pid):
                 bare_url = f"http://{bare_address}{EXECUTE}"
@@ -83,8 +93,25 @@ def measure(concurrencies: list[int], duration: float, rounds: int = 2) -> list[
                     for _ in range(rounds):
                         loots.append(_side(loot_pids, url, request, response, token, concurrency, duration))
                         bares.append(_side({"bare": [bare_pid]}, bare_url, request, response, None, concurrency, duration))
-                    comparisons.append(Comparison(operation, _best(loots), _best(bares)))
+                    comparisons.append(Comparison(operation, _best(loots), _best(bares), routers))
     return comparisons
+
+
+@contextlib.contextmanager
+def more_routers(cluster: LocalCluster, count: int) -> Iterator[list[Child]]:
+    """`count` more router processes listening on the cluster's router port."""
+    argv = list(cluster.router.argv)
+    argv[argv.index("--port") + 1] = cluster.address.rsplit(":", 1)[1]
+    routers = [Child(f"router-{i + 2}", argv, cluster.env, cluster.sink) for i in range(count)]
+    try:
+        for router in routers:
+            router.start()
+            router.wait_ready()
+        yield routers
+    finally:
+        for router in routers:
+            router.signal(signal.SIGTERM)
+            router.wait(10)
 
 
 def _side(pids: dict[str, list[int]], url: str, request: bytes, response: bytes, token: str | None,
@@ -122,7 +149,7 @@ def bare_server(response: bytes) -> Iterator[tuple[str, int]]:
 
 
 def report(comparisons: list[Comparison]) -> str:
-    rows = [(c.operation, c.loot.load.concurrency, f"{c.loot.load.per_second:,.0f}", f"{c.bare.load.per_second:,.0f}",
+    rows = [(c.label, c.loot.load.concurrency, f"{c.loot.load.per_second:,.0f}", f"{c.bare.load.per_second:,.0f}",
              f"**{c.ratio:.2f}x**", ms(c.loot.load.p50), ms(c.loot.load.p99), ms(c.bare.load.p50), ms(c.bare.load.p99),
              *(f"{c.loot.cpu_per_call[group] * 1e6:.0f}" for group in ("router", "shards")),
              f"{c.bare.cpu_per_call['bare'] * 1e6:.0f}", f"{c.cpu_ceiling:.2f}x")
@@ -136,6 +163,7 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (after 1 s warm-up)")
     parser.add_argument("--concurrency", default="1,8,32,128", help="comma-separated concurrent calls")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per side; the best one counts")
+    parser.add_argument("--routers", type=int, default=1, help="router processes sharing the router's port")
     return parser
 
 
@@ -143,7 +171,7 @@ def main() -> None:
     args = arguments(argparse.ArgumentParser(description=__doc__)).parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     print("## Router path: Loot (router -> shard -> SQLite) vs a bare grpc.aio server, h2load\n")
-    print(report(measure(concurrencies, args.duration, args.rounds)))
+    print(report(measure(concurrencies, args.duration, args.rounds, args.routers)))
 
 
 if __name__ == "__main__":

@@ -46,10 +46,13 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_server_flags(parser)
 
 
-def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True) -> grpc.aio.Server:
-    """A gRPC server with Loot's limits, observed (request id, access log, metrics) before anything else."""
-    observe = ObservabilityInterceptor(return_request_id=return_request_id)
-    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[observe, *interceptors])
+def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True,
+               observe: bool = True) -> grpc.aio.Server:
+    """A gRPC server with Loot's limits, observed (request id, access log, metrics) before anything else.
+    `observe=False`: the caller wraps its handlers with `observed` itself (the router, whose hot
+    path then skips grpc.aio's interceptor machinery)."""
+    observer = [ObservabilityInterceptor(return_request_id=return_request_id)] if observe else []
+    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[*observer, *interceptors])
 
 
 def listening_line(role: str, name: str, address: str) -> str:

@@ -52,6 +52,11 @@ def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     return None
 
 
+async def abort(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
+    """End the call with `status`, keeping the trailing metadata already set on it (a router's request id)."""
+    await context.abort(status.code, status.details, (*context.trailing_metadata(), *status.trailing_metadata))
+
+
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
@@ -63,13 +68,11 @@ def guard(method: Handler) -> Handler:
         try:
             return await method(self, request, context)
         except Fault as fault:
-            await context.abort_with_status(fault.status())
+            await abort(context, fault.status())
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("internal error in %s", method.__qualname__)
-            await context.abort_with_status(
-                rich_status(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; the server log has details")
-            )
+            await abort(context, rich_status(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; the server log has details"))
 
     return wrapper  # type: ignore[return-value]

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
 from loot.tokens import Claims, verify
+from router.envelope import context_field
 
 
 @dataclass(frozen=True, eq=False)
 class Admission:
     claims: Claims
-    shard_context: shard_pb2.Context
+    database_id: str
+    context_field: bytes  # the shard Context, serialized as field 1 of every shard request
 
     @property
     def expires_at(self) -> float | None:
@@ -21,9 +23,10 @@ class Admission:
 
 
 def admit(token: str, now: float | None = None) -> Admission:
-    """Verify `token` and build the shard Context: the database id and the claims as JSON."""
+    """Verify `token` and serialize the shard Context: the database id and the claims as JSON."""
     claims = verify(token, now)
-    return Admission(claims, shard_context(claims))
+    context = shard_context(claims)
+    return Admission(claims, context.database_id, context_field(context.SerializeToString()))
 
 
 def shard_context(claims: Claims) -> shard_pb2.Context:

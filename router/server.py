@@ -10,8 +10,7 @@ from loot.membership import add_membership_flags, membership_from_arguments
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import cluster_secret
 from loot.settings import add_flag
-from loot.v1 import database_pb2, database_pb2_grpc
-from router.service import DatabaseService
+from router.service import SERVICE, DatabaseService
 from router.shards import Shards
 
 
@@ -32,10 +31,9 @@ async def run(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
-    server = new_server()
-    database_pb2_grpc.add_DatabaseServicer_to_server(DatabaseService(shards, cluster_secret(), args.forward_timeout), server)
-    service = database_pb2.DESCRIPTOR.services_by_name["Database"].full_name
-    await serve(server, args, role="router", name="router", services=[service], on_stop=shards.close)
+    server = new_server(observe=False)  # the service observes its own handlers
+    DatabaseService(shards, cluster_secret(), args.forward_timeout).add_to(server)
+    await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
 
 
 def main(args: argparse.Namespace) -> None:

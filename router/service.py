@@ -1,53 +1,73 @@
-"""The public loot.v1.Database service: verify, route, forward."""
+"""The public loot.v1.Database service: verify, route, forward the call's bytes.
+
+The router parses neither requests nor responses: the client's request bytes go to the
+shard inside the shard request (router/envelope.py) and the shard's response bytes come
+back untouched. One serialization per hop, by the client and by the shard.
+"""
 
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
-from loot.internal.v1 import shard_pb2
+from loot.membership import parse_epoch
+from loot.observability import request_id
+from loot.observability.interceptor import observed
 from loot.secret import SECRET_HEADER
-from loot.membership import EPOCH_HEADER, parse_epoch
-from loot.status import Fault, error_info, guard
+from loot.status import Fault, abort, error_info, guard
 from loot.v1 import database_pb2 as pb
-from loot.v1 import database_pb2_grpc
 from router.auth import authenticate
-from router.shards import Shards
+from router.envelope import shard_request
+from router.shards import Shards, epoch_entry
+
+SERVICE = "loot.v1.Database"
+# Parsed only when a shard refuses a call without saying why: to tell the client's garbage from a fault.
+REQUEST_TYPES = {"Execute": pb.ExecuteRequest, "Batch": pb.BatchRequest, "Describe": pb.DescribeRequest}
 
 
-class DatabaseService(database_pb2_grpc.DatabaseServicer):
+class DatabaseService:
     def __init__(self, shards: Shards, secret: str, forward_timeout: float):
         self.shards = shards
-        self.metadata = ((SECRET_HEADER, secret),)
+        self.secret = (SECRET_HEADER, secret)
         self.forward_timeout = forward_timeout
 
-    @guard
-    async def Execute(self, request: pb.ExecuteRequest, context) -> pb.ExecuteResponse:
-        return await self._forward("Execute", shard_pb2.ShardExecuteRequest, request, context)
+    def add_to(self, server: grpc.aio.Server) -> None:
+        """Serve the methods, observed, taking and returning serialized messages. Registered
+        too (as generated code does): gRPC then finds a call's handler without the generic lookup."""
+        handlers = {method: grpc.unary_unary_rpc_method_handler(
+            observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
+            for method in REQUEST_TYPES}
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+        server.add_registered_method_handlers(SERVICE, handlers)
 
     @guard
-    async def Batch(self, request: pb.BatchRequest, context) -> pb.BatchResponse:
-        return await self._forward("Batch", shard_pb2.ShardBatchRequest, request, context)
+    async def Execute(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._forward("Execute", request, context)
 
     @guard
-    async def Describe(self, request: pb.DescribeRequest, context) -> pb.DescribeResponse:
-        return await self._forward("Describe", shard_pb2.ShardDescribeRequest, request, context)
+    async def Batch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._forward("Batch", request, context)
 
-    async def _forward(self, method: str, wrapper, request, context: grpc.aio.ServicerContext):
-        shard_context = authenticate(context).shard_context
-        message = wrapper(context=shard_context, request=request)
+    @guard
+    async def Describe(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._forward("Describe", request, context)
+
+    async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        admission = authenticate(context)
+        message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
-            routed_under = self.shards.epoch
-            name, stub = self.shards.for_database(shard_context.database_id)
-            metadata = self.metadata + ((EPOCH_HEADER, str(routed_under)),)
+            name, calls, routed_under = self.shards.for_database(admission.database_id)
+            metadata = (self.secret, epoch_entry(routed_under), (request_id.HEADER, request_id.current.get()))
             try:
-                return await getattr(stub, method)(message, timeout=self._timeout(context), metadata=metadata)
+                return await calls[method](message, timeout=self._timeout(context), metadata=metadata)
             except grpc.aio.AioRpcError as error:
                 if first_attempt and self._corrected_by(error, routed_under):
                     continue  # the shard never ran it; once more under the membership it pointed to
                 status = rpc_status.from_call(error)
                 if status is not None:  # the shard's own answer: pass it through unchanged
-                    await context.abort_with_status(rpc_status.to_status(status))
+                    await abort(context, rpc_status.to_status(status))
+                _refuse_if_malformed(method, request)
                 raise _transport_fault(name, error)
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
@@ -65,6 +85,16 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
             return False
         self.shards.source.reload()
         return self.shards.epoch > routed_under
+
+
+def _refuse_if_malformed(method: str, request: bytes) -> None:
+    """A shard cannot parse a shard request holding bytes that are not a `method` request
+    (it answers without a Loot status); say so instead of blaming the shard."""
+    try:
+        REQUEST_TYPES[method].FromString(request)
+    except DecodeError:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                    f"the request is not a valid {REQUEST_TYPES[method].DESCRIPTOR.full_name}") from None
 
 
 def _transport_fault(name: str, error: grpc.aio.AioRpcError) -> Fault:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
 import grpc
 
-from loot.internal.v1 import shard_pb2_grpc
-from loot.observability.request_id import PropagateRequestId
-from loot.membership import Membership, MembershipSource
+from loot.membership import EPOCH_HEADER, Membership, MembershipSource
 from loot.serving import GRPC_OPTIONS
+
+SERVICE = "loot.internal.v1.Shard"
+METHODS = ("Execute", "Batch", "Describe")
+# A shard method taking and returning serialized messages (the router forwards bytes).
+Call = grpc.aio.UnaryUnaryMultiCallable
 
 # UNAVAILABLE means the shard never ran the request (unreachable, or refusing
 # new calls while it shuts down), so gRPC may retry it (SPEC §8); anything else
@@ -43,7 +47,7 @@ class Shards:
         self.source = source
         self._credentials = credentials
         self._grace = grace_seconds
-        self._stubs: dict[str, shard_pb2_grpc.ShardStub] = {}  # address -> stub
+        self._calls: dict[str, dict[str, Call]] = {}  # address -> method -> call
         self._channels: dict[str, grpc.aio.Channel] = {}  # address -> channel
         self._follow(source.current)
         source.on_change(self._follow)
@@ -52,10 +56,11 @@ class Shards:
     def epoch(self) -> int:
         return self.source.current.epoch
 
-    def for_database(self, database_id: str) -> tuple[str, shard_pb2_grpc.ShardStub]:
+    def for_database(self, database_id: str) -> tuple[str, dict[str, Call], int]:
+        """The owning shard's name, its calls by method, and the epoch of the membership that said so."""
         membership = self.source.current
         name = membership.ring.owner(database_id)
-        return name, self._stubs[membership.shards[name]]
+        return name, self._calls[membership.shards[name]], membership.epoch
 
     def _follow(self, membership: Membership) -> None:
         missing = [name for name, address in membership.shards.items() if not address]
@@ -63,9 +68,9 @@ class Shards:
             raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
         for address in set(membership.shards.values()) - set(self._channels):
             self._channels[address] = _channel(address, self._credentials)
-            self._stubs[address] = shard_pb2_grpc.ShardStub(self._channels[address])
+            self._calls[address] = _calls(self._channels[address])
         for address in set(self._channels) - set(membership.shards.values()):
-            self._stubs.pop(address)
+            self._calls.pop(address)
             self._close_later(self._channels.pop(address))
 
     def _close_later(self, channel: grpc.aio.Channel) -> None:
@@ -77,8 +82,20 @@ class Shards:
             await channel.close()
 
 
+@functools.lru_cache(maxsize=8)
+def epoch_entry(epoch: int) -> tuple[str, str]:
+    """The metadata entry telling a shard which epoch a call was routed under (one per epoch)."""
+    return EPOCH_HEADER, str(epoch)
+
+
+def _calls(channel: grpc.aio.Channel) -> dict[str, Call]:
+    """No serializers: requests and responses stay bytes end to end."""
+    return {method: channel.unary_unary(f"/{SERVICE}/{method}", _registered_method=True) for method in METHODS}
+
+
 def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
-    options, interceptors = CHANNEL_OPTIONS, [PropagateRequestId()]
+    # No client interceptors: grpc.aio runs an intercepted call as an extra task; the
+    # router passes the request id in the call's metadata itself.
     if credentials is None:
-        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
-    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
+        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)

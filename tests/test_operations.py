@@ -23,6 +23,7 @@ from loot.ids import database_id
 from loot.local_cluster import LocalCluster
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER
+from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from tests.schemas import open_table
@@ -77,7 +78,7 @@ def test_client_request_id_reaches_the_shard_log(observed: LocalCluster, key: Ke
     token = mint(key, "ops", "rid", schema=NOTES)
     with Client(observed.address) as client:
         _, call = execute_with_call(client, token, "SELECT 1", (("x-request-id", "trace-abc-123"),))
-    assert ("x-request-id", "trace-abc-123") in tuple(call.initial_metadata())
+    assert ("x-request-id", "trace-abc-123") in tuple(call.trailing_metadata())
     shard = owner_of(observed, key, "ops", "rid")
     router_entry = wait_for(lambda: access_lines(observed, "router", "trace-abc-123"))[0]
     shard_entry = wait_for(lambda: access_lines(observed, shard, "trace-abc-123"))[0]
@@ -91,10 +92,19 @@ def test_router_makes_a_request_id_when_the_client_sent_none_or_junk(observed: L
     token = mint(key, "ops", "rid-made", schema=NOTES)
     with Client(observed.address) as client:
         _, call = execute_with_call(client, token, "SELECT 1", () if sent is None else (("x-request-id", sent),))
-    made = dict(call.initial_metadata())["x-request-id"]
+    made = dict(call.trailing_metadata())["x-request-id"]
     assert made != sent and len(made) == 32
     shard = owner_of(observed, key, "ops", "rid-made")
     assert wait_for(lambda: access_lines(observed, shard, made))[0]["code"] == "OK"
+
+
+def test_a_refused_call_returns_its_request_id_with_the_status(observed: LocalCluster, key: Key) -> None:
+    token = mint(key, "ops", "rid-refused", schema=NOTES)
+    with Client(observed.address) as client, pytest.raises(grpc.RpcError) as refused:
+        execute_with_call(client, token, "SELEC 1", (("x-request-id", "trace-refused"),))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("x-request-id", "trace-refused") in tuple(refused.value.trailing_metadata())
+    assert error_info(refused.value).domain == "loot", "the rich status travels next to the request id"
 
 
 def scrape(cluster: LocalCluster, process: str) -> dict[tuple[str, tuple], float]:

@@ -7,6 +7,7 @@ import pytest
 from loot.status import Fault
 from loot.tokens import Claims, Key, mint, verify
 from loot.tokens.cache import VerifiedTokens
+from loot.internal.v1 import shard_pb2
 from router.admission import admit
 
 
@@ -91,6 +92,6 @@ def test_router_admission_is_derived_once_per_token() -> None:
     token = mint(key, "app", "alice", schema="CREATE TABLE t (x)", user={"id": 7})
     first = cache.verify(token)
     assert cache.verify(token) is first, "a repeated token reuses the admission, shard Context included"
-    context = first.shard_context
+    context = shard_pb2.ShardExecuteRequest.FromString(first.context_field).context
     assert (context.account, context.name, context.tenant, context.schema) == (key.account, "app", "alice", "CREATE TABLE t (x)")
     assert '"user":{"id":7}' in context.claims_json

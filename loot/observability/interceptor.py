@@ -23,8 +23,8 @@ _HANDLERS = 256  # wrapped handlers kept: a server has a few methods, each with 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, *, return_request_id: bool = True):
-        # Clients want the id back (in the response's initial metadata); the router does not
-        # need it from shards, and sending metadata early costs a round through gRPC's core.
+        # Clients want the id back (in the trailing metadata: sending initial metadata early
+        # costs a write of its own); the router does not need it from shards.
         self._return_request_id = return_request_id
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
@@ -37,21 +37,23 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler wrapped once per method (and handler), not per call."""
         return grpc.unary_unary_rpc_method_handler(
-            _observed(method, handler.unary_unary, self._return_request_id),
+            observed(method, handler.unary_unary, self._return_request_id),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _observed(method: str, behavior, return_request_id: bool):
+def observed(method: str, behavior, return_request_id: bool):
+    """`behavior` (a unary method's coroutine function) observed. A server that builds its
+    own handlers wraps them with this directly and skips the interceptor's round per call."""
     latency = LATENCY.labels(method)
     requests: dict[grpc.StatusCode, object] = {}  # the counter per status code, looked up once
 
     async def observed(request, context: grpc.aio.ServicerContext):
         call_id = request_id.from_metadata(context.invocation_metadata())
         request_id.current.set(call_id)
-        if return_request_id:
-            await context.send_initial_metadata(((request_id.HEADER, call_id),))
+        if return_request_id:  # with the status, errors included (loot.status.abort keeps it)
+            context.set_trailing_metadata(((request_id.HEADER, call_id),))
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -71,6 +73,7 @@ def _observed(method: str, behavior, return_request_id: bool):
             counter = requests.get(code) or requests.setdefault(code, REQUESTS.labels(method, code.name))
             counter.inc()
             latency.observe(elapsed)
-            log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+            if log.isEnabledFor(logging.INFO):  # `--log-level warning`: no per-call logging work at all
+                log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
 
     return observed

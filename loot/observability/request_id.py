@@ -11,8 +11,6 @@ import re
 import uuid
 from collections.abc import Iterable
 
-import grpc
-
 HEADER = "x-request-id"
 _PLAUSIBLE = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")  # printable, log-safe, bounded
 
@@ -26,14 +24,3 @@ def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
         return value
     return uuid.uuid4().hex
 
-
-class PropagateRequestId(grpc.aio.UnaryUnaryClientInterceptor):
-    """On the router's shard channels: send the current request id along."""
-
-    async def intercept_unary_unary(self, continuation, details: grpc.aio.ClientCallDetails, request):
-        request_id = current.get()
-        if request_id is not None:
-            metadata = grpc.aio.Metadata(*(details.metadata or ()), (HEADER, request_id))
-            details = grpc.aio.ClientCallDetails(details.method, details.timeout, metadata,
-                                                 details.credentials, details.wait_for_ready)
-        return await continuation(details, request)
