@@ -17,7 +17,7 @@ from shard.schema import history
 from shard.schema.inspect import Catalog
 from shard.schema.plan import Plan, plan
 from shard.schema.pristine import claimed
-from shard.schema.sql_text import statements
+from shard.schema.sql_text import is_blank
 from shard.schema.validate import sqlite_message
 from shard.sql_errors import fault_from_sqlite
 
@@ -27,7 +27,7 @@ __all__ = ["apply", "unchanged"]
 def unchanged(conn: apsw.Connection, claim: str) -> bool:
     """Whether applying `claim` is known to change nothing on this connection: the one place that decides."""
     # No statements (blank, or only comments) is no schema, never an empty one.
-    return not claim or claim.isspace() or history.known_unchanged(conn, claim) or not any(statements(claim))
+    return not claim or history.known_unchanged(conn, claim) or is_blank(claim)
 
 
 def apply(conn: apsw.Connection, claim: str) -> list[str]:
