@@ -21,7 +21,7 @@ import apsw
 from loot.ids import is_database_id
 from shard.limits import Limits
 from shard.sandbox import Sandbox
-from shard.templates import Templates
+from shard.templates import Template, Templates
 
 _SIDE_FILES = ("-wal", "-shm")
 _OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_NOFOLLOW
@@ -71,9 +71,12 @@ class Storage:
     def open(self, database_id: str, schema_claim: str = "") -> OpenDatabase:
         """Open the database, creating it (from the template for `schema_claim`) if new."""
         path = self.path(database_id)
-        changes = [] if path.exists() else self._create(path, schema_claim)
+        template = None if path.exists() else self._create(path, schema_claim)
         conn, sandbox = self.connect(path)
-        return OpenDatabase(conn, sandbox, path, self, changes)
+        if template is None:
+            return OpenDatabase(conn, sandbox, path, self)
+        template.introduce(conn)
+        return OpenDatabase(conn, sandbox, path, self, list(template.changes))
 
     def connect(self, path: Path, create: bool = False) -> tuple[apsw.Connection, Sandbox]:
         """A connection with Loot's pragmas and its sandbox installed (its authorizer comes with its
@@ -102,20 +105,20 @@ class Storage:
         _remove_side_files(database.path)
         tombstone.unlink()
 
-    def _create(self, path: Path, schema_claim: str) -> list[str]:
-        image, changes = self.templates.image(schema_claim)
+    def _create(self, path: Path, schema_claim: str) -> Template:
+        template = self.templates.get(schema_claim)
         self._ensure_dir(path.parent)
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
         staging = self.scratch / f"{path.name}.{uuid.uuid4().hex}"
         with open(staging, "xb") as file:
-            file.write(image)
+            file.write(template.image)
             file.flush()
             if self._power_safe:
                 os.fsync(file.fileno())
         os.rename(staging, path)  # atomic: a killed process leaves the whole file or none
         if self._power_safe:
             _fsync_dir(path.parent)
-        return changes
+        return template
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory in self._known_dirs:

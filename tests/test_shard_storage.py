@@ -17,6 +17,7 @@ import pytest
 
 from loot.ids import database_id
 from loot.status import Fault
+from shard import schema
 from shard.databases import Databases
 from shard.limits import Limits
 from shard.storage import Storage
@@ -45,6 +46,19 @@ def test_new_database_comes_from_the_schema_template(tmp_path: Path) -> None:
     assert database.conn.pragma("journal_mode") == "wal" and database.conn.pragma("foreign_keys") == 1
     database.close()
     assert storage.open(_id("a"), SCHEMA).creation_changes == [], "an existing database is not created again"
+
+
+def test_a_fresh_copy_knows_its_claim_is_current_and_a_failing_claim_is_not(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    database = storage.open(_id("a"), SCHEMA)
+    assert schema.unchanged(database.conn, SCHEMA), "the first request checks the claim with one PRAGMA"
+    database.conn.execute("CREATE TABLE IF NOT EXISTS bump (x); DROP TABLE bump")  # privileged DDL since
+    assert not schema.unchanged(database.conn, SCHEMA)
+    failing = "CREATE TABLE t (x); CREATE INDEX i ON missing (x)"
+    broken = storage.open(_id("b"), failing)
+    assert broken.creation_changes == [] and not schema.unchanged(broken.conn, failing)
+    with pytest.raises(Fault):
+        schema.apply(broken.conn, failing)
 
 
 def test_leftovers_of_an_interrupted_creation_are_cleared_and_never_look_like_a_database(tmp_path: Path) -> None:
