@@ -2,10 +2,17 @@
 Loot's settings, and deleting it durably.
 
 Paths come from the database id (a hex hash) only, fanned out over two levels
-of directories so no directory grows huge. A new database is written complete
-into DIR/.tmp (cleared at start), fsynced, renamed into place and its directory
-fsynced: a kill -9 or power loss mid-creation leaves either no database or a
-whole one, never a half-made file that later looks valid.
+of directories so no directory grows huge. A new database is a copy of its
+schema's template (shard/templates.py), written whole into DIR/.tmp (cleared at
+start) and, with durability full, fsynced — ahead of need, by shard/spares.py,
+or on the spot when no spare copy is ready — then renamed into place: a kill -9
+or power loss mid-creation leaves either no database or a whole one, never a
+half-made file that later looks valid.
+
+The rename becomes durable before any write to the new database is
+acknowledged: SQLite fsyncs a new WAL's directory (the database's) on the WAL's
+first sync, which comes before the first commit returns. Until then a power
+loss may take the new, still empty, database back; the next touch makes it again.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ import apsw
 from loot.ids import is_database_id
 from shard.limits import Limits
 from shard.sandbox import Sandbox
+from shard.spares import Spares, write_copy
 from shard.templates import Template, Templates
 
 _SIDE_FILES = ("-wal", "-shm")
+# A build without it would leave the rename of a new database undurable until a later checkpoint.
+_SQLITE_SYNCS_WAL_DIRECTORY = "DISABLE_DIRSYNC" not in apsw.compile_options
 _OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_NOFOLLOW
 _BUSY_MS = 5000
 
@@ -62,6 +72,7 @@ class Storage:
         # With durability "normal" only a process crash is survived, and rename alone is atomic for that.
         self._power_safe = limits.durability == "full"
         self.templates = Templates(self.scratch, self.connect)
+        self.spares = Spares(self.scratch / "spares", self._power_safe)
 
     def path(self, database_id: str) -> Path:
         if not is_database_id(database_id):
@@ -109,14 +120,9 @@ class Storage:
         template = self.templates.get(schema_claim)
         self._ensure_dir(path.parent)
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
-        staging = self.scratch / f"{path.name}.{uuid.uuid4().hex}"
-        with open(staging, "xb") as file:
-            file.write(template.image)
-            file.flush()
-            if self._power_safe:
-                os.fsync(file.fileno())
-        os.rename(staging, path)  # atomic: a killed process leaves the whole file or none
-        if self._power_safe:
+        copy = self.spares.take(template) or write_copy(self.scratch, template, self._power_safe)
+        os.rename(copy, path)  # atomic: a killed process leaves the whole file or none
+        if self._power_safe and not _SQLITE_SYNCS_WAL_DIRECTORY:
             _fsync_dir(path.parent)
         return template
 
@@ -126,7 +132,8 @@ class Storage:
         for level in (directory.parent, directory):
             if not level.exists():
                 level.mkdir(exist_ok=True)
-                _fsync_dir(level.parent)
+                if self._power_safe:
+                    _fsync_dir(level.parent)
         self._known_dirs.add(directory)
 
 
