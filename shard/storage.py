@@ -61,6 +61,13 @@ class OpenDatabase:
             self.conn.close()
 
 
+def database_path(root: Path, database_id: str) -> Path:
+    """Where a database lives in the shard directory `root`: its id alone decides."""
+    if not is_database_id(database_id):
+        raise ValueError(f"not a database id: {database_id!r}")
+    return root / database_id[:2] / database_id[2:4] / f"{database_id}.sqlite"
+
+
 class Storage:
     def __init__(self, root: Path, limits: Limits = Limits()):
         self.root = root
@@ -75,9 +82,7 @@ class Storage:
         self.spares = Spares(self.scratch / "spares", self._power_safe)
 
     def path(self, database_id: str) -> Path:
-        if not is_database_id(database_id):
-            raise ValueError(f"not a database id: {database_id!r}")
-        return self.root / database_id[:2] / database_id[2:4] / f"{database_id}.sqlite"
+        return database_path(self.root, database_id)
 
     def open(self, database_id: str, schema_claim: str = "") -> OpenDatabase:
         """Open the database, creating it (from the template for `schema_claim`) if new."""
@@ -120,11 +125,21 @@ class Storage:
         template = self.templates.get(schema_claim)
         self._ensure_dir(path.parent)
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
-        copy = self.spares.take(template) or write_copy(self.scratch, template, self._power_safe)
-        os.rename(copy, path)  # atomic: a killed process leaves the whole file or none
+        self._place(template, path)
         if self._power_safe and not _SQLITE_SYNCS_WAL_DIRECTORY:
             _fsync_dir(path.parent)
         return template
+
+    def _place(self, template: Template, path: Path) -> None:
+        """Rename a whole copy of the template to `path` (atomic: a killed process leaves all of it or none)."""
+        spare = self.spares.take(template)
+        if spare is not None:
+            try:
+                os.rename(spare, path)
+                return
+            except FileNotFoundError:  # the scratch directory was emptied under us: write a copy of our own
+                pass
+        os.rename(write_copy(self.scratch, template, self._power_safe), path)
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory in self._known_dirs:

@@ -10,6 +10,7 @@ from pathlib import Path
 import apsw
 
 from loot.ids import database_id
+from shard import backup
 from shard.spares import Spares
 from shard.storage import Storage
 from shard.templates import Template
@@ -74,3 +75,22 @@ def test_databases_made_from_spares_are_separate_files(tmp_path: Path) -> None:
         database.close()
     conn = apsw.Connection(str(first.path))
     assert conn.execute("SELECT * FROM a").fetchall() == [("first only",)]
+
+
+def test_a_creation_whose_spares_vanished_writes_its_own_copy(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    template = storage.templates.get(A)
+    _filled(storage.spares, template, storage.spares.depth)
+    for spare in storage.spares.directory.iterdir():
+        spare.unlink()  # as if another process had emptied the scratch directory
+    database = storage.open(database_id("account", "app", "after"), A)
+    assert database.conn.execute("SELECT count(*) FROM a").fetchall() == [(0,)]
+
+
+def test_listing_a_live_shard_for_backup_leaves_its_spares_alone(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    database = storage.open(database_id("account", "app", "one"), A)
+    _filled(storage.spares, storage.templates.get(A), 4)
+    spares = sorted(storage.spares.directory.iterdir())
+    assert backup.databases(tmp_path) == [database.path]
+    assert all(spare.exists() for spare in spares), "listing the databases must not empty the live scratch"
