@@ -74,12 +74,14 @@ class Storage:
         self.limits = limits
         self.scratch = root / ".tmp"
         shutil.rmtree(self.scratch, ignore_errors=True)  # leftovers of creations a crash interrupted
-        self.scratch.mkdir(parents=True)
+        # exist_ok: an earlier Storage of this process may still be writing a spare there; its copies
+        # live in a directory of its own, never served by this one.
+        self.scratch.mkdir(parents=True, exist_ok=True)
         self._known_dirs: set[Path] = set()
         # With durability "normal" only a process crash is survived, and rename alone is atomic for that.
         self._power_safe = limits.durability == "full"
         self.templates = Templates(self.scratch, self.connect)
-        self.spares = Spares(self.scratch / "spares", self._power_safe)
+        self.spares = Spares(self.scratch / f"spares-{uuid.uuid4().hex}", self._power_safe)
 
     def path(self, database_id: str) -> Path:
         return database_path(self.root, database_id)

@@ -94,3 +94,12 @@ def test_listing_a_live_shard_for_backup_leaves_its_spares_alone(tmp_path: Path)
     spares = sorted(storage.spares.directory.iterdir())
     assert backup.databases(tmp_path) == [database.path]
     assert all(spare.exists() for spare in spares), "listing the databases must not empty the live scratch"
+
+
+def test_a_new_storage_starts_while_an_old_one_still_makes_spares(tmp_path: Path) -> None:
+    """Restarting storage in the same process (as tests and tools do) while the old filler writes."""
+    for round in range(5):
+        storage = Storage(tmp_path)
+        database = storage.open(database_id("account", "app", f"t{round}"), A)
+        assert database.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        database.close()
