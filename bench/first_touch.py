@@ -39,7 +39,7 @@ from loot.v1 import database_pb2 as pb  # noqa: E402
 from shard import engine, system_tables  # noqa: E402
 from shard.databases import Databases  # noqa: E402
 from shard.limits import Limits  # noqa: E402
-from shard.storage import Storage  # noqa: E402
+from shard.storage import SPARE_COPIES, Storage  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT, created INTEGER NOT NULL DEFAULT 0);
@@ -77,7 +77,7 @@ class ShardPath:
 
     def __init__(self, data: Path, threads: int, durability: str):
         self.limits = Limits(durability=durability)
-        self.storage = Storage(data, self.limits)
+        self.storage = Storage(data, self.limits, SPARE_COPIES)  # as the shard server makes it
         self.threads = threads
         self.statements = [pb.Statement(sql=FIRST)]
 

@@ -16,7 +16,7 @@ from shard import limits as shard_limits
 from shard.cluster_auth import ClusterSecretInterceptor
 from shard.databases import Databases
 from shard.service import ShardService
-from shard.storage import Storage
+from shard.storage import SPARE_COPIES, Storage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.name not in membership.current.shards and membership.path is None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(membership.current.shards)}")
     limits = shard_limits.from_arguments(args)
-    databases = Databases(Storage(Path(args.data), limits), limits)
+    databases = Databases(Storage(Path(args.data), limits, SPARE_COPIES), limits)
     watch_databases(databases.stats)
     server = new_server(ClusterSecretInterceptor(*accepted_secrets()), return_request_id=False)
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, membership, databases), server)

@@ -68,8 +68,14 @@ def database_path(root: Path, database_id: str) -> Path:
     return root / database_id[:2] / database_id[2:4] / f"{database_id}.sqlite"
 
 
+# Copies of each recent template the shard server keeps ready (shard/spares.py).
+SPARE_COPIES = 16
+
+
 class Storage:
-    def __init__(self, root: Path, limits: Limits = Limits()):
+    def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0):
+        """`spare_copies` > 0 keeps that many copies of each recent template written ahead, by a
+        background thread; the shard server does (SPARE_COPIES), tools and tests need not."""
         self.root = root
         self.limits = limits
         self.scratch = root / ".tmp"
@@ -81,7 +87,8 @@ class Storage:
         # With durability "normal" only a process crash is survived, and rename alone is atomic for that.
         self._power_safe = limits.durability == "full"
         self.templates = Templates(self.scratch, self.connect)
-        self.spares = Spares(self.scratch / f"spares-{uuid.uuid4().hex}", self._power_safe)
+        self.spares = (Spares(self.scratch / f"spares-{uuid.uuid4().hex}", self._power_safe, spare_copies)
+                       if spare_copies else None)
 
     def path(self, database_id: str) -> Path:
         return database_path(self.root, database_id)
@@ -134,7 +141,7 @@ class Storage:
 
     def _place(self, template: Template, path: Path) -> None:
         """Rename a whole copy of the template to `path` (atomic: a killed process leaves all of it or none)."""
-        spare = self.spares.take(template)
+        spare = self.spares.take(template) if self.spares else None
         if spare is not None:
             try:
                 os.rename(spare, path)

@@ -12,7 +12,7 @@ import apsw
 from loot.ids import database_id
 from shard import backup
 from shard.spares import Spares
-from shard.storage import Storage
+from shard.storage import SPARE_COPIES, Storage
 from shard.templates import Template
 
 A = "CREATE TABLE a (x)"
@@ -50,11 +50,11 @@ def test_a_spare_is_never_given_for_another_schema(tmp_path: Path) -> None:
 
 
 def test_a_half_made_spare_left_by_a_crash_is_never_served(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = Storage(tmp_path, spare_copies=SPARE_COPIES)
     template = storage.templates.get(A)
     half = storage.spares.directory / f"{template.key[:16]}.deadbeef"
     half.write_bytes(template.image[:4096])  # killed while writing a spare
-    storage = Storage(tmp_path)
+    storage = Storage(tmp_path, spare_copies=SPARE_COPIES)
     assert not half.exists()
     for tenant in range(20):
         database = storage.open(database_id("account", "app", f"t{tenant}"), A)
@@ -64,7 +64,7 @@ def test_a_half_made_spare_left_by_a_crash_is_never_served(tmp_path: Path) -> No
 
 
 def test_databases_made_from_spares_are_separate_files(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = Storage(tmp_path, spare_copies=SPARE_COPIES)
     first = storage.open(database_id("account", "app", "first"), A)
     _filled(storage.spares, storage.templates.get(A), 4)
     first.conn.execute("INSERT INTO a VALUES ('first only')")
@@ -78,7 +78,7 @@ def test_databases_made_from_spares_are_separate_files(tmp_path: Path) -> None:
 
 
 def test_a_creation_whose_spares_vanished_writes_its_own_copy(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = Storage(tmp_path, spare_copies=SPARE_COPIES)
     template = storage.templates.get(A)
     _filled(storage.spares, template, storage.spares.depth)
     for spare in storage.spares.directory.iterdir():
@@ -88,7 +88,7 @@ def test_a_creation_whose_spares_vanished_writes_its_own_copy(tmp_path: Path) ->
 
 
 def test_listing_a_live_shard_for_backup_leaves_its_spares_alone(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = Storage(tmp_path, spare_copies=SPARE_COPIES)
     database = storage.open(database_id("account", "app", "one"), A)
     _filled(storage.spares, storage.templates.get(A), 4)
     spares = sorted(storage.spares.directory.iterdir())
@@ -99,7 +99,7 @@ def test_listing_a_live_shard_for_backup_leaves_its_spares_alone(tmp_path: Path)
 def test_a_new_storage_starts_while_an_old_one_still_makes_spares(tmp_path: Path) -> None:
     """Restarting storage in the same process (as tests and tools do) while the old filler writes."""
     for round in range(5):
-        storage = Storage(tmp_path)
+        storage = Storage(tmp_path, spare_copies=SPARE_COPIES)
         database = storage.open(database_id("account", "app", f"t{round}"), A)
         assert database.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         database.close()

@@ -74,8 +74,8 @@ CREATOR = """
 import sys
 from pathlib import Path
 from loot.ids import database_id
-from shard.storage import Storage
-storage = Storage(Path(sys.argv[1]))
+from shard.storage import SPARE_COPIES, Storage
+storage = Storage(Path(sys.argv[1]), spare_copies=SPARE_COPIES)
 print("ready", flush=True)
 for i in range(100000):
     storage.open(database_id("account", "app", f"t{i}"), "CREATE TABLE t (x); CREATE TABLE u (y)").close()
