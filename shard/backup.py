@@ -13,7 +13,7 @@ from pathlib import Path
 import apsw
 
 from loot.ids import is_database_id
-from shard.storage import Storage
+from shard.storage import database_path
 
 
 def snapshot(source: Path, target: Path) -> None:
@@ -33,9 +33,9 @@ def snapshot(source: Path, target: Path) -> None:
 def databases(data: Path) -> list[Path]:
     """The database files of the shard whose directory is `data`: exactly where storage puts
     them, so anything else there (an earlier backup, say) is left alone."""
-    storage = Storage(data)
+    # Only paths, never a Storage: opening one empties the scratch directory a live shard is using.
     return sorted(path for path in data.rglob("*.sqlite")
-                  if is_database_id(path.stem) and storage.path(path.stem) == path)
+                  if is_database_id(path.stem) and database_path(data, path.stem) == path)
 
 
 def snapshot_all(data: Path, out: Path) -> int:

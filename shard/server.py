@@ -22,7 +22,7 @@ from shard.handoff.progress import Progress, watch_progress
 from shard.handoff.puller import Puller
 from shard.handoff.service import HandoffService
 from shard.service import ShardService
-from shard.storage import Storage
+from shard.storage import SPARE_COPIES, Storage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.handoff_concurrency < 0:
         raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
     limits = shard_limits.from_arguments(args)
-    storage = Storage(Path(args.data), limits)
+    storage = Storage(Path(args.data), limits, SPARE_COPIES)
     databases = Databases(storage, limits)
     watch_databases(databases.stats)
     progress = Progress()

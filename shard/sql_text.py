@@ -28,6 +28,15 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+# Splitting needs only where a `;` cannot end a statement (inside strings, quoted names and
+# comments, matched whole), not every token: the regex engine skips the rest without building tokens.
+_HIDDEN_OR_END = re.compile(
+    r"""'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|`(?:[^`]|``)*(?:`|\Z)|\[[^\]]*(?:\]|\Z)"""
+    r"|--[^\n]*|/\*.*?(?:\*/|\Z)|(?P<end>;)",
+    re.DOTALL,
+)
+# Atomic, as the lexer reads: a comment runs to its first end, never shortened or stretched to make a match.
+_BLANK = re.compile(r"(?>\s+|--[^\n]*|/\*.*?(?:\*/|\Z)|;)*", re.DOTALL)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -91,10 +100,15 @@ def split_statements(script: str) -> list[str]:
     """The statements of a script as written, split where SQLite itself would end them
     (a trigger's inner `;` does not); empty statements are dropped."""
     statements, start = [], 0
-    for token in iter_tokens(script):
-        if token.text == ";" and apsw.complete(script[start:token.end]):
-            statements.append(script[start:token.end])
-            start = token.end
+    for match in _HIDDEN_OR_END.finditer(script):
+        if match.lastgroup == "end" and apsw.complete(script[start:match.end()]):
+            statements.append(script[start:match.end()])
+            start = match.end()
     if script[start:].strip():
         statements.append(script[start:])
-    return [statement for statement in statements if any(token.text != ";" for token in iter_tokens(statement))]
+    return [statement for statement in statements if not is_blank(statement)]
+
+
+def is_blank(sql: str) -> bool:
+    """Whether `sql` holds no statement: only whitespace, comments and `;`."""
+    return _BLANK.fullmatch(sql) is not None

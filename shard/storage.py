@@ -2,10 +2,17 @@
 Loot's settings, and deleting it durably.
 
 Paths come from the database id (a hex hash) only, fanned out over two levels
-of directories so no directory grows huge. A new database is written complete
-into DIR/.tmp (cleared at start), fsynced, renamed into place and its directory
-fsynced: a kill -9 or power loss mid-creation leaves either no database or a
-whole one, never a half-made file that later looks valid.
+of directories so no directory grows huge. A new database is a copy of its
+schema's template (shard/templates.py), written whole into DIR/.tmp (cleared at
+start) and, with durability full, fsynced — ahead of need, by shard/spares.py,
+or on the spot when no spare copy is ready — then renamed into place: a kill -9
+or power loss mid-creation leaves either no database or a whole one, never a
+half-made file that later looks valid.
+
+The rename becomes durable before any write to the new database is
+acknowledged: SQLite fsyncs a new WAL's directory (the database's) on the WAL's
+first sync, which comes before the first commit returns. Until then a power
+loss may take the new, still empty, database back; the next touch makes it again.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ import apsw
 from loot.ids import is_database_id
 from shard.limits import Limits
 from shard.sandbox import BUSY_MS, Sandbox
-from shard.templates import Templates
+from shard.spares import Spares, write_copy
+from shard.templates import Template, Templates
 
 _SIDE_FILES = ("-wal", "-shm")
+# A build without it would leave the rename of a new database undurable until a later checkpoint.
+_SQLITE_SYNCS_WAL_DIRECTORY = "DISABLE_DIRSYNC" not in apsw.compile_options
 _OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_NOFOLLOW
 
 
@@ -50,29 +60,47 @@ class OpenDatabase:
             self.conn.close()
 
 
+def database_path(root: Path, database_id: str) -> Path:
+    """Where a database lives in the shard directory `root`: its id alone decides."""
+    if not is_database_id(database_id):
+        raise ValueError(f"not a database id: {database_id!r}")
+    return root / database_id[:2] / database_id[2:4] / f"{database_id}.sqlite"
+
+
+# Copies of each recent template the shard server keeps ready (shard/spares.py).
+SPARE_COPIES = 16
+
+
 class Storage:
-    def __init__(self, root: Path, limits: Limits = Limits()):
+    def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0):
+        """`spare_copies` > 0 keeps that many copies of each recent template written ahead, by a
+        background thread; the shard server does (SPARE_COPIES), tools and tests need not."""
         self.root = root
         self.limits = limits
         self.scratch = root / ".tmp"
         shutil.rmtree(self.scratch, ignore_errors=True)  # leftovers of creations a crash interrupted
-        self.scratch.mkdir(parents=True)
+        # exist_ok: an earlier Storage of this process may still be writing a spare there; its copies
+        # live in a directory of its own, never served by this one.
+        self.scratch.mkdir(parents=True, exist_ok=True)
         self._known_dirs: set[Path] = set()
         # With durability "normal" only a process crash is survived, and rename alone is atomic for that.
         self._power_safe = limits.durability == "full"
         self.templates = Templates(self.scratch, self.connect)
+        self.spares = (Spares(self.scratch / f"spares-{uuid.uuid4().hex}", self._power_safe, spare_copies)
+                       if spare_copies else None)
 
     def path(self, database_id: str) -> Path:
-        if not is_database_id(database_id):
-            raise ValueError(f"not a database id: {database_id!r}")
-        return self.root / database_id[:2] / database_id[2:4] / f"{database_id}.sqlite"
+        return database_path(self.root, database_id)
 
     def open(self, database_id: str, schema_claim: str = "") -> OpenDatabase:
         """Open the database, creating it (from the template for `schema_claim`) if new."""
         path = self.path(database_id)
-        changes = [] if path.exists() else self._create(path, schema_claim)
+        template = None if path.exists() else self._create(path, schema_claim)
         conn, sandbox = self.connect(path)
-        return OpenDatabase(conn, sandbox, path, self, changes)
+        if template is None:
+            return OpenDatabase(conn, sandbox, path, self)
+        template.introduce(conn)
+        return OpenDatabase(conn, sandbox, path, self, list(template.changes))
 
     def connect(self, path: Path, create: bool = False) -> tuple[apsw.Connection, Sandbox]:
         """A connection with Loot's pragmas and its sandbox installed (its authorizer comes with its
@@ -101,21 +129,42 @@ class Storage:
         _remove_side_files(database.path)
         tombstone.unlink()
 
-    def _create(self, path: Path, schema_claim: str) -> list[str]:
-        image, changes = self.templates.image(schema_claim)
-        staging = self.staging_path(path.name)
-        with open(staging, "xb") as file:
-            file.write(image)
-        self._place(staging, path)
-        return changes
+    def _create(self, path: Path, schema_claim: str) -> Template:
+        template = self.templates.get(schema_claim)
+        self._ensure_dir(path.parent)
+        _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
+        self._place(template, path)
+        if self._power_safe and not _SQLITE_SYNCS_WAL_DIRECTORY:
+            _fsync_dir(path.parent)
+        return template
+
+    def _place(self, template: Template, path: Path) -> None:
+        """Rename a whole copy of the template to `path` (atomic: a killed process leaves all of it or none)."""
+        spare = self.spares.take(template) if self.spares else None
+        if spare is not None:
+            try:
+                os.rename(spare, path)
+                return
+            except FileNotFoundError:  # the scratch directory was emptied under us: write a copy of our own
+                pass
+        os.rename(write_copy(self.scratch, template, self._power_safe), path)
 
     def staging_path(self, name: str) -> Path:
         """A fresh file name in the scratch directory, which is cleared when the shard starts."""
         return self.scratch / f"{name}.{uuid.uuid4().hex}"
 
     def install(self, database_id: str, staging: Path) -> None:
-        """Move a complete database written at `staging` (from `staging_path`) into place, crash-safely."""
-        self._place(staging, self.path(database_id))
+        """Move a complete database written at `staging` (from `staging_path`) into place, crash-safely
+        and durably at once: the copy's previous owner deletes its file once told it is in place."""
+        path = self.path(database_id)
+        self._ensure_dir(path.parent)
+        _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the copy
+        if self._power_safe:
+            with open(staging, "rb") as file:
+                os.fsync(file.fileno())
+        os.rename(staging, path)
+        if self._power_safe:
+            _fsync_dir(path.parent)
 
     def retire(self, database_id: str, target: Path) -> bool:
         """Durably move the (closed) database's files to `target`, out of service; False when it has none."""
@@ -131,23 +180,14 @@ class Storage:
             _fsync_dir(path.parent)
         return True
 
-    def _place(self, staging: Path, path: Path) -> None:
-        self._ensure_dir(path.parent)
-        _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
-        if self._power_safe:
-            with open(staging, "rb") as file:
-                os.fsync(file.fileno())
-        os.rename(staging, path)  # atomic: a killed process leaves the whole file or none
-        if self._power_safe:
-            _fsync_dir(path.parent)
-
     def _ensure_dir(self, directory: Path) -> None:
         if directory in self._known_dirs:
             return
         for level in (directory.parent, directory):
             if not level.exists():
                 level.mkdir(exist_ok=True)
-                _fsync_dir(level.parent)
+                if self._power_safe:
+                    _fsync_dir(level.parent)
         self._known_dirs.add(directory)
 
 

@@ -10,7 +10,7 @@ import apsw
 import pytest
 
 from shard import system_tables
-from shard.access import for_connection, run_request
+from shard.access import for_connection, install, run_request
 from tests.test_access import Db
 
 OPEN_CLOSED = "INSERT INTO _filters VALUES ('closed', 'all', 'true')"
@@ -111,3 +111,29 @@ def test_claims_change_between_requests_on_one_connection(db: Db) -> None:
     for sub, expected in [("alice", 2), ("alice", 2), ("bob", 2), ("carol", 0), ("alice", 2)]:
         assert db.run("SELECT count(*) FROM notes", sub=sub) == [(expected,)]
         assert db.run("SELECT claim('sub')", sub=sub) == [(sub,)]
+
+
+def test_databases_with_the_same_content_share_one_install_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What to install is read and compiled once per distinct content; a difference gets its own plan."""
+    reads = []
+    read = install.policies.read
+    monkeypatch.setattr(install.policies, "read", lambda conn: reads.append(conn) or read(conn))
+    install._planned.clear()
+    first, second = Db(), Db()
+    assert first.run("SELECT count(*) FROM notes") == [(2,)]
+    assert second.run("SELECT count(*) FROM notes") == [(2,)]
+    assert len(reads) == 1, "the second database reused the first one's plan"
+    second.run("SELECT 1", after=NOTES_FOR_ALL)
+    assert second.run("SELECT count(*) FROM notes") == [(4,)]
+    assert first.run("SELECT count(*) FROM notes") == [(2,)]
+    assert len(reads) == 2
+
+
+def test_a_predicate_over_a_temp_table_is_checked_where_that_table_is_missing() -> None:
+    """TEMP tables are part of the content a plan is kept for: a connection without one compiles afresh."""
+    reading_temp = "INSERT INTO _filters VALUES ('closed', 'listed', 'x IN (SELECT x FROM scratch)')"
+    with_table, without = Db(), Db()
+    with_table.run("SELECT 1", after=f"CREATE TEMP TABLE scratch (x); INSERT INTO scratch VALUES (1); {reading_temp}")
+    assert with_table.run("SELECT * FROM closed") == [(1,)]
+    without.run("SELECT 1", after=reading_temp)
+    assert without.refused("SELECT * FROM closed").reason == "BAD_PREDICATE"

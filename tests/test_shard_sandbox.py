@@ -41,7 +41,8 @@ def attacker(client: Client, key: Key, victim: Path) -> Iterator[str]:
 
 
 def _sql_files(cluster: LocalCluster) -> set[Path]:
-    return {p for p in cluster.data.rglob("*") if p.is_file()}
+    """Every file under the shards' directories, but the spare copies they write ahead in the background."""
+    return {p for p in cluster.data.rglob("*") if p.is_file() and not p.parent.name.startswith("spares-")}
 
 
 # Each refusal names its kind (reasons of the one authorizer, shard/access/authorizer.py; NOT_AUTHORIZED

@@ -17,6 +17,7 @@ import pytest
 
 from loot.ids import database_id
 from loot.status import Fault
+from shard import schema
 from shard.databases import Databases
 from shard.limits import Limits
 from shard.storage import Storage
@@ -47,6 +48,19 @@ def test_new_database_comes_from_the_schema_template(tmp_path: Path) -> None:
     assert storage.open(_id("a"), SCHEMA).creation_changes == [], "an existing database is not created again"
 
 
+def test_a_fresh_copy_knows_its_claim_is_current_and_a_failing_claim_is_not(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    database = storage.open(_id("a"), SCHEMA)
+    assert schema.unchanged(database.conn, SCHEMA), "the first request checks the claim with one PRAGMA"
+    database.conn.execute("CREATE TABLE IF NOT EXISTS bump (x); DROP TABLE bump")  # privileged DDL since
+    assert not schema.unchanged(database.conn, SCHEMA)
+    failing = "CREATE TABLE t (x); CREATE INDEX i ON missing (x)"
+    broken = storage.open(_id("b"), failing)
+    assert broken.creation_changes == [] and not schema.unchanged(broken.conn, failing)
+    with pytest.raises(Fault):
+        schema.apply(broken.conn, failing)
+
+
 def test_leftovers_of_an_interrupted_creation_are_cleared_and_never_look_like_a_database(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
     staged = storage.scratch / f"{_id('a')}.sqlite.deadbeef"
@@ -60,8 +74,8 @@ CREATOR = """
 import sys
 from pathlib import Path
 from loot.ids import database_id
-from shard.storage import Storage
-storage = Storage(Path(sys.argv[1]))
+from shard.storage import SPARE_COPIES, Storage
+storage = Storage(Path(sys.argv[1]), spare_copies=SPARE_COPIES)
 print("ready", flush=True)
 for i in range(100000):
     storage.open(database_id("account", "app", f"t{i}"), "CREATE TABLE t (x); CREATE TABLE u (y)").close()

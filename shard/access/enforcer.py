@@ -24,10 +24,9 @@ from loot.status import Fault
 from shard import schema
 from shard.access import claims, policy
 from shard.access.authorizer import Authorizer
-from shard.access.install import (POLICY_WRITTEN, PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, trigger_name,
-                                  uninstall)
+from shard.access.install import POLICY_WRITTEN, PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, uninstall
 from shard.access.rewrite import changes_schema, filter_rows_first, retarget
-from shard.sql_text import fold, split_statements
+from shard.sql_text import split_statements
 
 _DENIAL = re.compile(re.escape(RULE_MESSAGE) + r"(\d+)")
 
@@ -116,14 +115,10 @@ class Enforcer:
         if not self._policy_written and policy.stamp(self.conn) == self._stamp:
             return
         with self.privileged():
-            current = policy.read(self.conn)
-            self._installed = install(self.conn, current)
-            self.authorizer.filtered = frozenset(current.filtered)
-            self.authorizer.virtual = frozenset(current.virtual)
-            self.authorizer.readers = frozenset(
-                {fold(name) for name, table in current.tables.items() if not table.is_open}
-                | {fold(trigger_name(name, operation)) for name in current.tables for operation in policy.OPERATIONS}
-                | current.triggers)
+            self._installed = install(self.conn)
+            self.authorizer.filtered = self._installed.filtered
+            self.authorizer.virtual = self._installed.virtual
+            self.authorizer.readers = self._installed.readers
         self._stamp = policy.stamp(self.conn)
         self._policy_written = False  # only now: a policy that failed to install is tried again, never skipped
 

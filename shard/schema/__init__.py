@@ -17,17 +17,23 @@ from shard.schema import history
 from shard.schema.inspect import Catalog
 from shard.schema.plan import Plan, plan
 from shard.schema.pristine import claimed
-from shard.schema.sql_text import statements
+from shard.schema.sql_text import is_blank
 from shard.schema.validate import sqlite_message
 from shard.sql_errors import fault_from_sqlite
 
-__all__ = ["apply", "unchanged"]
+__all__ = ["apply", "known_current", "unchanged"]
 
 
 def unchanged(conn: apsw.Connection, claim: str) -> bool:
     """Whether applying `claim` is known to change nothing on this connection: the one place that decides."""
     # No statements (blank, or only comments) is no schema, never an empty one.
-    return not claim or claim.isspace() or history.known_unchanged(conn, claim) or not any(statements(claim))
+    return not claim or history.known_unchanged(conn, claim) or is_blank(claim)
+
+
+def known_current(conn: apsw.Connection, claim: str, digest: str, schema_version: int) -> None:
+    """Tell the fast path that `claim` (whose digest is `digest`) is current at `schema_version`,
+    as in a database copied from a file the claim was just applied to; its history says so too."""
+    history.remember(conn, claim, digest, schema_version)
 
 
 def apply(conn: apsw.Connection, claim: str) -> list[str]:

@@ -169,4 +169,4 @@ class Catalog:
 
 
 def _is_internal(entry: Entry) -> bool:
-    return any(system_tables.is_system_table(name) for name in (entry.name, entry.table))
+    return system_tables.is_system_table(entry.name) or system_tables.is_system_table(entry.table)

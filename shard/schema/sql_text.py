@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 
-from shard.sql_text import Token, fold, iter_tokens, split_statements, tokens  # noqa: F401 (the schema engine imports them from here)
+from shard.sql_text import Token, fold, is_blank, iter_tokens, split_statements, tokens  # noqa: F401 (the schema engine imports them from here)
 
 
 def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:

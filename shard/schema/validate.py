@@ -74,10 +74,10 @@ def build(claim: str) -> apsw.Connection:
     pristine.authorizer = gate
     checks = iter(range(_INSTRUCTION_BUDGET // _INSTRUCTIONS_PER_CHECK))
     pristine.set_progress_handler(lambda: next(checks, None) is None, _INSTRUCTIONS_PER_CHECK)
+    cursor = pristine.cursor()
+    cursor.exec_trace = lambda *_: gate.kind is not None
     for index, statement in enumerate(statements(claim)):
         gate.reset()
-        cursor = pristine.cursor()
-        cursor.exec_trace = lambda *_: gate.kind is not None
         try:
             for _ in cursor.execute(statement):
                 pass
