@@ -19,6 +19,7 @@ from tests.schemas import open_table
 SCHEMA = open_table("CREATE TABLE t (writer INTEGER, n INTEGER, PRIMARY KEY (writer, n))", "t")
 WRITERS = 4
 KILLS = 3
+WRITES_BETWEEN_KILLS = 40
 
 
 class Writer(threading.Thread):
@@ -50,19 +51,31 @@ class Writer(threading.Thread):
                 n += 1
 
 
+def wait_for_writes(writers: list[Writer], count: int, patience: float = 30.0) -> None:
+    """Until the writers have `count` more acknowledged rows (at least a second): a fixed pause left
+    a busy machine with too few writes between kills to prove anything."""
+    def total() -> int:
+        return sum(len(ns) for writer in writers for ns in list(writer.acknowledged.values()))
+
+    goal, started = total() + count, time.monotonic()
+    time.sleep(1.0)
+    while total() < goal and time.monotonic() - started < patience:
+        time.sleep(0.1)
+
+
 def test_acknowledged_writes_survive_kill_9(own_cluster: LocalCluster, key: Key) -> None:
     stop = threading.Event()
     writers = [Writer(own_cluster.address, key, number, stop) for number in range(WRITERS)]
     for writer in writers:
         writer.start()
     for round in range(KILLS):
-        time.sleep(1.0)
+        wait_for_writes(writers, WRITES_BETWEEN_KILLS)
         for name in own_cluster.names:
             own_cluster.shards[name].signal(signal.SIGKILL)
             own_cluster.shards[name].wait(10)
         for name in own_cluster.names:
             own_cluster.restart_shard(name)
-    time.sleep(1.0)
+    wait_for_writes(writers, WRITES_BETWEEN_KILLS)
     stop.set()
     for writer in writers:
         writer.join(30)
