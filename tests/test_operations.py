@@ -162,8 +162,9 @@ def test_metrics_show_calls_queued_behind_a_busy_database(observed: LocalCluster
 @pytest.mark.parametrize("victim", ["shard", "router"])
 def test_sigterm_lets_the_call_in_flight_finish_then_refuses_and_closes_cleanly(tmp_path: Path, key: Key,
                                                                                 victim: str) -> None:
-    # A generous grace, so a busy test machine cannot turn "finishes in time" into a cancellation.
-    own_cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60"})
+    # A generous grace and statement limit, so a busy test machine cannot turn "finishes in time" into a
+    # cancellation or the slow count into DEADLINE_EXCEEDED.
+    own_cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60", "LOOT_STATEMENT_SECONDS": "60"})
     try:
         sigterm_during_a_call(own_cluster, key, victim)
     finally:
