@@ -36,11 +36,19 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     @functools.lru_cache(maxsize=_HANDLERS)  # holds the interceptor, which lives as long as its server anyway
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler wrapped once per method (and handler), not per call."""
-        return grpc.unary_unary_rpc_method_handler(
-            observed(method, handler.unary_unary, self._return_request_id),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return observed_handler(method, handler, self._return_request_id)
+
+
+def observed_handler(method: str, handler: grpc.RpcMethodHandler, return_request_id: bool) -> grpc.RpcMethodHandler:
+    """`handler` observed if it is a unary Loot method; health, reflection and streams unchanged.
+    For servers that wrap their handlers once, when registering them (loot.serving.add_servicer)."""
+    if handler.unary_unary is None or method.startswith(_UNOBSERVED):
+        return handler
+    return grpc.unary_unary_rpc_method_handler(
+        observed(method, handler.unary_unary, return_request_id),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def observed(method: str, behavior, return_request_id: bool):
