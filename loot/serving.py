@@ -16,7 +16,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from loot.observability import logs
-from loot.observability.interceptor import ObservabilityInterceptor
 from loot.observability.metrics import serve_metrics
 from loot import tls
 from loot.settings import add_config_flag, add_flag
@@ -54,13 +53,10 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_server_flags(parser)
 
 
-def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True,
-               observe: bool = True) -> grpc.aio.Server:
-    """A gRPC server with Loot's limits, observed (request id, access log, metrics) before anything else.
-    `observe=False`: the caller wraps its handlers with `observed` itself (the router, whose hot
-    path then skips grpc.aio's interceptor machinery)."""
-    observer = [ObservabilityInterceptor(return_request_id=return_request_id)] if observe else []
-    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[*observer, *interceptors])
+def new_server() -> grpc.aio.Server:
+    """A gRPC server with Loot's limits. No interceptors: grpc.aio would run them on every call, so each
+    server wraps its handlers once instead (observed, and on shards the cluster secret: add_servicer)."""
+    return grpc.aio.server(options=GRPC_OPTIONS)
 
 
 def with_behavior(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
