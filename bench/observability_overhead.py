@@ -18,11 +18,14 @@ import time
 import grpc
 
 from loot.observability.interceptor import observed_handler
+from loot.secret import SECRET_HEADER
+from shard.cluster_auth import ClusterSecret
 
 CALLS = 4000
 ROUNDS = 4
 CONCURRENCY = 16
 METHOD = "/bench.Echo/Call"
+SECRET = "s" * 43
 
 
 async def echo(request: bytes, context) -> bytes:
@@ -37,6 +40,11 @@ def observed_as(return_request_id: bool):
     return lambda method, handler: observed_handler(method, handler, return_request_id)
 
 
+def as_a_shard(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """As shard/server.py wraps each handler: the cluster secret first, then observed."""
+    return observed_handler(method, ClusterSecret(SECRET).guard(method, handler), False)
+
+
 async def cpu_per_call(wrap) -> float:
     server = grpc.aio.server()
     handler = wrap(METHOD, grpc.unary_unary_rpc_method_handler(echo))
@@ -45,11 +53,11 @@ async def cpu_per_call(wrap) -> float:
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = channel.unary_unary(METHOD)
-        await call(b"warm-up")
+        await call(b"warm-up", metadata=((SECRET_HEADER, SECRET),))
 
         async def worker(count: int) -> None:
             for _ in range(count):
-                await call(b"x" * 64)
+                await call(b"x" * 64, metadata=((SECRET_HEADER, SECRET),))
 
         started = time.process_time()
         await asyncio.gather(*(worker(CALLS // CONCURRENCY) for _ in range(CONCURRENCY)))
@@ -66,6 +74,7 @@ async def main() -> None:
         "bare (baseline)": unwrapped,
         "observed as a router (returns the request id)": observed_as(True),
         "observed as a shard": observed_as(False),
+        "a shard's handler (cluster secret, observed)": as_a_shard,
     }
     best = {name: float("inf") for name in variants}
     for _ in range(ROUNDS):
