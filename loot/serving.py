@@ -87,6 +87,8 @@ def add_servicer(server: grpc.aio.Server, add_to_server: Callable, servicer: obj
     by `wrap` once: what a server interceptor does, without grpc.aio running it on every call."""
     registrations = _Registrations()
     add_to_server(servicer, registrations)
+    if not registrations.services:  # older generated code: fail loudly rather than serve nothing
+        raise ValueError(f"{add_to_server.__name__} registered no methods by name")
     for service, handlers in registrations.services.items():
         wrapped = {name: wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()}
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, wrapped)])
