@@ -13,10 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from loot.observability import logs
-from loot.observability.interceptor import ObservabilityInterceptor
 from loot.observability.metrics import serve_metrics
 from loot import tls
 from loot.settings import add_config_flag, add_flag
@@ -32,6 +31,14 @@ GRPC_OPTIONS = [
 ]
 log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
+# (full method name, handler) -> the handler to serve instead; applied once, when the handler is registered.
+HandlerWrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
+_KINDS = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
 
 
 def add_operations_flags(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +53,50 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_server_flags(parser)
 
 
-def new_server(*interceptors: grpc.aio.ServerInterceptor, return_request_id: bool = True,
-               observe: bool = True) -> grpc.aio.Server:
-    """A gRPC server with Loot's limits, observed (request id, access log, metrics) before anything else.
-    `observe=False`: the caller wraps its handlers with `observed` itself (the router, whose hot
-    path then skips grpc.aio's interceptor machinery)."""
-    observer = [ObservabilityInterceptor(return_request_id=return_request_id)] if observe else []
-    return grpc.aio.server(options=GRPC_OPTIONS, interceptors=[*observer, *interceptors])
+def new_server() -> grpc.aio.Server:
+    """A gRPC server with Loot's limits. No interceptors: grpc.aio would run them on every call, so each
+    server wraps its handlers once instead (observed, and on shards the cluster secret: add_servicer)."""
+    return grpc.aio.server(options=GRPC_OPTIONS)
+
+
+def with_behavior(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
+    """`handler` of whichever kind, its behavior (the servicer method) replaced by `wrap(behavior)`."""
+    for kind, build in _KINDS.items():
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            return build(wrap(behavior), request_deserializer=handler.request_deserializer,
+                         response_serializer=handler.response_serializer)
+    raise ValueError("a method handler without a behavior")
+
+
+class _Registrations:
+    """Stands in for a server to generated `add_*Servicer_to_server` code: keeps what it registers."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass  # the same handlers, which generated code also registers by name just after
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.services[service] = handlers
+
+
+def add_servicer(server: grpc.aio.Server, add_to_server: Callable, servicer: object, wrap: HandlerWrap) -> None:
+    """Register `servicer` the way its generated `add_to_server` would, each method's handler wrapped
+    by `wrap` once: what a server interceptor does, without grpc.aio running it on every call."""
+    registrations = _Registrations()
+    add_to_server(servicer, registrations)
+    if not registrations.services:  # older generated code: fail loudly rather than serve nothing
+        raise ValueError(f"{add_to_server.__name__} registered no methods by name")
+    for service, handlers in registrations.services.items():
+        wrapped = {name: wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()}
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, wrapped)])
+        server.add_registered_method_handlers(service, wrapped)
+
+
+def _unwrapped(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    return handler
 
 
 def listening_line(role: str, name: str, address: str) -> str:
@@ -73,15 +117,17 @@ async def serve(
     name: str,
     services: Iterable[str],
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    wrap_reflection: HandlerWrap = _unwrapped,
 ) -> None:
-    """Start `server` with health, reflection and metrics; run until SIGTERM/SIGINT; then stop
-    gracefully: report NOT_SERVING, refuse new calls, let calls in flight finish for up to
-    `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
+    """Start `server` with health, reflection (its handler wrapped by `wrap_reflection`) and metrics;
+    run until SIGTERM/SIGINT; then stop gracefully: report NOT_SERVING, refuse new calls, let calls
+    in flight finish for up to `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
     logs.configure(args.log_format, args.log_level)
     services = list(services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflected = reflection.aio.ReflectionServicer([*services, health.SERVICE_NAME, reflection.SERVICE_NAME])
+    add_servicer(server, reflection_pb2_grpc.add_ServerReflectionServicer_to_server, reflected, wrap_reflection)
     address, credentials = f"{args.host}:{args.port}", tls.server_credentials(args)
     bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()

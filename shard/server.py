@@ -7,14 +7,17 @@ import asyncio
 from pathlib import Path
 
 from loot import tls
+import grpc
+
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import add_membership_flags, membership_from_arguments
+from loot.observability.interceptor import observed_handler
 from loot.observability.metrics import watch_databases
-from loot.serving import add_operations_flags, new_server, serve
+from loot.serving import add_operations_flags, add_servicer, new_server, serve
 from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
 from shard import limits as shard_limits
-from shard.cluster_auth import ClusterSecretInterceptor
+from shard.cluster_auth import ClusterSecret
 from shard.databases import Databases
 from shard.handoff.fencing import Fencing
 from shard.handoff.peers import Peers
@@ -56,10 +59,17 @@ async def run(args: argparse.Namespace) -> None:
     fencing = Fencing(args.name, membership, databases)
     peers = Peers(cluster_secret(), tls.shard_channel_credentials(args))
     puller = Puller(args.name, membership, storage, peers, progress, args.handoff_concurrency)
-    server = new_server(ClusterSecretInterceptor(*accepted_secrets()), return_request_id=False)
-    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(args.name, membership, databases, puller.ready), server)
-    shard_pb2_grpc.add_HandoffServicer_to_server(HandoffService(args.name, membership, storage, fencing, progress),
-                                                 server)
+    secret = ClusterSecret(*accepted_secrets())
+
+    def protected(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The secret checked first; refusals observed too (the router needs no request id back)."""
+        return observed_handler(method, secret.guard(method, handler), return_request_id=False)
+
+    server = new_server()
+    add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server,
+                 ShardService(args.name, membership, databases, puller.ready), protected)
+    add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
+                 HandoffService(args.name, membership, storage, fencing, progress), protected)
     membership.start_watching(args.membership_poll)
     puller.start()
     services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff")]
@@ -68,7 +78,8 @@ async def run(args: argparse.Namespace) -> None:
         await peers.close()
         await databases.close()
 
-    await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop)
+    await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
+                wrap_reflection=secret.guard)  # health stays open to probes
 
 
 def main(args: argparse.Namespace) -> None:

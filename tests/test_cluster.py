@@ -20,6 +20,7 @@ from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
+from tests.conftest import refused
 from tests.schemas import open_table
 
 
@@ -102,6 +103,33 @@ def test_shard_refuses_calls_without_the_cluster_secret(cluster, key: Key, metad
     with pytest.raises(grpc.RpcError) as failed:
         _shard_call(cluster.shards["shard-0"].address, key, metadata)
     assert failed.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _every_shard_method() -> list[tuple[str, bool, bool]]:
+    """(full name, client streams, server streams) of every method a shard serves but health."""
+    services = [*(shard_pb2.DESCRIPTOR.services_by_name[name] for name in ("Shard", "Handoff")),
+                reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
+    return [(f"/{service.full_name}/{method.name}", method.client_streaming, method.server_streaming)
+            for service in services for method in service.methods]
+
+
+def _raw_call(channel: grpc.Channel, method: str, client_streams: bool, server_streams: bool, metadata):
+    """`method` called with empty messages, whatever its kind; the answer read whole."""
+    kind = f"{'stream' if client_streams else 'unary'}_{'stream' if server_streams else 'unary'}"
+    answer = getattr(channel, kind)(method)(iter([b""]) if client_streams else b"", metadata=metadata, timeout=10)
+    return list(answer) if server_streams else answer
+
+
+@pytest.mark.parametrize("metadata", [(), ((SECRET_HEADER, "wrong-secret-of-the-right-length"),)])
+def test_every_shard_method_but_health_refuses_calls_without_the_secret(cluster, metadata) -> None:
+    methods = _every_shard_method()
+    assert len(methods) == 8  # a new method shows up here, and must be refused too
+    with grpc.insecure_channel(cluster.shards["shard-0"].address) as channel:
+        for method, client_streams, server_streams in methods:
+            refused(lambda: _raw_call(channel, method, client_streams, server_streams, metadata),
+                    grpc.StatusCode.UNAUTHENTICATED, "CLUSTER_SECRET")
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), metadata=metadata, timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_shard_refuses_a_database_it_does_not_own(cluster, key: Key) -> None:

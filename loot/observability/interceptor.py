@@ -1,13 +1,14 @@
-"""One server interceptor for routers and shards: request id, access log, metrics.
+"""Observation for routers and shards: request id, access log, metrics.
 
-It wraps each unary Loot method; health checks and reflection pass through
-untouched, so probes neither flood the log nor skew the latency figures.
+Each server wraps its unary Loot methods with it once, when registering them
+(no server interceptor: grpc.aio would run one on every call). Health checks
+and reflection are left untouched, so probes neither flood the log nor skew
+the latency figures.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 
@@ -18,34 +19,22 @@ from loot.observability.metrics import LATENCY, REQUESTS, SCHEMA_APPLIES
 
 log = logging.getLogger("loot.access")
 _UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
-_HANDLERS = 256  # wrapped handlers kept: a server has a few methods, each with one handler
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, *, return_request_id: bool = True):
-        # Clients want the id back (in the trailing metadata: sending initial metadata early
-        # costs a write of its own); the router does not need it from shards.
-        self._return_request_id = return_request_id
-
-    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
-        handler = await continuation(details)
-        if handler is None or handler.unary_unary is None or details.method.startswith(_UNOBSERVED):
-            return handler
-        return self._wrap(details.method, handler)
-
-    @functools.lru_cache(maxsize=_HANDLERS)  # holds the interceptor, which lives as long as its server anyway
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """The handler wrapped once per method (and handler), not per call."""
-        return grpc.unary_unary_rpc_method_handler(
-            observed(method, handler.unary_unary, self._return_request_id),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def observed_handler(method: str, handler: grpc.RpcMethodHandler, return_request_id: bool) -> grpc.RpcMethodHandler:
+    """`handler` observed if it is a unary Loot method; health, reflection and streams unchanged.
+    For servers that wrap their handlers once, when registering them (loot.serving.add_servicer)."""
+    if handler.unary_unary is None or method.startswith(_UNOBSERVED):
+        return handler
+    return grpc.unary_unary_rpc_method_handler(
+        observed(method, handler.unary_unary, return_request_id),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def observed(method: str, behavior, return_request_id: bool):
-    """`behavior` (a unary method's coroutine function) observed. A server that builds its
-    own handlers wraps them with this directly and skips the interceptor's round per call."""
+    """`behavior` (a unary method's coroutine function) observed."""
     latency = LATENCY.labels(method)
     requests: dict[grpc.StatusCode, object] = {}  # the counter per status code, looked up once
 
