@@ -5,6 +5,7 @@ loopback: service hostnames become 127.0.0.1, ports become free ones, volumes di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,10 +30,14 @@ from tests.test_deploy_files import dockerfile_instructions
 IMAGE_PORTS = {"LOOT_PORT", "LOOT_METRICS_PORT"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: all probes stay bound until the last is chosen. (Probed one at a time,
+    the kernel may hand out the same port twice, and with SO_REUSEPORT two shards then share it.)"""
+    with contextlib.ExitStack() as probes:
+        sockets = [probes.enter_context(socket.socket()) for _ in range(count)]
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
 
 
 def image_environment() -> dict[str, str]:
@@ -53,7 +58,8 @@ class ComposeOnLoopback:
         self.secret = new_secret()
         self.document = load({"LOOT_CLUSTER_SECRET": self.secret})
         self.services = self.document["services"]
-        self.ports = {name: {variable: free_port() for variable in IMAGE_PORTS} for name in self.services}
+        ports = iter(free_ports(len(self.services) * len(IMAGE_PORTS)))
+        self.ports = {name: {variable: next(ports) for variable in IMAGE_PORTS} for name in self.services}
         self.data = data
         self.logs = Logs()
         self.children: dict[str, Child] = {}
