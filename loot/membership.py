@@ -14,12 +14,12 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loot.json_files import write_json
 from loot.ring import Ring
 from loot.settings import add_flag
 
@@ -78,9 +78,7 @@ def parse_membership(text: str) -> Membership:
 
 def write_membership(path: Path, membership: Membership) -> None:
     """Replace the file atomically, as a ConfigMap update does, so a reader never sees half of it."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"epoch": membership.epoch, "shards": membership.shards}, indent=2) + "\n")
-    os.replace(temporary, path)
+    write_json(path, {"epoch": membership.epoch, "shards": membership.shards}, indent=2)
 
 
 class MembershipSource:

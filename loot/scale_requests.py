@@ -9,29 +9,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import uuid
 from pathlib import Path
 
 from loot.internal.v1 import shard_pb2
+from loot.json_files import read_json, write_json
 
 PID, REQUEST, STATUS = "up.pid", "scale-request.json", "scale-status.json"
 SIGNAL = signal.SIGUSR1
-
-
-def _write(path: Path, document: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document))
-    os.replace(temporary, path)
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def running_up(data: Path) -> int | None:
@@ -58,13 +45,13 @@ def ask(data: Path, shards: int) -> str:
     if pid is None:
         raise RuntimeError(f"no `loot up` is running on {data}")
     request = uuid.uuid4().hex
-    _write(data / REQUEST, {"id": request, "shards": shards})
+    write_json(data / REQUEST, {"id": request, "shards": shards})
     os.kill(pid, SIGNAL)
     return request
 
 
 def take(data: Path) -> tuple[str, int] | None:
-    request = _read(data / REQUEST)
+    request = read_json(data / REQUEST)
     (data / REQUEST).unlink(missing_ok=True)
     if not request or not isinstance(request.get("shards"), int):
         return None
@@ -76,10 +63,10 @@ def report(data: Path, request: str, epoch: int, statuses: dict[str, shard_pb2.H
     shards = {name: None if status is None else {
         "epoch": status.epoch, "settled": status.settled, "to_pull": status.to_pull, "pulled": status.pulled,
         "handed_off": status.handed_off, "failed": status.failed} for name, status in statuses.items()}
-    _write(data / STATUS, {"id": request, "epoch": epoch, "shards": shards, "done": done, "error": error})
+    write_json(data / STATUS, {"id": request, "epoch": epoch, "shards": shards, "done": done, "error": error})
 
 
 def status(data: Path, request: str) -> dict | None:
     """The latest report on `request`; None before the first."""
-    document = _read(data / STATUS)
+    document = read_json(data / STATUS)
     return document if document and document.get("id") == request else None

@@ -21,7 +21,6 @@ settled the current one, so each database has exactly one live file when an epoc
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ import apsw
 import grpc
 
 from loot.internal.v1 import shard_pb2
+from loot.json_files import read_json, write_json
 from loot.membership import Membership, MembershipSource
 from loot.status import Fault
 from shard.handoff.peers import PeerUnknown, Peers
@@ -128,15 +128,10 @@ class Puller:
         self._save_state({"epoch": epoch, "settled": epoch, "sources": [], "addresses": self.membership.current.shards})
 
     def _load_state(self) -> dict:
-        try:
-            return json.loads(self._state_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_json(self._state_file) or {}
 
     def _save_state(self, state: dict) -> None:
-        temporary = self._state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state))
-        temporary.replace(self._state_file)
+        write_json(self._state_file, state)
 
 
 class Rebalance:
