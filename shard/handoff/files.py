@@ -7,11 +7,10 @@ or backed up again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from loot.ids import is_database_id
-from shard.backup import snapshot
+from shard.backup import databases, snapshot
 from shard.storage import Storage
 
 RETIRED = "handed-off"
@@ -20,9 +19,7 @@ CHUNK = 256 * 1024
 
 def held(storage: Storage, wanted: Callable[[str], bool]) -> list[str]:
     """Ids of the databases whose live file this shard holds and `wanted` accepts."""
-    ids = (path.stem for path in storage.root.glob("??/??/*.sqlite"))
-    return sorted(database_id for database_id in ids
-                  if is_database_id(database_id) and wanted(database_id) and storage.path(database_id).exists())
+    return [path.stem for path in databases(storage.root) if wanted(path.stem)]
 
 
 def copy(storage: Storage, database_id: str) -> Path | None:
@@ -33,12 +30,6 @@ def copy(storage: Storage, database_id: str) -> Path | None:
     target = storage.staging_path(source.name)
     snapshot(source, target)
     return target
-
-
-def chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            yield chunk
 
 
 def retire(storage: Storage, database_id: str, epoch: int) -> bool:

@@ -281,10 +281,11 @@ class _Pull:
         storage = self.rebalance.puller.storage
         staging = storage.staging_path(f"{self.database_id}.pull")
         try:
-            with open(staging, "xb") as file:
+            loop = asyncio.get_running_loop()
+            with open(staging, "xb") as file:  # written off the event loop, which serves requests meanwhile
                 async for chunk in self.rebalance.puller.peers.copy(self.source, request):
-                    file.write(chunk.data)
-            await asyncio.get_running_loop().run_in_executor(None, self.rebalance.puller.install, self.database_id, staging)
+                    await loop.run_in_executor(None, file.write, chunk.data)
+            await loop.run_in_executor(None, self.rebalance.puller.install, self.database_id, staging)
         finally:
             staging.unlink(missing_ok=True)
 

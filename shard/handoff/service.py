@@ -43,8 +43,9 @@ class HandoffService(shard_pb2_grpc.HandoffServicer):
             raise Fault(grpc.StatusCode.NOT_FOUND, "NO_DATABASE",
                         f"{self.name} holds no file for this database: it is new", shard=self.name)
         try:
-            for chunk in files.chunks(copied):
-                await context.write(shard_pb2.HandoffChunk(data=chunk))
+            with open(copied, "rb") as file:  # read off the event loop, which serves requests meanwhile
+                while chunk := await loop.run_in_executor(None, file.read, files.CHUNK):
+                    await context.write(shard_pb2.HandoffChunk(data=chunk))
         finally:
             copied.unlink(missing_ok=True)
 
