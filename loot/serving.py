@@ -90,9 +90,14 @@ def add_servicer(server: grpc.aio.Server, add_to_server: Callable, servicer: obj
     if not registrations.services:  # older generated code: fail loudly rather than serve nothing
         raise ValueError(f"{add_to_server.__name__} registered no methods by name")
     for service, handlers in registrations.services.items():
-        wrapped = {name: wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()}
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, wrapped)])
-        server.add_registered_method_handlers(service, wrapped)
+        register(server, service, {name: wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()})
+
+
+def register(server: grpc.aio.Server, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    """Serve `handlers` (method name -> handler) as `service`; registered by name too, as generated
+    code does, so gRPC finds a call's handler without the generic lookup."""
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
+    server.add_registered_method_handlers(service, handlers)
 
 
 def _unwrapped(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from loot.membership import parse_epoch
 from loot.observability import request_id
 from loot.observability.interceptor import observed
+from loot.serving import register
 from loot.secret import SECRET_HEADER
 from loot.status import Fault, abort, error_info, guard
 from loot.v1 import database_pb2 as pb
@@ -33,13 +34,10 @@ class DatabaseService:
         self.forward_timeout = forward_timeout
 
     def add_to(self, server: grpc.aio.Server) -> None:
-        """Serve the methods, observed, taking and returning serialized messages. Registered
-        too (as generated code does): gRPC then finds a call's handler without the generic lookup."""
-        handlers = {method: grpc.unary_unary_rpc_method_handler(
+        """Serve the methods, observed, taking and returning serialized messages."""
+        register(server, SERVICE, {method: grpc.unary_unary_rpc_method_handler(
             observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
-            for method in REQUEST_TYPES}
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
-        server.add_registered_method_handlers(SERVICE, handlers)
+            for method in REQUEST_TYPES})
 
     @guard
     async def Execute(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:

@@ -16,6 +16,7 @@ import grpc
 
 from loot.observability import request_id
 from loot.observability.metrics import LATENCY, REQUESTS, SCHEMA_APPLIES
+from loot.serving import with_behavior
 
 log = logging.getLogger("loot.access")
 _UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
@@ -26,11 +27,7 @@ def observed_handler(method: str, handler: grpc.RpcMethodHandler, return_request
     For servers that wrap their handlers once, when registering them (loot.serving.add_servicer)."""
     if handler.unary_unary is None or method.startswith(_UNOBSERVED):
         return handler
-    return grpc.unary_unary_rpc_method_handler(
-        observed(method, handler.unary_unary, return_request_id),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return with_behavior(handler, lambda behavior: observed(method, behavior, return_request_id))
 
 
 def observed(method: str, behavior, return_request_id: bool):
