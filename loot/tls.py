@@ -55,3 +55,10 @@ def shard_channel_credentials(args: argparse.Namespace) -> grpc.ChannelCredentia
     return grpc.ssl_channel_credentials(root_certificates=_read(args.shard_tls_ca),
                                         private_key=_read(args.shard_tls_key),
                                         certificate_chain=_read(args.shard_tls_cert))
+
+
+def shard_channel(address: str, credentials: grpc.ChannelCredentials | None, options: list) -> grpc.aio.Channel:
+    """An asyncio channel to a shard: TLS with `credentials` (from shard_channel_credentials), else plaintext."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=options)

@@ -10,6 +10,7 @@ import grpc
 
 from loot.membership import EPOCH_HEADER, Membership, MembershipSource
 from loot.serving import GRPC_OPTIONS
+from loot.tls import shard_channel
 
 SERVICE = "loot.internal.v1.Shard"
 METHODS = ("Execute", "Batch", "Describe")
@@ -67,7 +68,9 @@ class Shards:
         if missing:
             raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
         for address in set(membership.shards.values()) - set(self._channels):
-            self._channels[address] = _channel(address, self._credentials)
+            # No client interceptors: grpc.aio runs an intercepted call as an extra task; the
+            # router passes the request id in the call's metadata itself.
+            self._channels[address] = shard_channel(address, self._credentials, CHANNEL_OPTIONS)
             self._calls[address] = _calls(self._channels[address])
         for address in set(self._channels) - set(membership.shards.values()):
             self._calls.pop(address)
@@ -93,9 +96,3 @@ def _calls(channel: grpc.aio.Channel) -> dict[str, Call]:
     return {method: channel.unary_unary(f"/{SERVICE}/{method}", _registered_method=True) for method in METHODS}
 
 
-def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
-    # No client interceptors: grpc.aio runs an intercepted call as an extra task; the
-    # router passes the request id in the call's metadata itself.
-    if credentials is None:
-        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-    return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)

@@ -7,6 +7,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.secret import SECRET_HEADER
 from loot.serving import GRPC_OPTIONS
+from loot.tls import shard_channel
 
 CALL_TIMEOUT = 30.0  # seconds a peer may take to answer a listing or a confirmation
 COPY_TIMEOUT = 600.0  # seconds for a whole copy (databases are bounded by --database-bytes)
@@ -32,8 +33,7 @@ class Peers:
         if not address:
             raise PeerUnknown(name)
         if address not in self._stubs:
-            channel = (grpc.aio.secure_channel(address, self._credentials, options=GRPC_OPTIONS) if self._credentials
-                       else grpc.aio.insecure_channel(address, options=GRPC_OPTIONS))
+            channel = shard_channel(address, self._credentials, GRPC_OPTIONS)
             self._channels.append(channel)
             self._stubs[address] = shard_pb2_grpc.HandoffStub(channel)
         return self._stubs[address]
