@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -146,7 +147,8 @@ class Databases:
         excess = len(self._actors) - self.limits.open_databases
         if self._closed:
             return
-        idle = [(key, actor) for key, actor in self._actors.items() if actor.pending == 0][:excess]
+        oldest_first = ((key, actor) for key, actor in self._actors.items() if actor.pending == 0)
+        idle = list(itertools.islice(oldest_first, excess))  # usually one: no walk over the whole cache
         for key, actor in idle:
             del self._actors[key]
         closing = [(actor.in_use, actor.database) for _, actor in idle if actor.database is not None]

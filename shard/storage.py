@@ -57,7 +57,21 @@ class OpenDatabase:
 
     def close(self) -> None:
         if not self.destroyed:
+            checkpoint_before_close(self.conn)
             self.conn.close()
+
+
+def checkpoint_before_close(conn: apsw.Connection) -> None:
+    """Run the checkpoint a last close runs, with the GIL released: apsw holds the GIL through
+    sqlite3_close, so its checkpoint (writes and two fsyncs) would stop every other thread, the event
+    loop included, until the disk answers. TRUNCATE also empties the WAL, so that close, which deletes
+    it, has no blocks left to free; without waiting: a reader in another process (`loot backup`) makes
+    it stop where PASSIVE would, busy."""
+    conn.set_busy_timeout(0)
+    try:
+        conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+    except apsw.Error:  # busy (a reader, another checkpoint) or I/O: close checkpoints what is left, as it always did
+        pass
 
 
 def database_path(root: Path, database_id: str) -> Path:

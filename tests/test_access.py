@@ -24,6 +24,7 @@ CREATE TABLE members (user_id TEXT PRIMARY KEY, boss TEXT);
 CREATE TABLE _context (user_id TEXT);
 CREATE TABLE audit (what TEXT);
 CREATE TABLE closed (x);
+CREATE TABLE inbox (x);
 CREATE VIEW note_bodies AS SELECT id, body FROM notes;
 CREATE TRIGGER notes_audit AFTER INSERT ON notes BEGIN INSERT INTO audit VALUES ('added ' || NEW.id); END;
 INSERT INTO _filters VALUES ('notes', 'own', 'owner = claim(''sub'')');
@@ -38,6 +39,8 @@ INSERT INTO notes VALUES (1, 'alice', 'a1'), (2, 'bob', 'b1'), (3, 'alice', 'a2'
 INSERT INTO tags VALUES (1, 'red'), (2, 'blue'), (3, 'green');
 INSERT INTO members VALUES ('alice', NULL), ('bob', 'alice');
 INSERT INTO closed VALUES (1);
+INSERT INTO _rules VALUES ('inbox', 'write', 'small', 'x < 10');
+INSERT INTO inbox VALUES (1);
 """
 
 
@@ -228,6 +231,16 @@ def test_default_deny_on_a_table_without_filters_or_rules(db: Db) -> None:
     assert db.run("UPDATE closed SET x = 3 RETURNING x") == []
     assert db.run("DELETE FROM closed RETURNING x") == []
     assert db.everything("closed") == [(1,)]
+
+
+def test_rules_without_filters_let_rows_in_but_hide_every_row(db: Db) -> None:
+    db.run("INSERT INTO inbox VALUES (2)")
+    assert db.refused("INSERT INTO inbox VALUES (50)").reason == "RULE_VIOLATED"
+    assert db.run("SELECT * FROM inbox") == []
+    assert db.run("UPDATE inbox SET x = 3 RETURNING x") == []
+    assert db.run("DELETE FROM inbox RETURNING x") == []
+    assert db.refused("REPLACE INTO inbox (rowid, x) VALUES (1, 4)").code == grpc.StatusCode.FAILED_PRECONDITION
+    assert db.everything("inbox") == [(1,), (2,)]
 
 
 def test_a_view_from_the_schema_reads_through_the_filters(db: Db) -> None:

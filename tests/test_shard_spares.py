@@ -37,6 +37,18 @@ def test_each_spare_is_its_template_whole_and_goes_to_one_taker(tmp_path: Path) 
     assert all(copy.read_bytes() == template.image for copy in taken)
 
 
+def test_spares_are_made_again_once_half_of_them_are_taken(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "shard")
+    spares, template = Spares(tmp_path / "spares", power_safe=False, depth=8), storage.templates.get(A)
+    _filled(spares, template, 8)
+    taken = [spares.take(template) for _ in range(4)]
+    assert None not in taken
+    deadline = time.monotonic() + 30
+    while spares.ready(template) < 8:
+        assert time.monotonic() < deadline, "the taken half was not made again"
+        time.sleep(0.01)
+
+
 def test_a_spare_is_never_given_for_another_schema(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "shard")
     spares = Spares(tmp_path / "spares", power_safe=False, depth=4, templates=1)
