@@ -122,11 +122,13 @@ async def serve(
     name: str,
     services: Iterable[str],
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    on_stopping: Callable[[], None] | None = None,
     wrap_reflection: HandlerWrap = _unwrapped,
 ) -> None:
     """Start `server` with health, reflection (its handler wrapped by `wrap_reflection`) and metrics;
-    run until SIGTERM/SIGINT; then stop gracefully: report NOT_SERVING, refuse new calls, let calls
-    in flight finish for up to `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
+    run until SIGTERM/SIGINT; then stop gracefully: report NOT_SERVING, `on_stopping` (end long-lived
+    streams once their calls finish), refuse new calls, let calls in flight finish for up to
+    `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
     logs.configure(args.log_format, args.log_level)
     services = list(services)
     health_servicer = health.aio.HealthServicer()
@@ -149,6 +151,8 @@ async def serve(
     await stopping.wait()
     log.info("stopping: refusing new calls, waiting up to %ss for calls in flight", args.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
+    if on_stopping is not None:
+        on_stopping()
     await server.stop(args.shutdown_grace)
     if on_stop is not None:
         await on_stop()
