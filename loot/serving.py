@@ -29,6 +29,11 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
 ]
+# Routers ping shards every 10 s on their always-open Forward streams to notice a dead peer
+# (router/shards.py); by default gRPC answers pings more frequent than every 5 minutes with
+# no data between them by closing the connection (GOAWAY "too_many_pings"), which breaks the
+# streams and fails the calls on them.
+SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
 log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
 # (full method name, handler) -> the handler to serve instead; applied once, when the handler is registered.
@@ -56,7 +61,7 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
 def new_server() -> grpc.aio.Server:
     """A gRPC server with Loot's limits. No interceptors: grpc.aio would run them on every call, so each
     server wraps its handlers once instead (observed, and on shards the cluster secret: add_servicer)."""
-    return grpc.aio.server(options=GRPC_OPTIONS)
+    return grpc.aio.server(options=SERVER_OPTIONS)
 
 
 def with_behavior(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:

@@ -22,6 +22,7 @@ CHANNEL_OPTIONS = GRPC_OPTIONS + [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.http2.max_pings_without_data", 0),  # keep pinging idle streams (shards allow it: loot.serving)
 ]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -27,23 +27,22 @@ from loot.observability.interceptor import Observation
 from loot.status import Fault, failure_status, rich_status
 
 SERVICE = "loot.internal.v1.Shard"
-# (request, seconds left before the client's deadline or None, the epoch the router routed it under)
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _GARBLED = rich_status(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST", "a message on the stream is not a Forwarded")
+# (request, seconds left before the client's deadline or None, the epoch the router routed it under)
 Run = Callable[[Message, float | None, int], Awaitable[Message]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Method:
-    """A unary Shard method as Forward runs it."""
+    """A unary Shard method as Forward runs it, observed under the unary method's name."""
 
     name: str
     request_type: type[Message]
     run: Run
-    observation: Observation = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "observation", Observation(f"/{SERVICE}/{self.name}"))
+        self.observation = Observation(f"/{SERVICE}/{self.name}")
 
     def parse(self, request: bytes) -> Message:
         try:
