@@ -29,6 +29,11 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
 ]
+# Routers ping shards every 10 s on their always-open Forward streams to notice a dead peer
+# (router/shards.py); by default gRPC answers pings more frequent than every 5 minutes with
+# no data between them by closing the connection (GOAWAY "too_many_pings"), which breaks the
+# streams and fails the calls on them.
+SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
 log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
 # (full method name, handler) -> the handler to serve instead; applied once, when the handler is registered.
@@ -56,7 +61,7 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
 def new_server() -> grpc.aio.Server:
     """A gRPC server with Loot's limits. No interceptors: grpc.aio would run them on every call, so each
     server wraps its handlers once instead (observed, and on shards the cluster secret: add_servicer)."""
-    return grpc.aio.server(options=GRPC_OPTIONS)
+    return grpc.aio.server(options=SERVER_OPTIONS)
 
 
 def with_behavior(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
@@ -122,11 +127,13 @@ async def serve(
     name: str,
     services: Iterable[str],
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    on_stopping: Callable[[], None] | None = None,
     wrap_reflection: HandlerWrap = _unwrapped,
 ) -> None:
     """Start `server` with health, reflection (its handler wrapped by `wrap_reflection`) and metrics;
-    run until SIGTERM/SIGINT; then stop gracefully: report NOT_SERVING, refuse new calls, let calls
-    in flight finish for up to `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
+    run until SIGTERM/SIGINT; then stop gracefully: report NOT_SERVING, `on_stopping` (end long-lived
+    streams once their calls finish), refuse new calls, let calls in flight finish for up to
+    `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
     logs.configure(args.log_format, args.log_level)
     services = list(services)
     health_servicer = health.aio.HealthServicer()
@@ -149,6 +156,8 @@ async def serve(
     await stopping.wait()
     log.info("stopping: refusing new calls, waiting up to %ss for calls in flight", args.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
+    if on_stopping is not None:
+        on_stopping()
     await server.stop(args.shutdown_grace)
     if on_stop is not None:
         await on_stop()

@@ -31,19 +31,44 @@ class Fault(Exception):
         self.metadata = {k: str(v) for k, v in metadata.items()}
 
     def status(self) -> grpc.Status:
-        return rich_status(self.code, self.reason, self.message, self.metadata)
+        return rpc_status.to_status(self.status_message())
+
+    def status_message(self) -> status_pb2.Status:
+        return status_message(self.code, self.reason, self.message, self.metadata)
 
 
-def rich_status(code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] = {}) -> grpc.Status:
+def status_message(code: grpc.StatusCode, reason: str, message: str,
+                   metadata: Mapping[str, str] = {}) -> status_pb2.Status:
+    """The google.rpc.Status a call fails with: code, message and an ErrorInfo detail."""
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata))
     detail = any_pb2.Any()
     detail.Pack(info)
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
+    return status_pb2.Status(code=code.value[0], message=message, details=[detail])
+
+
+def rich_status(code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] = {}) -> grpc.Status:
+    return rpc_status.to_status(status_message(code, reason, message, metadata))
+
+
+_INTERNAL = status_message(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; the server log has details")
+
+
+def failure_status(error: Exception, where: str) -> status_pb2.Status:
+    """What a servicer method raising `error` ends with: a Fault's own status; a bug is logged
+    (call from the `except` block) and becomes INTERNAL."""
+    if isinstance(error, Fault):
+        return error.status_message()
+    log.exception("internal error in %s", where)
+    return _INTERNAL
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo detail of a failed call, if the server sent one."""
-    status = rpc_status.from_call(error)
+    return status_info(rpc_status.from_call(error))
+
+
+def status_info(status: status_pb2.Status | None) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo detail of a google.rpc.Status, if it has one."""
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -67,12 +92,9 @@ def guard(method: Handler) -> Handler:
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
             return await method(self, request, context)
-        except Fault as fault:
-            await abort(context, fault.status())
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            log.exception("internal error in %s", method.__qualname__)
-            await abort(context, rich_status(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; the server log has details"))
+        except Exception as error:
+            await abort(context, rpc_status.to_status(failure_status(error, method.__qualname__)))
 
     return wrapper  # type: ignore[return-value]

@@ -8,7 +8,7 @@ import asyncio
 from loot import tls
 from loot.membership import add_membership_flags, membership_from_arguments
 from loot.serving import add_operations_flags, new_server, serve
-from loot.secret import cluster_secret
+from loot.secret import SECRET_HEADER, cluster_secret
 from loot.settings import add_flag
 from router.service import SERVICE, DatabaseService
 from router.shards import Shards
@@ -27,12 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace) -> None:
     source = membership_from_arguments(args, "router")
     try:
-        shards = Shards(source, tls.shard_channel_credentials(args))
+        shards = Shards(source, (SECRET_HEADER, cluster_secret()), tls.shard_channel_credentials(args))
     except ValueError as error:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
     server = new_server()  # the service observes its own handlers
-    DatabaseService(shards, cluster_secret(), args.forward_timeout).add_to(server)
+    DatabaseService(shards, args.forward_timeout).add_to(server)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
 
 

@@ -66,8 +66,8 @@ async def run(args: argparse.Namespace) -> None:
         return observed_handler(method, secret.guard(method, handler), return_request_id=False)
 
     server = new_server()
-    add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server,
-                 ShardService(args.name, membership, databases, puller.ready), protected)
+    shard = ShardService(args.name, membership, databases, puller.ready)
+    add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
     add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
                  HandoffService(args.name, membership, storage, fencing, progress), protected)
     membership.start_watching(args.membership_poll)
@@ -79,6 +79,7 @@ async def run(args: argparse.Namespace) -> None:
         await databases.close()
 
     await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
+                on_stopping=shard.forwarding.drain,
                 wrap_reflection=secret.guard)  # health stays open to probes
 
 

@@ -30,10 +30,29 @@ def observed_handler(method: str, handler: grpc.RpcMethodHandler, return_request
     return with_behavior(handler, lambda behavior: observed(method, behavior, return_request_id))
 
 
+class Observation:
+    """The accounting of one method's calls: requests by status code, latency, the access log line."""
+
+    def __init__(self, method: str):
+        self.method = method
+        self._latency = LATENCY.labels(method)
+        self._requests: dict[grpc.StatusCode, object] = {}  # the counter per status code, looked up once
+
+    def record(self, code: grpc.StatusCode, started: float, response=None) -> None:
+        """One call that started at `started` (perf_counter) ended with `code` (and `response`)."""
+        elapsed = time.perf_counter() - started
+        if getattr(response, "schema_changes", None):
+            SCHEMA_APPLIES.inc()
+        counter = self._requests.get(code) or self._requests.setdefault(code, REQUESTS.labels(self.method, code.name))
+        counter.inc()
+        self._latency.observe(elapsed)
+        if log.isEnabledFor(logging.INFO):  # `--log-level warning`: no per-call logging work at all
+            log.info("call", extra={"method": self.method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+
+
 def observed(method: str, behavior, return_request_id: bool):
     """`behavior` (a unary method's coroutine function) observed."""
-    latency = LATENCY.labels(method)
-    requests: dict[grpc.StatusCode, object] = {}  # the counter per status code, looked up once
+    observation = Observation(method)
 
     async def observed(request, context: grpc.aio.ServicerContext):
         call_id = request_id.from_metadata(context.invocation_metadata())
@@ -41,12 +60,10 @@ def observed(method: str, behavior, return_request_id: bool):
         if return_request_id:  # with the status, errors included (loot.status.abort keeps it)
             context.set_trailing_metadata(((request_id.HEADER, call_id),))
         started = time.perf_counter()
-        code = grpc.StatusCode.UNKNOWN
+        code, response = grpc.StatusCode.UNKNOWN, None
         try:
             response = await behavior(request, context)
             code = context.code() or grpc.StatusCode.OK
-            if getattr(response, "schema_changes", None):
-                SCHEMA_APPLIES.inc()
             return response
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -55,11 +72,6 @@ def observed(method: str, behavior, return_request_id: bool):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            counter = requests.get(code) or requests.setdefault(code, REQUESTS.labels(method, code.name))
-            counter.inc()
-            latency.observe(elapsed)
-            if log.isEnabledFor(logging.INFO):  # `--log-level warning`: no per-call logging work at all
-                log.info("call", extra={"method": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+            observation.record(code, started, response)
 
     return observed

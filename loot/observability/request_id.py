@@ -19,7 +19,11 @@ current: contextvars.ContextVar[str | None] = contextvars.ContextVar("loot_reque
 
 def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     """The caller's request id if it is plausible, else a fresh one."""
-    value = next((v for k, v in metadata or () if k == HEADER), None)
+    return plausible_or_fresh(next((v for k, v in metadata or () if k == HEADER), None))
+
+
+def plausible_or_fresh(value: str | bytes | None) -> str:
+    """`value` if it is a plausible request id, else a fresh one."""
     if isinstance(value, str) and _PLAUSIBLE.match(value):
         return value
     return uuid.uuid4().hex

@@ -51,6 +51,11 @@ class ShardStub:
                 request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardDescribeRequest.SerializeToString,
                 response_deserializer=loot_dot_v1_dot_database__pb2.DescribeResponse.FromString,
                 _registered_method=True)
+        self.Forward = channel.stream_stream(
+                '/loot.internal.v1.Shard/Forward',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.Forwarded.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.Answered.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -74,6 +79,19 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request_iterator, context):
+        """The router's calls, multiplexed over a few long-lived streams (docs/architecture.md, "Forward"):
+        a stream message costs both ends a fraction of a unary call. The cluster secret is checked once,
+        when the stream opens. Each Forwarded runs concurrently, exactly as the unary method it names
+        would; its Answered comes back with the same call id, in whatever order calls finish. A stream
+        that ends or breaks leaves its unanswered calls in doubt (they may have run): the router fails
+        them and never sends them again. While the shard stops, it answers new calls UNAVAILABLE
+        (never run), lets the ones running finish, then ends the stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +109,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardDescribeRequest.FromString,
                     response_serializer=loot_dot_v1_dot_database__pb2.DescribeResponse.SerializeToString,
+            ),
+            'Forward': grpc.stream_stream_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.Forwarded.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.Answered.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +197,33 @@ class Shard:
             '/loot.internal.v1.Shard/Describe',
             loot_dot_internal_dot_v1_dot_shard__pb2.ShardDescribeRequest.SerializeToString,
             loot_dot_v1_dot_database__pb2.DescribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/loot.internal.v1.Shard/Forward',
+            loot_dot_internal_dot_v1_dot_shard__pb2.Forwarded.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.Answered.FromString,
             options,
             channel_credentials,
             insecure,
