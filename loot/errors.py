@@ -87,6 +87,11 @@ class Unavailable(LootError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class OutcomeUnknown(LootError):
+    """The shard went away while running the call: it may or may not have been applied."""
+    code = grpc.StatusCode.UNKNOWN
+
+
 class InternalError(LootError):
     """A bug in Loot: please report it."""
     code = grpc.StatusCode.INTERNAL
@@ -94,7 +99,7 @@ class InternalError(LootError):
 
 _BY_CODE: dict[grpc.StatusCode, type[LootError]] = {
     cls.code: cls for cls in (Unauthenticated, InvalidArgument, PermissionDenied, FailedPrecondition,
-                              ResourceExhausted, DeadlineExceeded, Unavailable, InternalError)
+                              ResourceExhausted, DeadlineExceeded, Unavailable, OutcomeUnknown, InternalError)
 }
 
 

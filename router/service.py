@@ -67,9 +67,10 @@ class DatabaseService:
                 raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
                             f"shard {name} did not answer before the deadline", shard=name) from None
             except InDoubt as lost:
-                raise Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",
-                            f"shard {name} went away before answering ({lost}): the call may have been applied",
-                            shard=name) from None
+                # Not UNAVAILABLE, which promises nothing was applied (SPEC §7): the call was running.
+                raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN",
+                            f"shard {name} went away while running the call ({lost}): it may or may not "
+                            "have been applied; read before retrying a write", shard=name) from None
             except NotSent as lost:
                 raise Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",
                             f"shard {name} is unreachable ({lost}); retry later", shard=name) from None

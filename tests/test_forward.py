@@ -14,6 +14,7 @@ import pytest
 from google.rpc import status_pb2
 
 from loot.client import Client, rows
+from loot.errors import OutcomeUnknown, from_rpc_error
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
 from loot.local_cluster import LocalCluster
@@ -170,8 +171,10 @@ def test_a_stream_broken_mid_call_fails_the_call_and_the_router_reopens_after_a_
         calling.join(10)
         assert not calling.is_alive(), "the router fails the call when its stream breaks, not at the deadline"
         error = outcome["error"]
-        assert error.code() == grpc.StatusCode.UNAVAILABLE and error_info(error).reason == "SHARD_UNAVAILABLE"
-        assert "may have been applied" in error.details(), "it was running: the client must not assume it did not"
+        # It was running: not UNAVAILABLE, which tells the client nothing was applied (SPEC §7).
+        assert error.code() == grpc.StatusCode.UNKNOWN and error_info(error).reason == "OUTCOME_UNKNOWN"
+        assert error_info(error).metadata["shard"] == "shard-0"
+        assert isinstance(from_rpc_error(error), OutcomeUnknown)
 
         own_cluster.shards["shard-0"].wait(10)
         own_cluster.restart_shard("shard-0")
