@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from loot.client import statement
 from loot.internal.v1 import shard_pb2
 from loot.local_cluster import LocalCluster
-from loot.serving import GRPC_OPTIONS
+from loot.serving import GRPC_OPTIONS, SERVER_OPTIONS
 from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from router.envelope import context_field, shard_request, varint
+from router.shards import CHANNEL_OPTIONS
 
 CONTEXT = shard_pb2.Context(database_id="ab" * 32, account="acct", name="app", tenant="t", readonly=True,
                             claims_json='{"sub":"acct"}')
@@ -77,3 +78,13 @@ def test_garbage_request_bytes_are_invalid_argument_and_the_router_keeps_serving
     assert error_info(refused.value).reason == "MALFORMED_REQUEST"
     assert "loot.v1.ExecuteRequest" in refused.value.details()
     assert raw_execute(cluster, pb.ExecuteRequest(statement=statement("SELECT 1")).SerializeToString(), token)
+
+
+def test_shards_accept_the_pings_routers_send_on_idle_streams() -> None:
+    """Forward streams stay open while idle and the router keeps pinging them. A shard that allowed
+    pings less often than the router sends them would close the connection (GOAWAY too_many_pings)
+    after a few idle minutes, breaking the calls then on it."""
+    router = dict(CHANNEL_OPTIONS)
+    shard = dict(SERVER_OPTIONS)
+    assert router["grpc.http2.max_pings_without_data"] == 0, "the router pings idle connections too"
+    assert shard["grpc.http2.min_ping_interval_without_data_ms"] <= router["grpc.keepalive_time_ms"]
