@@ -7,9 +7,14 @@ by its call id. Streams open lazily, carrying the cluster secret once, and are o
 after one breaks (the shard restarted). Several streams, so that one large answer being
 transferred does not hold up every other answer behind it.
 
-A call whose message could not be written never ran, and is sent again on a fresh stream once
-(then fails as `NotSent`). A call written on a stream that then ends or breaks may have run: it
+A call is written only once the shard took the stream (its initial metadata says so). A call that
+was not written never ran, and is sent again on a fresh stream once (then fails as `NotSent`); so is
+one left unanswered when the shard ends the stream with its last message (call id 0), which it sends
+only once every call it read is answered (a stopping shard). A call written on a stream that then breaks may have run: it
 fails as `InDoubt`, and is never sent again.
+
+A write is never cancelled with its caller (deadline, client gone): grpc.aio would cancel the whole
+stream, and with it every other call on it. The message goes out; its answer is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from loot.internal.v1 import shard_pb2
+from loot.forwarding import ACCEPTED, MAX_PAYLOAD
+from loot.status import Fault
 
 FORWARD = "/loot.internal.v1.Shard/Forward"
 
@@ -47,39 +54,57 @@ class _Stream:
         self._call = call
         self._waiting: dict[int, asyncio.Future] = {}  # call id -> its answer
         self._writing = asyncio.Lock()  # grpc.aio takes one write at a time
+        # Done once the shard took the stream (loot.forwarding.ACCEPTED): no call is written before,
+        # so a stream that fails unaccepted ran nothing, and every call written may have run.
+        self._accepted = asyncio.get_running_loop().create_future()
         self.open = True
         self._reader = asyncio.create_task(self._read())
 
-    async def send(self, forwarded: shard_pb2.Forwarded) -> asyncio.Future:
-        """Write the call; its Answered resolves the returned future (or InDoubt, Refused)."""
+    async def exchange(self, forwarded: shard_pb2.Forwarded) -> shard_pb2.Answered:
+        """Write the call and wait for its Answered. Raises NotSent, InDoubt or Refused."""
         if not self.open:
             raise NotSent("the stream is closed")
+        await asyncio.shield(self._accepted)  # shielded: a caller giving up must not cancel it for all
         answer = self._waiting[forwarded.call] = asyncio.get_running_loop().create_future()
+        try:
+            failure = await asyncio.shield(self._write(forwarded))
+            if failure is not None:
+                raise NotSent(failure)
+            return await answer
+        finally:
+            self._waiting.pop(forwarded.call, None)  # answered, failed, or the caller stopped waiting
+            _seen(answer)  # a break that failed it before its write made it a NotSent instead
+
+    async def _write(self, forwarded: shard_pb2.Forwarded) -> str | None:
+        """None once written; else why not (the stream is then broken)."""
         try:
             async with self._writing:
                 await self._call.write(forwarded)
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as error:
+            return None
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, asyncio.CancelledError) as error:
+            # Cancelled only with the stream itself (shielded from its caller): not written either.
             self.open = False
-            self._waiting.pop(forwarded.call, None)
-            raise NotSent(type(error).__name__) from None
-        return answer
-
-    def forget(self, call: int) -> None:
-        """The caller stopped waiting (deadline, cancellation): drop its answer when it comes."""
-        self._waiting.pop(call, None)
+            return type(error).__name__
 
     async def _read(self) -> None:
-        failure: Exception = InDoubt("the stream ended")
+        failure: Exception = InDoubt("the stream ended without its last message")
         try:
+            if ACCEPTED in tuple(await self._call.initial_metadata()):
+                self._accepted.set_result(None)
             while (answered := await self._call.read()) is not grpc.aio.EOF:
+                if answered.call == 0:  # the shard's last message: it answered every call it read
+                    failure = NotSent("the shard ended the stream before reading the call")
+                    break
                 answer = self._waiting.pop(answered.call, None)
                 if answer is not None and not answer.done():
                     answer.set_result(answered)
         except grpc.aio.AioRpcError as error:
-            status = rpc_status.from_call(error)  # a refused stream (no cluster secret) says why
-            failure = Refused(status) if status is not None else InDoubt(error.code().name)
+            failure = _failure(error, self._accepted.done())
         finally:
             self.open = False
+            if not self._accepted.done():
+                self._accepted.set_exception(failure)
+                _seen(self._accepted)
             for answer in self._waiting.values():
                 if not answer.done():
                     answer.set_exception(failure)
@@ -87,6 +112,28 @@ class _Stream:
 
     def close(self) -> None:
         self._call.cancel()
+
+
+def _seen(future: asyncio.Future) -> None:
+    """Mark a failed future's exception as retrieved (asyncio logs those never retrieved)."""
+    if future.done() and not future.cancelled():
+        future.exception()
+
+
+def _failure(error: grpc.aio.AioRpcError, accepted: bool) -> Exception:
+    """What a broken stream means for its unanswered calls."""
+    status = rpc_status.from_call(error)  # a refused stream (no cluster secret) says why
+    if status is not None:
+        return Refused(status)
+    if not accepted:  # refused or lost before the shard took it (stopping, or a shard without Forward)
+        return NotSent(f"the shard did not take the stream ({error.code().name})")
+    return InDoubt(error.code().name)
+
+
+def _too_large(size: int) -> status_pb2.Status:
+    return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
+                 f"the request and its token's context take {size} bytes; a call may carry at most {MAX_PAYLOAD}",
+                 limit=str(MAX_PAYLOAD)).status_message()
 
 
 class ShardStreams:
@@ -100,20 +147,17 @@ class ShardStreams:
         self._ids = itertools.count(1)
 
     async def call(self, method: int, request: bytes, timeout: float, epoch: int, call_request_id: str) -> bytes:
-        """The shard's response bytes. Raises Refused (the shard's status), InDoubt, NotSent or TimeoutError."""
+        """The shard's response bytes. Raises Refused (the shard's status, or REQUEST_TOO_LARGE),
+        InDoubt, NotSent or TimeoutError."""
+        if len(request) > MAX_PAYLOAD:
+            raise Refused(_too_large(len(request)))
         forwarded = shard_pb2.Forwarded(call=next(self._ids), method=method, request=request,
                                         seconds_left=max(timeout, 1e-3), epoch=epoch, request_id=call_request_id)
-        stream = self._stream()
-        try:
-            async with asyncio.timeout(timeout):
-                try:
-                    answer = await stream.send(forwarded)
-                except NotSent:
-                    stream = self._stream()  # a fresh one in place of the broken one
-                    answer = await stream.send(forwarded)
-                answered = await answer
-        finally:
-            stream.forget(forwarded.call)
+        async with asyncio.timeout(timeout):
+            try:
+                answered = await self._stream().exchange(forwarded)
+            except NotSent:
+                answered = await self._stream().exchange(forwarded)  # a fresh stream in place of the broken one
         if answered.WhichOneof("outcome") == "error":
             raise Refused(status_pb2.Status.FromString(answered.error))
         return answered.response

@@ -24,10 +24,12 @@ from google.protobuf.message import DecodeError, Message
 from loot.internal.v1 import shard_pb2
 from loot.observability import request_id
 from loot.observability.interceptor import Observation
+from loot.forwarding import ACCEPTED, MAX_PAYLOAD
 from loot.status import Fault, failure_status, rich_status
 
 SERVICE = "loot.internal.v1.Shard"
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+_END = shard_pb2.Answered(call=0)  # the stream's last message (protos: Forward)
 _GARBLED = rich_status(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST", "a message on the stream is not a Forwarded")
 # (request, seconds left before the client's deadline or None, the epoch the router routed it under)
 Run = Callable[[Message, float | None, int], Awaitable[Message]]
@@ -54,6 +56,15 @@ class Method:
                         f"the request is not a valid {public}") from None
 
 
+def _fitting(response: bytes) -> bytes:
+    """`response`, if an Answered can carry it (only a `result_bytes` set near 64 MiB allows more)."""
+    if len(response) > MAX_PAYLOAD:
+        raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
+                    f"the response takes {len(response)} bytes; a call may return at most {MAX_PAYLOAD}",
+                    limit=str(MAX_PAYLOAD))
+    return response
+
+
 class _Stream:
     """One open Forward stream: its calls running, and its one writer (grpc.aio takes one write at a time)."""
 
@@ -67,6 +78,9 @@ class _Stream:
         self.ended = asyncio.get_running_loop().create_future()
 
     def start(self, call: Awaitable[None]) -> None:
+        if self.ended.done():  # read after the stream's end was decided: never run (the router knows)
+            call.close()
+            return
         task = asyncio.create_task(call)
         self.running.add(task)
         task.add_done_callback(self._finished)
@@ -106,6 +120,7 @@ class Forwarding:
 
     async def serve(self, context: grpc.aio.ServicerContext) -> None:
         """Run the stream's calls until the router closes its side, or the shard stops, and every call is answered."""
+        await context.send_initial_metadata((ACCEPTED,))  # from here on, calls on it may run
         stream = _Stream(context)
         if self._draining:
             stream.drain()
@@ -113,12 +128,17 @@ class Forwarding:
         reader = asyncio.create_task(self._read(stream))
         try:
             await stream.ended
+        except asyncio.CancelledError:  # the stream was cancelled (the router went away, or we stop)
+            reader.cancel()
+            stream.close()  # its calls are cancelled with it, as a unary call would be
+            raise
         finally:
             self._streams.discard(stream)
-            reader.cancel()
-            stream.close()  # a stream cancelled under its calls cancels them, as a unary call would be
         if stream.garbled:
             await context.abort_with_status(_GARBLED)
+        # Every call read is answered: say so, since how gRPC then ends the call does not (a read still
+        # waiting is left to fail as the call ends: cancelling it would end the call INTERNAL).
+        await stream.answer(_END)
 
     def drain(self) -> None:
         """The shard is stopping: refuse new calls, end each stream once its running calls are answered."""
@@ -148,7 +168,7 @@ class Forwarding:
                             f"no Shard method numbered {forwarded.method}")
             async with asyncio.timeout(remaining):
                 response = await method.run(method.parse(forwarded.request), remaining, forwarded.epoch)
-            answered = shard_pb2.Answered(call=forwarded.call, response=response.SerializeToString())
+            answered = shard_pb2.Answered(call=forwarded.call, response=_fitting(response.SerializeToString()))
             code = grpc.StatusCode.OK
         except TimeoutError:
             answered, code = self._failed(forwarded, Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",

@@ -97,7 +97,8 @@ def test_calls_run_concurrently_and_are_answered_by_id_as_they_finish(cluster: L
     stream.send(execute_call(key, fast, 3, "SELECT 'fast'"))
     stream.close_sending()
     answers = list(stream.answers)
-    assert [answered.call for answered in answers] == [3, 7], "the fast call did not wait for the slow one"
+    assert [answered.call for answered in answers] == [3, 7, 0], "the fast call did not wait for the slow one"
+    assert answers[-1].WhichOneof("outcome") is None, "the stream ends with its last message, call id 0"
     assert value_of(answers[0]) == [("fast",)] and value_of(answers[1]) == [(3000000,)]
 
 

@@ -83,10 +83,12 @@ class ShardServicer:
         """The router's calls, multiplexed over a few long-lived streams (docs/architecture.md, "Forward"):
         a stream message costs both ends a fraction of a unary call. The cluster secret is checked once,
         when the stream opens. Each Forwarded runs concurrently, exactly as the unary method it names
-        would; its Answered comes back with the same call id, in whatever order calls finish. A stream
-        that ends or breaks leaves its unanswered calls in doubt (they may have run): the router fails
-        them and never sends them again. While the shard stops, it answers new calls UNAVAILABLE
-        (never run), lets the ones running finish, then ends the stream.
+        would; its Answered comes back with the same call id, in whatever order calls finish. The shard
+        sends initial metadata `loot-forward: accepted` once it took the stream; the router writes no call
+        before. While the shard stops, it answers new calls UNAVAILABLE (never run), lets the ones running
+        finish, then ends the stream with an Answered of call id 0: every call it read was answered
+        before, the unanswered ones were never read and never run. A stream that breaks otherwise leaves
+        its unanswered calls in doubt (they may have run): the router never sends them again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
