@@ -60,14 +60,16 @@ class _Stream:
         self.open = True
         self._reader = asyncio.create_task(self._read())
 
-    async def exchange(self, forwarded: shard_pb2.Forwarded) -> shard_pb2.Answered:
+    async def exchange(self, forwarded: shard_pb2.Forwarded, deadline: float) -> shard_pb2.Answered:
         """Write the call and wait for its Answered. Raises NotSent, InDoubt or Refused."""
         if not self.open:
             raise NotSent("the stream is closed")
         await asyncio.shield(self._accepted)  # shielded: a caller giving up must not cancel it for all
+        if not self.open:  # ended while we waited for it to be taken
+            raise NotSent("the stream is closed")
         answer = self._waiting[forwarded.call] = asyncio.get_running_loop().create_future()
         try:
-            failure = await asyncio.shield(self._write(forwarded))
+            failure = await asyncio.shield(self._write(forwarded, deadline))
             if failure is not None:
                 raise NotSent(failure)
             return await answer
@@ -75,10 +77,14 @@ class _Stream:
             self._waiting.pop(forwarded.call, None)  # answered, failed, or the caller stopped waiting
             _seen(answer)  # a break that failed it before its write made it a NotSent instead
 
-    async def _write(self, forwarded: shard_pb2.Forwarded) -> str | None:
-        """None once written; else why not (the stream is then broken)."""
+    async def _write(self, forwarded: shard_pb2.Forwarded, deadline: float) -> str | None:
+        """None once written; else why not (the stream is broken, or the caller gave up waiting its turn)."""
         try:
             async with self._writing:
+                seconds_left = deadline - asyncio.get_running_loop().time()
+                if forwarded.call not in self._waiting or seconds_left <= 0 or not self.open:
+                    return "not written: the caller gave up or the stream closed before its turn"
+                forwarded.seconds_left = seconds_left  # the shard's clock starts when it reads the call
                 await self._call.write(forwarded)
             return None
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, asyncio.CancelledError) as error:
@@ -102,8 +108,9 @@ class _Stream:
             failure = _failure(error, self._accepted.done())
         finally:
             self.open = False
-            if not self._accepted.done():
-                self._accepted.set_exception(failure)
+            if not self._accepted.done():  # nothing was written on it
+                refused = isinstance(failure, Refused)
+                self._accepted.set_exception(failure if refused else NotSent("the shard did not take the stream"))
                 _seen(self._accepted)
             for answer in self._waiting.values():
                 if not answer.done():
@@ -151,13 +158,14 @@ class ShardStreams:
         InDoubt, NotSent or TimeoutError."""
         if len(request) > MAX_PAYLOAD:
             raise Refused(_too_large(len(request)))
-        forwarded = shard_pb2.Forwarded(call=next(self._ids), method=method, request=request,
-                                        seconds_left=max(timeout, 1e-3), epoch=epoch, request_id=call_request_id)
-        async with asyncio.timeout(timeout):
+        forwarded = shard_pb2.Forwarded(call=next(self._ids), method=method, request=request, epoch=epoch,
+                                        request_id=call_request_id)
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with asyncio.timeout_at(deadline):
             try:
-                answered = await self._stream().exchange(forwarded)
+                answered = await self._stream().exchange(forwarded, deadline)
             except NotSent:
-                answered = await self._stream().exchange(forwarded)  # a fresh stream in place of the broken one
+                answered = await self._stream().exchange(forwarded, deadline)  # the next stream (a broken one is replaced)
         if answered.WhichOneof("outcome") == "error":
             raise Refused(status_pb2.Status.FromString(answered.error))
         return answered.response

@@ -47,6 +47,9 @@ class Outcome:
     destroyed: bool = False
 
 
+_ROW_FRAMING = 6  # a row's tag and length in its Result
+
+
 @dataclass
 class _Budget:
     """The result-size limit, spent across the request's statements."""
@@ -156,8 +159,9 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
             for row in cursor.execute(sql, _bindings(statement, index)):
-                budget.spend(_row_size(row), index)
-                result.rows.append(pb.Row(values=[to_value(value) for value in row]))
+                message = pb.Row(values=[to_value(value) for value in row])
+                budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
+                result.rows.append(message)
     except apsw.ExecTraceAbort:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MULTIPLE_STATEMENTS",
                     "Execute runs exactly one statement; send several with Batch", statement_index=index)
@@ -176,10 +180,6 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
     if not tracer.readonly:
         result.last_insert_rowid = conn.last_insert_rowid()
     return result
-
-
-def _row_size(row: tuple[Any, ...]) -> int:
-    return sum(len(value) if isinstance(value, (str, bytes)) else 8 for value in row)
 
 
 def _bindings(statement: pb.Statement, index: int) -> Sequence[Any] | dict[str, Any]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from loot.settings import add_flag
 
 MIB = 1024 * 1024
+# Room under gRPC's 64 MiB message for the response's other parts (columns, schema changes).
+MAX_RESULT_BYTES = 48 * MIB
 
 
 @dataclass(frozen=True)
@@ -55,4 +57,6 @@ def from_arguments(args: argparse.Namespace) -> Limits:
     limits = Limits(**{field.name: getattr(args, field.name) for field in fields(Limits)})
     if limits.durability not in ("full", "normal"):
         raise SystemExit(f"--durability must be full or normal, not {limits.durability!r}")
+    if limits.result_bytes > MAX_RESULT_BYTES:
+        raise SystemExit(f"--result-bytes may be at most {MAX_RESULT_BYTES} (a response must fit in one gRPC message)")
     return limits

@@ -119,3 +119,35 @@ def test_calls_a_stopping_shard_never_read_are_not_sent_not_in_doubt() -> None:
     # reported as possibly applied (the router answers it UNAVAILABLE, safe to retry).
     assert outcomes["InDoubt"] == 0, outcomes
     assert outcomes["answered"] == ran
+
+
+def test_a_call_whose_caller_gave_up_before_its_turn_to_write_is_never_run() -> None:
+    async def scenario() -> tuple[str, list[bytes]]:
+        shard = Shard(seconds=0.01)
+        ran: list[bytes] = []
+        execute = shard.forwarding._methods[EXECUTE]
+        counted = execute.run
+
+        async def recording(request, remaining, epoch):
+            ran.append(request.SerializeToString())
+            return await counted(request, remaining, epoch)
+
+        execute.run = recording
+        streams = await shard.start()
+        try:
+            await asyncio.gather(*(streams.call(EXECUTE, b"", 2.0, 1, "open") for _ in range(2)))
+            ran.clear()
+            big = asyncio.create_task(outcome(streams.call(EXECUTE, b"\x12" + bytes(60 << 20), 20.0, 1, "big")))
+            await asyncio.sleep(0)
+            other = asyncio.create_task(outcome(streams.call(EXECUTE, b"", 2.0, 1, "other")))  # the other stream
+            # Behind the big write on the first stream: its 50 ms pass while it waits its turn.
+            late = await outcome(streams.call(EXECUTE, b"\x0a\x00", 0.05, 1, "late"))
+            await big, await other
+            await asyncio.sleep(0.3)  # time for the shard to run it, were it sent
+            return late, ran
+        finally:
+            await shard.stop()
+
+    late, ran = asyncio.run(scenario())
+    assert late == "TimeoutError"
+    assert b"\x0a\x00" not in ran, "the shard ran a call after its caller was told DEADLINE_EXCEEDED"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from loot.cli.main import parser
 from loot.settings import add_flag, resolve
+from shard import limits
 
 CONFIG = """
 log-format = "json"
@@ -124,3 +126,13 @@ def test_bad_log_settings_stop_the_server_with_a_clear_message(monkeypatch, flag
     done = subprocess.run([sys.executable, "-m", "loot", "router", "--shards", "s=127.0.0.1:1", "--port", "0",
                            flag, value], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 1 and f"{flag} must be one of" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_result_bytes_must_leave_a_response_room_in_one_grpc_message() -> None:
+    def limits_with(result_bytes: int) -> limits.Limits:
+        values = {field.name: getattr(limits.Limits(), field.name) for field in fields(limits.Limits)}
+        return limits.from_arguments(argparse.Namespace(**{**values, "result_bytes": result_bytes}))
+
+    assert limits_with(limits.MAX_RESULT_BYTES).result_bytes == limits.MAX_RESULT_BYTES
+    with pytest.raises(SystemExit, match="at most"):
+        limits_with(limits.MAX_RESULT_BYTES + 1)

@@ -127,7 +127,7 @@ INFINITE = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELE
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A one-shard cluster with small limits, so limit tests run fast."""
-    env = {"LOOT_STATEMENT_SECONDS": "1", "LOOT_DATABASE_BYTES": str(256 * 1024)}
+    env = {"LOOT_STATEMENT_SECONDS": "1", "LOOT_DATABASE_BYTES": str(256 * 1024), "LOOT_RESULT_BYTES": str(256 * 1024)}
     cluster = start_cluster(tmp_path_factory.mktemp("limited"), shards=1, env=env)
     with Client(cluster.address) as client:
         yield client
@@ -162,3 +162,12 @@ def test_database_size_limit_rolls_back(limited: Client, key: Key) -> None:
     refused(lambda: limited.batch(token, [("INSERT INTO blobs VALUES (x'00')", ()), (fill, ())]),
             grpc.StatusCode.RESOURCE_EXHAUSTED, "DATABASE_FULL")
     assert rows(limited.execute(token, "SELECT count(*) FROM blobs").result) == [(1,)]
+
+
+def test_the_result_budget_counts_rows_as_sent_empty_strings_included(limited: Client, key: Key) -> None:
+    # 1,000 rows of 100 empty strings hold no value bytes at all, but take about 400 KB on the wire.
+    columns = ", ".join(["''"] * 100)
+    empties = f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000) SELECT {columns} FROM c"
+    info = refused(lambda: limited.execute(mint(key, "app", "empties"), empties), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                   "RESULT_TOO_LARGE")
+    assert info.metadata["limit"] == str(256 * 1024)
