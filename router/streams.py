@@ -8,10 +8,10 @@ after one breaks (the shard restarted). Several streams, so that one large answe
 transferred does not hold up every other answer behind it.
 
 A call is written only once the shard took the stream (its initial metadata says so). A call that
-was not written never ran, and is sent again on a fresh stream once (then fails as `NotSent`); so is
-one left unanswered when the shard ends the stream with its last message (call id 0), which it sends
-only once every call it read is answered (a stopping shard). A call written on a stream that then breaks may have run: it
-fails as `InDoubt`, and is never sent again.
+was not written never ran, and is sent once more, on the next stream (then fails as `NotSent`); so
+is one left unanswered when the shard ends the stream with its last message (call id 0), which it
+sends only once every call it read is answered (a stopping shard). A call written on a stream that
+then breaks may have run: it fails as `InDoubt`, and is never sent again.
 
 A write is never cancelled with its caller (deadline, client gone): grpc.aio would cancel the whole
 stream, and with it every other call on it. The message goes out; its answer is dropped.
@@ -62,10 +62,9 @@ class _Stream:
 
     async def exchange(self, forwarded: shard_pb2.Forwarded, deadline: float) -> shard_pb2.Answered:
         """Write the call and wait for its Answered. Raises NotSent, InDoubt or Refused."""
-        if not self.open:
-            raise NotSent("the stream is closed")
-        await asyncio.shield(self._accepted)  # shielded: a caller giving up must not cancel it for all
-        if not self.open:  # ended while we waited for it to be taken
+        # Raises NotSent or Refused if it was never taken. Shielded: a caller giving up must not cancel it.
+        await asyncio.shield(self._accepted)
+        if not self.open:  # taken, then ended
             raise NotSent("the stream is closed")
         answer = self._waiting[forwarded.call] = asyncio.get_running_loop().create_future()
         try:
@@ -105,7 +104,7 @@ class _Stream:
                 if answer is not None and not answer.done():
                     answer.set_result(answered)
         except grpc.aio.AioRpcError as error:
-            failure = _failure(error, self._accepted.done())
+            failure = _failure(error)
         finally:
             self.open = False
             if not self._accepted.done():  # nothing was written on it
@@ -127,14 +126,11 @@ def _seen(future: asyncio.Future) -> None:
         future.exception()
 
 
-def _failure(error: grpc.aio.AioRpcError, accepted: bool) -> Exception:
-    """What a broken stream means for its unanswered calls."""
+def _failure(error: grpc.aio.AioRpcError) -> Exception:
+    """What a broken stream means for the calls written on it and unanswered (a stream never taken
+    has none: its callers, still waiting for it to be taken, are told NotSent instead)."""
     status = rpc_status.from_call(error)  # a refused stream (no cluster secret) says why
-    if status is not None:
-        return Refused(status)
-    if not accepted:  # refused or lost before the shard took it (stopping, or a shard without Forward)
-        return NotSent(f"the shard did not take the stream ({error.code().name})")
-    return InDoubt(error.code().name)
+    return Refused(status) if status is not None else InDoubt(error.code().name)
 
 
 def _too_large(size: int) -> status_pb2.Status:
@@ -165,7 +161,7 @@ class ShardStreams:
             try:
                 answered = await self._stream().exchange(forwarded, deadline)
             except NotSent:
-                answered = await self._stream().exchange(forwarded, deadline)  # the next stream (a broken one is replaced)
+                answered = await self._stream().exchange(forwarded, deadline)  # the next (a broken one is replaced)
         if answered.WhichOneof("outcome") == "error":
             raise Refused(status_pb2.Status.FromString(answered.error))
         return answered.response

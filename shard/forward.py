@@ -57,7 +57,8 @@ class Method:
 
 
 def _fitting(response: bytes) -> bytes:
-    """`response`, if an Answered can carry it (only a `result_bytes` set near 64 MiB allows more)."""
+    """`response`, if an Answered can carry it. A safety net: `result_bytes` (at most 48 MiB, rows
+    counted as sent) keeps responses well under, but one too big would fail the whole stream."""
     if len(response) > MAX_PAYLOAD:
         raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
                     f"the response takes {len(response)} bytes; a call may return at most {MAX_PAYLOAD}",
