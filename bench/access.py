@@ -18,8 +18,8 @@ from pathlib import Path
 
 import apsw
 
-from shard import system_tables
-from shard.access import Enforcer, run_request
+from loot.shard import system_tables
+from loot.shard.access import Enforcer, run_request
 
 ROWS = 100_000
 OWNERS = 1_000

@@ -15,7 +15,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loot.serving import GRPC_OPTIONS  # noqa: E402
+from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 
 METHOD = "Execute"

@@ -19,8 +19,8 @@ from loot.ids import database_id  # noqa: E402
 from loot.internal.v1 import shard_pb2  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.values import to_value  # noqa: E402
-from shard import engine  # noqa: E402
-from shard.storage import Storage  # noqa: E402
+from loot.shard import engine  # noqa: E402
+from loot.shard.storage import Storage  # noqa: E402
 
 SQL = "SELECT id, body, score FROM notes WHERE id = ?"
 CLAIMS = '{"sub": "user-1", "roles": ["reader"], "org": {"id": 7}}'

@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loot.ids import database_id  # noqa: E402
 from loot.internal.v1 import shard_pb2  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
-from shard import engine, system_tables  # noqa: E402
-from shard.databases import Databases  # noqa: E402
-from shard.limits import Limits  # noqa: E402
-from shard.storage import SPARE_COPIES, Storage  # noqa: E402
+from loot.shard import engine, system_tables  # noqa: E402
+from loot.shard.databases import Databases  # noqa: E402
+from loot.shard.limits import Limits  # noqa: E402
+from loot.shard.storage import SPARE_COPIES, Storage  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT, created INTEGER NOT NULL DEFAULT 0);

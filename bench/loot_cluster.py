@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from loot.local_cluster import LocalCluster
+from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key, mint
 
 # One key-value table, opened to the bearer (SPEC §5 denies by default): the

@@ -17,9 +17,9 @@ import time
 
 import grpc
 
-from loot.observability.interceptor import observed_handler
+from loot.observability.handlers import observed_handler
 from loot.secret import SECRET_HEADER
-from shard.cluster_auth import ClusterSecret
+from loot.shard.cluster_auth import ClusterSecret
 
 CALLS = 4000
 ROUNDS = 4
@@ -41,7 +41,7 @@ def observed_as(return_request_id: bool):
 
 
 def as_a_shard(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """As shard/server.py wraps each handler: the cluster secret first, then observed."""
+    """As loot/shard/server.py wraps each handler: the cluster secret first, then observed."""
     return observed_handler(method, ClusterSecret(SECRET).guard(method, handler), False)
 
 

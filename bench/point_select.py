@@ -21,7 +21,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.shard_process import ShardProcess, channel, closed_loop, cpu_seconds, execute_request, raw_execute  # noqa: E402
 from loot.secret import SECRET_HEADER  # noqa: E402
-from loot.serving import GRPC_OPTIONS  # noqa: E402
+from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.values import to_value  # noqa: E402
 
 # Opened to every token (SPEC §5 denies by default).

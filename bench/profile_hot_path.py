@@ -29,13 +29,13 @@ from bench.loot_cluster import KV_SCHEMA, POINT_READ, ROWS, SEED, kv_token, runn
 from bench.router_path import EXECUTE, call_raw  # noqa: E402
 from bench.stats import table  # noqa: E402
 from bench.system import ensure_tools  # noqa: E402
-from loot.client import Client, statement  # noqa: E402
+from tests.client import Client, statement  # noqa: E402
 from loot.ids import database_id  # noqa: E402
 from loot.ring import Ring  # noqa: E402
 from loot.tokens import Key, verify  # noqa: E402
 from loot.tokens.cache import VerifiedTokens  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
-from shard import schema, system_tables  # noqa: E402
+from loot.shard import schema, system_tables  # noqa: E402
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.loot_cluster import POINT_READ, POINT_WRITE, ROWS, SEED, kv_token, running_cluster  # noqa: E402
 from bench.stats import ms, percentile, table  # noqa: E402
-from loot.client import Client  # noqa: E402
-from loot.local_cluster import LocalCluster, shard_names  # noqa: E402
+from tests.client import Client  # noqa: E402
+from loot.cli.local_cluster import LocalCluster, shard_names  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 
 

@@ -28,8 +28,8 @@ from bench.closed_loop import closed_loop  # noqa: E402
 from bench.loot_cluster import POINT_READ, POINT_WRITE, ROWS, SEED, kv_token, running_cluster  # noqa: E402
 from bench.postgres import Postgres, running_postgres  # noqa: E402
 from bench.stats import Load, ms, table  # noqa: E402
-from loot.client import statement  # noqa: E402
-from loot.serving import GRPC_OPTIONS  # noqa: E402
+from tests.client import statement  # noqa: E402
+from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.v1 import database_pb2_grpc  # noqa: E402

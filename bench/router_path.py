@@ -27,9 +27,9 @@ from bench import h2load  # noqa: E402
 from bench.loot_cluster import POINT_READ, POINT_WRITE, ROWS, SEED, kv_token, running_cluster  # noqa: E402
 from bench.stats import ms, table  # noqa: E402
 from bench.system import cpu_seconds, ensure_tools  # noqa: E402
-from loot.client import Client, statement  # noqa: E402
-from loot.local_cluster import Child, LocalCluster  # noqa: E402
-from loot.serving import GRPC_OPTIONS  # noqa: E402
+from tests.client import Client, statement  # noqa: E402
+from loot.cli.local_cluster import Child, LocalCluster  # noqa: E402
+from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 

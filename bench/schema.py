@@ -20,9 +20,9 @@ import apsw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shard import schema  # noqa: E402
-from shard.schema import pristine  # noqa: E402
-from shard.storage import Storage  # noqa: E402
+from loot.shard import schema  # noqa: E402
+from loot.shard.schema import pristine  # noqa: E402
+from loot.shard.storage import Storage  # noqa: E402
 
 TABLES = 40
 

@@ -16,7 +16,8 @@ import grpc
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
 from loot.secret import SECRET_HEADER, new_secret
-from loot.serving import GRPC_OPTIONS, parse_listening
+from loot.grpc_options import GRPC_OPTIONS
+from loot.serving import parse_listening
 from loot.v1 import database_pb2 as pb
 
 EXECUTE = "/loot.internal.v1.Shard/Execute"

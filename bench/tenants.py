@@ -27,9 +27,9 @@ from bench.loot_cluster import kv_token, running_cluster  # noqa: E402
 from bench.postgres import Postgres, running_postgres  # noqa: E402
 from bench.stats import size, table  # noqa: E402
 from bench.system import disk_bytes, pss_bytes, rss_bytes  # noqa: E402
-from loot.client import statement  # noqa: E402
-from loot.local_cluster import LocalCluster  # noqa: E402
-from loot.serving import GRPC_OPTIONS  # noqa: E402
+from tests.client import statement  # noqa: E402
+from loot.cli.local_cluster import LocalCluster  # noqa: E402
+from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.v1 import database_pb2_grpc  # noqa: E402

@@ -18,19 +18,11 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from loot.observability import logs
 from loot.observability.metrics import serve_metrics
 from loot import tls
+from loot.grpc_options import GRPC_OPTIONS
 from loot.settings import add_config_flag, add_flag
 
-# Tokens of up to 64 KiB travel in metadata (SPEC §2); results of up to 16 MiB in messages (SPEC §6).
-MAX_METADATA = 80 * 1024
-MAX_MESSAGE = 64 * 1024 * 1024
-GRPC_OPTIONS = [
-    ("grpc.max_metadata_size", MAX_METADATA),
-    ("grpc.absolute_max_metadata_size", MAX_METADATA),
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ("grpc.max_send_message_length", MAX_MESSAGE),
-]
 # Routers ping shards every 10 s on their always-open Forward streams to notice a dead peer
-# (router/shards.py); by default gRPC answers pings more frequent than every 5 minutes with
+# (loot/router/shards.py); by default gRPC answers pings more frequent than every 5 minutes with
 # no data between them by closing the connection (GOAWAY "too_many_pings"), which breaks the
 # streams and fails the calls on them.
 SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.http2.min_ping_interval_without_data_ms", 5_000)]

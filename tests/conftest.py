@@ -15,8 +15,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from loot.client import Client
-from loot.local_cluster import LocalCluster
+from tests.client import Client
+from loot.cli.local_cluster import LocalCluster
 from loot.status import error_info
 from loot.tokens import Key
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import apsw
 
 from loot.status import Fault
-from shard import schema, system_tables
-from shard.schema.inspect import Catalog
-from shard.schema.validate import build
-from shard.storage import Storage
+from loot.shard import schema, system_tables
+from loot.shard.schema.inspect import Catalog
+from loot.shard.schema.validate import build
+from loot.shard.storage import Storage
 
 DATABASE_ID = "ab" * 32
 

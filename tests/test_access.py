@@ -12,9 +12,9 @@ import grpc
 import pytest
 
 from loot.status import Fault
-from shard import system_tables
-from shard.access import claims, for_connection, run_request
-from shard.sql_errors import fault_from_sqlite
+from loot.shard import system_tables
+from loot.shard.access import claims, for_connection, run_request
+from loot.shard.sql_errors import fault_from_sqlite
 
 SCHEMA = """
 CREATE TABLE notes (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, body TEXT);

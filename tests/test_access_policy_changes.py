@@ -1,4 +1,4 @@
-"""The enforcer re-reads the policy only when it may have changed (shard/access/enforcer.py `refresh`):
+"""The enforcer re-reads the policy only when it may have changed (loot/shard/access/enforcer.py `refresh`):
 every way the filters and rules can change must still take effect when SPEC §5 and §6 say."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import apsw
 import pytest
 
-from shard import system_tables
-from shard.access import for_connection, install, run_request
+from loot.shard import system_tables
+from loot.shard.access import for_connection, install, run_request
 from tests.test_access import Db
 
 OPEN_CLOSED = "INSERT INTO _filters VALUES ('closed', 'all', 'true')"

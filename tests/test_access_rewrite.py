@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shard.access.rewrite import filter_rows_first, qualify_tables, retarget
-from shard.sql_text import split_statements
+from loot.shard.access.rewrite import filter_rows_first, qualify_tables, retarget
+from loot.shard.sql_text import split_statements
 
 FILTERED = frozenset({"t", "u"})
 

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.secret import SECRET_HEADER

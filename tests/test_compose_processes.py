@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from loot.client import Client, rows
-from loot.local_cluster import Child
+from tests.client import Client, rows
+from loot.cli.local_cluster import Child
 from loot.secret import new_secret
 from loot.tokens import Key, mint
 from tests.schemas import open_table

@@ -13,11 +13,11 @@ import grpc
 import pytest
 from google.rpc import status_pb2
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.errors import OutcomeUnknown, from_rpc_error
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
-from loot.local_cluster import LocalCluster
+from loot.cli.local_cluster import LocalCluster
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER
 from loot.status import error_info, status_info

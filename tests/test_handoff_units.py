@@ -13,12 +13,12 @@ import pytest
 from loot.ids import database_id
 from loot.membership import Membership, MembershipSource, write_membership
 from loot.status import Fault
-from shard.databases import Databases
-from shard.handoff import files
-from shard.handoff.peers import Peers
-from shard.handoff.progress import Progress
-from shard.handoff.puller import BadCopy, Puller
-from shard.storage import Storage
+from loot.shard.databases import Databases
+from loot.shard.handoff import files
+from loot.shard.handoff.peers import Peers
+from loot.shard.handoff.progress import Progress
+from loot.shard.handoff.puller import BadCopy, Puller
+from loot.shard.storage import Storage
 
 DB = database_id("account", "app", "moving")
 

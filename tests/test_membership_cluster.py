@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from loot.client import Client
+from tests.client import Client
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.local_cluster import LocalCluster
+from loot.cli.local_cluster import LocalCluster
 from loot.membership import EPOCH_HEADER
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER

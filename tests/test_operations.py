@@ -18,16 +18,16 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loot.client import Client, rows, statement
+from tests.client import Client, rows, statement
 from loot.ids import database_id
-from loot.local_cluster import LocalCluster
+from loot.cli.local_cluster import LocalCluster
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER
 from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from tests.schemas import open_table
-from shard.storage import Storage
+from loot.shard.storage import Storage
 from tests.conftest import start_cluster
 from tests.test_cluster import _shard_call
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.local_cluster import LocalCluster, shard_names
+from loot.cli.local_cluster import LocalCluster, shard_names
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER
 from loot.tokens import Key, mint

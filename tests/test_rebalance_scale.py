@@ -8,9 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.ids import database_id
-from loot.local_cluster import shard_names
+from loot.cli.local_cluster import shard_names
 from loot.ring import Ring
 from loot.tokens import Key, mint
 from tests.schemas import open_table

@@ -9,15 +9,16 @@ from google.protobuf.internal.encoder import _VarintBytes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loot.client import statement
+from tests.client import statement
 from loot.internal.v1 import shard_pb2
-from loot.local_cluster import LocalCluster
-from loot.serving import GRPC_OPTIONS, SERVER_OPTIONS
+from loot.cli.local_cluster import LocalCluster
+from loot.grpc_options import GRPC_OPTIONS
+from loot.serving import SERVER_OPTIONS
 from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
-from router.envelope import context_field, shard_request, varint
-from router.shards import CHANNEL_OPTIONS
+from loot.router.envelope import context_field, shard_request, varint
+from loot.router.shards import CHANNEL_OPTIONS
 
 CONTEXT = shard_pb2.Context(database_id="ab" * 32, account="acct", name="app", tenant="t", readonly=True,
                             claims_json='{"sub":"acct"}')

@@ -1,4 +1,4 @@
-"""router/streams.py against a real Forwarding (shard/forward.py) behind a real grpc.aio server on
+"""loot/router/forward_client.py against a real Forwarding (loot/shard/forward_server.py) behind a real grpc.aio server on
 loopback: one call's trouble stays that call's, and a call that never ran is never reported as one
 that may have."""
 
@@ -11,11 +11,12 @@ import grpc
 import pytest
 
 from loot.internal.v1 import shard_pb2
-from loot.serving import MAX_MESSAGE, SERVER_OPTIONS
+from loot.grpc_options import MAX_MESSAGE
+from loot.serving import SERVER_OPTIONS
 from loot.status import status_info
-from router.shards import CHANNEL_OPTIONS
-from router.streams import InDoubt, NotSent, Refused, ShardStreams
-from shard.forward import Forwarding, Method
+from loot.router.shards import CHANNEL_OPTIONS
+from loot.router.forward_client import InDoubt, NotSent, Refused, ShardStreams
+from loot.shard.forward_server import Forwarding, Method
 
 EXECUTE = shard_pb2.FORWARDED_METHOD_EXECUTE
 

@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from loot.status import Fault
-from shard import schema
-from shard.schema import history
+from loot.shard import schema
+from loot.shard.schema import history
 from tests.schema_invariants import apply_checked, open_database, schema_version, snapshot
 
 NOTES = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '', owner TEXT REFERENCES users(id), " \

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from loot.status import Fault
-from shard import schema
+from loot.shard import schema
 from tests.schema_invariants import apply_checked, fill, open_database, snapshot
 
 REPO = Path(__file__).resolve().parent.parent

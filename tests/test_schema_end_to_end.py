@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.status import error_info
 from loot.tokens import Key, mint
 from tests.schemas import open_table

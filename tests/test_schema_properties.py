@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loot.status import Fault
-from shard import schema
-from shard.schema.sql_text import tokens
+from loot.shard import schema
+from loot.shard.schema.claim_text import tokens
 from tests.schema_invariants import apply_checked, fill, open_database, snapshot
 
 TYPES = ["INTEGER", "TEXT", "REAL", "BLOB", ""]

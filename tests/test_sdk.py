@@ -8,7 +8,7 @@ import pytest
 
 from loot import AsyncClient, Client, Key, LootError
 from loot.errors import InvalidArgument, Unauthenticated
-from loot.sdk.provision import tenant_for
+from loot.tokens.provision import tenant_for
 from tests.schemas import open_table
 
 TODOS = open_table("CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0)", "todos")

@@ -12,7 +12,7 @@ import pytest
 
 from loot.cli.main import parser
 from loot.settings import add_flag, resolve
-from shard import limits
+from loot.shard import limits
 
 CONFIG = """
 log-format = "json"

@@ -11,8 +11,8 @@ from pathlib import Path
 import apsw
 import grpc
 
-from loot.client import Client, rows
-from loot.local_cluster import LocalCluster
+from tests.client import Client, rows
+from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key, mint
 from tests.schemas import open_table
 

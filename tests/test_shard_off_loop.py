@@ -19,12 +19,12 @@ from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
 from loot.status import Fault
 from loot.v1 import database_pb2 as pb
-from shard import engine
+from loot.shard import engine
 from loot.values import to_value
-from shard.databases import Databases, RunOnWorker
-from shard.limits import Limits
-from shard.sandbox import BUSY_MS
-from shard.storage import Storage
+from loot.shard.databases import Databases, RunOnWorker
+from loot.shard.limits import Limits
+from loot.shard.sandbox import BUSY_MS
+from loot.shard.storage import Storage
 from tests.schemas import open_table
 
 SCHEMA = open_table("CREATE TABLE t (x INTEGER)", "t")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from loot.client import Client, rows, statement
+from tests.client import Client, rows, statement
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from tests.conftest import refused

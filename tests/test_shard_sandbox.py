@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.ids import database_id
-from loot.local_cluster import LocalCluster
+from loot.cli.local_cluster import LocalCluster
 from loot.ring import Ring
 from loot.tokens import Key, mint
 from tests.conftest import refused, start_cluster
@@ -45,7 +45,7 @@ def _sql_files(cluster: LocalCluster) -> set[Path]:
     return {p for p in cluster.data.rglob("*") if p.is_file() and not p.parent.name.startswith("spares-")}
 
 
-# Each refusal names its kind (reasons of the one authorizer, shard/access/authorizer.py; NOT_AUTHORIZED
+# Each refusal names its kind (reasons of the one authorizer, loot/shard/access/authorizer.py; NOT_AUTHORIZED
 # where SQLite refuses by itself).
 @pytest.mark.parametrize("sql, reason", [
     ("ATTACH DATABASE '{victim}' AS stolen", "FILE_ACCESS"),

@@ -1,4 +1,4 @@
-"""Spare template copies (shard/spares.py): each is its template whole, goes to one
+"""Spare template copies (loot/shard/spares.py): each is its template whole, goes to one
 database only, never to another schema's, and a crash's half-made one is never served."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import apsw
 
 from loot.ids import database_id
-from shard import backup
-from shard.spares import Spares
-from shard.storage import SPARE_COPIES, Storage
-from shard.templates import Template
+from loot.shard import backup
+from loot.shard.spares import Spares
+from loot.shard.storage import SPARE_COPIES, Storage
+from loot.shard.templates import Template
 
 A = "CREATE TABLE a (x)"
 B = "CREATE TABLE b (y)"

@@ -17,10 +17,10 @@ import pytest
 
 from loot.ids import database_id
 from loot.status import Fault
-from shard import schema
-from shard.databases import Databases
-from shard.limits import Limits
-from shard.storage import Storage, checkpoint_before_close
+from loot.shard import schema
+from loot.shard.databases import Databases
+from loot.shard.limits import Limits
+from loot.shard.storage import Storage, checkpoint_before_close
 
 SCHEMA = "CREATE TABLE t (x)"
 
@@ -74,7 +74,7 @@ CREATOR = """
 import sys
 from pathlib import Path
 from loot.ids import database_id
-from shard.storage import SPARE_COPIES, Storage
+from loot.shard.storage import SPARE_COPIES, Storage
 storage = Storage(Path(sys.argv[1]), spare_copies=SPARE_COPIES)
 print("ready", flush=True)
 for i in range(100000):

@@ -4,7 +4,7 @@ import apsw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shard.sql_text import fold, is_blank, split_statements, tokens
+from loot.shard.sql_text import fold, is_blank, split_statements, tokens
 
 
 def test_case_folds_like_sqlite_ascii_only() -> None:

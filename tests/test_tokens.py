@@ -19,7 +19,7 @@ from loot.tokens.base64url import b64url, b64url_decode
 from loot.tokens.ed25519 import Ed25519Key, is_valid_public_key
 from loot.tokens.jwk import thumbprint
 from loot.tokens.verify import MAX_TOKEN_BYTES
-from router.auth import bearer_token
+from loot.router.auth import bearer_token
 from tests.forge import claims, forge, header, token_of_size
 from tests.hostile_tokens import BAD_METADATA, CASES, Case, Keys
 

@@ -8,7 +8,7 @@ from loot.status import Fault
 from loot.tokens import Claims, Key, mint, verify
 from loot.tokens.cache import VerifiedTokens
 from loot.internal.v1 import shard_pb2
-from router.admission import admit
+from loot.router.admission import admit
 
 
 class Clock:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from loot.client import Client, rows
-from loot.local_cluster import LocalCluster
+from tests.client import Client, rows
+from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key, mint
 from loot.tokens.jwk import thumbprint
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from loot.client import rows
-from loot.local_cluster import LocalCluster
-from loot.serving import GRPC_OPTIONS
+from tests.client import rows
+from loot.cli.local_cluster import LocalCluster
+from loot.grpc_options import GRPC_OPTIONS
 from loot.status import error_info
 from loot.tokens import Key, mint
 from loot.tokens.verify import MAX_TOKEN_BYTES

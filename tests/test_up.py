@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loot.client import Client, rows
+from tests.client import Client, rows
 from loot.tokens import Key, mint
 from tests.schemas import open_table
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shard.backup import snapshot_all
+from loot.shard.backup import snapshot_all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,9 +9,9 @@ from loot import settings
 from loot.cli import backup, describe, health, keys, scale, shell, sql, token, up
 from loot.cli.target import UserError
 from loot.errors import LootError
-from loot.local_cluster import exit_with_supervisor
-from router import server as router_server
-from shard import server as shard_server
+from loot.cli.local_cluster import exit_with_supervisor
+from loot.router import server as router_server
+from loot.shard import server as shard_server
 
 COMMANDS = {
     # name: (help, add_arguments, run)

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from loot import scale_requests
+from loot.cli import scale_requests
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from loot import scale_requests
-from loot.local_cluster import LocalCluster
+from loot.cli import scale_requests
+from loot.cli.local_cluster import LocalCluster
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

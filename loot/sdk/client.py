@@ -8,7 +8,7 @@ import grpc
 
 from loot.sdk.database import AsyncDatabase, Database
 from loot.sdk.tokens import FixedToken, MintedToken
-from loot.serving import GRPC_OPTIONS
+from loot.grpc_options import GRPC_OPTIONS
 from loot.tokens import Key
 
 

@@ -9,14 +9,12 @@ from typing import Any
 
 import grpc
 
-from loot.client import statement
 from loot.errors import from_rpc_error
 from loot.sdk import tools
+from loot.sdk.requests import Params, statement
 from loot.sdk.result import from_batch, from_execute
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
-
-Params = Sequence[Any] | Mapping[str, Any]
 
 
 class _Database:

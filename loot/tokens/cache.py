@@ -6,7 +6,7 @@ plus the clock skew `verify` allows, so cached and uncached answers agree) and
 is dropped at its first lookup after that. Only successes are cached: a refusal
 is always recomputed, so nothing a bad token does is remembered.
 Not thread-safe: one cache per event loop (the router's is the module-level one
-in router/auth.py).
+in loot/router/auth.py).
 """
 
 from __future__ import annotations

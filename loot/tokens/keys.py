@@ -81,7 +81,7 @@ class Key:
 
     def provision(self, subject: str, template: str | None = None, *, name: str = "app", ttl: int = 900):
         """The database-per-signed-in-user recipe: a fresh short-lived token for `subject`'s own database."""
-        from loot.sdk.provision import provision
+        from loot.tokens.provision import provision
 
         return provision(self, subject, template, name=name, ttl=ttl)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jose import jws
 
 from loot.tokens.claims import COMPAT_DATES, ISSUER
-from loot.tokens.keys import Key
+
+if TYPE_CHECKING:  # keys.py imports this module when a Key mints
+    from loot.tokens.keys import Key
 
 
 def mint(key: Key, name: str, tenant: str, *, ttl: float | None = 900, now: float | None = None, **claims: Any) -> str:

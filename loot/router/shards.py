@@ -1,0 +1,78 @@
+"""The router's view of the shards: the ring, and one channel per shard carrying a few Forward streams."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from loot.membership import Membership, MembershipSource
+from loot.grpc_options import GRPC_OPTIONS
+from loot.tls import shard_channel
+from loot.router.forward_client import ShardStreams
+
+# Streams per shard: enough that one large answer in transfer does not hold up the others
+# (docs/performance.md has the measurements behind the number).
+STREAMS_PER_SHARD = 2
+# Fail fast while a shard is down and find it again soon after it returns. No retry policy:
+# a stream that breaks may have run the calls written on it (loot/router/forward_client.py).
+CHANNEL_OPTIONS = GRPC_OPTIONS + [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.http2.max_pings_without_data", 0),  # keep pinging idle streams (shards allow it: loot.serving)
+]
+
+
+class Shards:
+    """Follows the membership source: a new epoch swaps the ring and opens channels to new
+    addresses; channels no longer named are closed after a grace period for calls in flight."""
+
+    def __init__(self, source: MembershipSource, secret: tuple[str, str],
+                 credentials: grpc.ChannelCredentials | None = None, grace_seconds: float = 60.0,
+                 streams_per_shard: int = STREAMS_PER_SHARD):
+        self.source = source
+        self._secret = secret
+        self._credentials = credentials
+        self._grace = grace_seconds
+        self._width = streams_per_shard
+        self._streams: dict[str, ShardStreams] = {}  # address -> its streams
+        self._channels: dict[str, grpc.aio.Channel] = {}  # address -> channel
+        self._follow(source.current)
+        source.on_change(self._follow)
+
+    @property
+    def epoch(self) -> int:
+        return self.source.current.epoch
+
+    def for_database(self, database_id: str) -> tuple[str, ShardStreams, int]:
+        """The owning shard's name, its streams, and the epoch of the membership that said so."""
+        membership = self.source.current
+        name = membership.ring.owner(database_id)
+        return name, self._streams[membership.shards[name]], membership.epoch
+
+    def _follow(self, membership: Membership) -> None:
+        missing = [name for name, address in membership.shards.items() if not address]
+        if missing:
+            raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
+        for address in set(membership.shards.values()) - set(self._channels):
+            # No client interceptors: grpc.aio runs an intercepted call as an extra task; each
+            # Forwarded message carries its call's request id.
+            self._channels[address] = shard_channel(address, self._credentials, CHANNEL_OPTIONS)
+            self._streams[address] = ShardStreams(self._channels[address], self._secret, self._width)
+        for address in set(self._channels) - set(membership.shards.values()):
+            self._streams.pop(address)
+            self._close_later(self._channels.pop(address))
+
+    def _close_later(self, channel: grpc.aio.Channel) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._grace, lambda: loop.create_task(channel.close()))
+
+    async def close(self) -> None:
+        for streams in self._streams.values():
+            streams.close()
+        for channel in self._channels.values():
+            await channel.close()
+

@@ -1,0 +1,214 @@
+"""Running a request on one open database, on a worker thread, in phases (SPEC §6):
+
+    schema claim (own transaction, privileged)
+    BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
+    destroy, if asked
+
+Any failure inside the transaction rolls all of it back; `run_inline` is the same
+run for short reads, tried on the event loop (see `Databases.run`). Access control (SPEC §5)
+is shard/access: its enforcer owns the connection's authorizer, runs the
+transaction (`access.run_request`) and rewrites each of the request's statements;
+the sandbox (loot/shard/sandbox.py) adds the limits and the clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+import grpc
+
+from loot.internal.v1 import shard_pb2
+from loot.status import Fault
+from loot.v1 import database_pb2 as pb
+from loot.values import from_value, to_value
+from loot.shard import access, schema
+from loot.shard.databases import RunOnWorker
+from loot.shard.limits import Limits
+from loot.shard.storage import OpenDatabase
+
+
+# How much a request may do on the event loop before it gives up for a worker thread (every other
+# call on the shard waits while it runs): 1 ms of CPU time (a warm point select takes 50-100 µs), no
+# value over 64 KiB (making one is a single VM step, which the progress handler cannot interrupt),
+# and SQL short enough to parse quickly (parsing runs no VM step either).
+INLINE_CPU_SECONDS = 0.001
+INLINE_VALUE_BYTES = 64 * 1024
+INLINE_SQL_CHARS = 4096
+
+
+@dataclass
+class Outcome:
+    results: list[pb.Result]
+    schema_changes: list[str]
+    destroyed: bool = False
+
+
+_ROW_FRAMING = 6  # a row's tag and length in its Result
+
+
+@dataclass
+class _Budget:
+    """The result-size limit, spent across the request's statements."""
+
+    limit: int
+    spent: int = field(default=0)
+
+    def spend(self, size: int, index: int) -> None:
+        self.spent += size
+        if self.spent > self.limit:
+            raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
+                        f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
+                        statement_index=index, limit=self.limit)
+
+
+def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
+    """Refuse requests past the size limits before touching the database."""
+    if len(statements) > limits.batch_statements:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_STATEMENTS",
+                    f"a batch holds at most {limits.batch_statements} statements, not {len(statements)}",
+                    limit=limits.batch_statements)
+    for index, statement in enumerate(statements):
+        sql = statement.sql
+        if len(sql) > limits.sql_bytes or (len(sql) * 4 > limits.sql_bytes and len(sql.encode()) > limits.sql_bytes):
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "SQL_TOO_LONG",
+                        f"statement {index} is longer than {limits.sql_bytes} bytes", statement_index=index,
+                        limit=limits.sql_bytes)
+        if max(len(statement.params), len(statement.named_params)) > limits.parameters:
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_PARAMETERS",
+                        f"statement {index} has more than {limits.parameters} parameters", statement_index=index,
+                        limit=limits.parameters)
+
+
+def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
+        deadline: float | None, reads_only: bool = False) -> Outcome:
+    """Run the request; `deadline` (monotonic) is the client's, if it set one; `reads_only`: raise
+    RunOnWorker before a statement that is not read-only."""
+    sandbox = database.sandbox
+    with sandbox.request(deadline):
+        sandbox.check_deadline()
+        changes = _schema_phase(database, context.schema, reads_only)
+        budget = _Budget(sandbox.limits.result_bytes)
+
+        def run_statements(guard: access.Enforcer) -> list[pb.Result]:
+            results = [_run_one(database, guard, statement, index, context.instead, budget, reads_only)
+                       for index, statement in enumerate(statements)]
+            sandbox.start_clock()  # `after` gets a time limit of its own
+            return results
+
+        sandbox.start_clock()  # for `before`
+        results = access.run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
+                                     before=context.before, after=context.after, statements=run_statements)
+    if context.destroy:
+        database.destroy()
+    return Outcome(results, changes, destroyed=context.destroy)
+
+
+def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
+               deadline: float | None) -> Outcome:
+    """`run` on the event loop, for reads: raises RunOnWorker, having changed nothing, for what may write
+    (privileged claims, a schema to apply, destroy, a statement that is not read-only), wait for a lock
+    or run long (INLINE_*). The rest is `run` itself: the same access control, limits and clock."""
+    if not _may_run_inline(database, context, statements):
+        raise RunOnWorker
+    sandbox = database.sandbox
+    try:
+        with sandbox.inline(INLINE_CPU_SECONDS, INLINE_VALUE_BYTES):
+            return run(database, context, statements, deadline, reads_only=True)
+    except apsw.BusyError as error:
+        raise RunOnWorker from error
+    except (Fault, apsw.Error) as error:
+        if sandbox.gave_up:
+            raise RunOnWorker from error
+        raise
+
+
+def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> bool:
+    privileged = context.before or context.after or context.instead or context.destroy
+    short = sum(len(statement.sql) for statement in statements) <= INLINE_SQL_CHARS
+    return short and not privileged and not database.creation_changes
+
+
+def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[str]:
+    """apply_schema; for reads only, just the check that it has nothing to do (or RunOnWorker)."""
+    if not reads_only:
+        return apply_schema(database, claim)
+    if schema.unchanged(database.conn, claim):
+        return []
+    raise RunOnWorker
+
+
+def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
+    """The schema phase: privileged, in its own transaction, before the request's."""
+    return database.take_creation_changes() + access.for_connection(database.conn).apply_schema(claim)
+
+
+def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.Statement, index: int, instead: str,
+             budget: _Budget, reads_only: bool) -> pb.Result:
+    """One statement of the request, or the privileged `instead` bound to its parameters."""
+    conn, sandbox = database.conn, database.sandbox
+    tracer = _OneStatement(reads_only)
+    cursor = conn.cursor()
+    cursor.exec_trace = tracer
+    before = conn.total_changes()
+    result = pb.Result()
+    sandbox.start_clock()
+    try:
+        with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
+            for row in cursor.execute(sql, _bindings(statement, index)):
+                message = pb.Row(values=[to_value(value) for value in row])
+                budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
+                result.rows.append(message)
+    except apsw.ExecTraceAbort:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MULTIPLE_STATEMENTS",
+                    "Execute runs exactly one statement; send several with Batch", statement_index=index)
+    except KeyError as missing:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS",
+                    f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
+    except apsw.Error as error:
+        raise guard.fault(error, statement_index=index) or sandbox.fault(error, statement_index=index)
+    finally:
+        cursor.close(force=True)
+    if tracer.count == 0:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_STATEMENT", "the statement is empty", statement_index=index)
+    result.columns.extend(pb.Column(name=name, decltype=decltype or "") for name, decltype in tracer.columns)
+    result.rows_read = len(result.rows)
+    result.rows_written = conn.total_changes() - before
+    if not tracer.readonly:
+        result.last_insert_rowid = conn.last_insert_rowid()
+    return result
+
+
+def _bindings(statement: pb.Statement, index: int) -> Sequence[Any] | dict[str, Any]:
+    if statement.params and statement.named_params:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS", "use positional or named parameters, not both",
+                    statement_index=index)
+    if statement.named_params:
+        return {name.lstrip(":@$"): from_value(value) for name, value in statement.named_params.items()}
+    return [from_value(value) for value in statement.params]
+
+
+class _OneStatement:
+    """exec_trace hook: remembers the statement's shape and refuses a second statement;
+    with `reads_only`, raises RunOnWorker before a statement that may write."""
+
+    def __init__(self, reads_only: bool) -> None:
+        self.reads_only = reads_only
+        self.count = 0
+        self.columns: tuple[tuple[str, str | None], ...] = ()
+        self.readonly = True
+
+    def __call__(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        if not cursor.has_vdbe:  # only whitespace or comments, e.g. after a trailing ';'
+            return True
+        self.count += 1
+        if self.count > 1:
+            return False
+        self.readonly = cursor.is_readonly
+        if self.reads_only and not self.readonly:
+            raise RunOnWorker
+        self.columns = tuple((column[0], column[1]) for column in cursor.description)
+        return True

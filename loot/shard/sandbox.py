@@ -1,0 +1,134 @@
+"""The sandbox around a connection (SPEC §6): SQLite's own limits and a clock.
+
+What SQL may do is decided by the connection's one authorizer, owned by the
+access enforcer (loot/shard/access/authorizer.py): the request's SQL restricted,
+privileged SQL free except ATTACH, load_extension and storage pragmas. The
+sandbox adds what does not depend on the mode, set once per connection
+(`sqlite3_limit`, defensive mode, no extension loading), and the progress
+handler that stops a statement past its time limit or the client's deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import weakref
+from collections.abc import Iterator
+
+import apsw
+import grpc
+
+from loot.status import Fault
+from loot.shard.limits import Limits
+from loot.shard.sql_errors import fault_from_sqlite
+
+# How often (in SQLite VM steps) the progress handler looks at the clock.
+PROGRESS_STEPS = 1000
+# How long a statement waits for a lock another connection holds (`loot backup` reads from another process).
+BUSY_MS = 5000
+
+# SQLite refuses these itself, before any authorizer is asked: VACUUM inside Loot's transaction,
+# writes to its own tables (defensive mode).
+_SQLITE_REFUSALS = [
+    (re.compile(r"cannot VACUUM"), "VACUUM is not allowed: Loot manages the database file"),
+    (re.compile(r"table sqlite_\w+ may not be modified"), "sqlite_* tables cannot be written"),
+]
+
+
+class Sandbox:
+    """One per connection: its limits and the clock of the running statement."""
+
+    def __init__(self, conn: apsw.Connection, limits: Limits):
+        self.limits = limits
+        self._conn = weakref.ref(conn)  # weak: the connection holds this sandbox through its progress handler
+        self._stop_at = float("inf")
+        self._deadline = float("inf")
+        self._inline_until = float("inf")  # the CPU time (thread_time) an attempt on the event loop may reach
+        self.timed_out: str | None = None
+        self.gave_up = False
+        _lock_down(conn, limits)
+        conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+
+    @contextlib.contextmanager
+    def request(self, deadline: float | None) -> Iterator[None]:
+        """The span of one request, with the client's deadline (monotonic), if it set one."""
+        self._deadline = float("inf") if deadline is None else deadline
+        try:
+            yield
+        finally:
+            self._deadline = self._stop_at = float("inf")
+
+    @contextlib.contextmanager
+    def inline(self, cpu_seconds: float, value_bytes: int) -> Iterator[None]:
+        """An attempt on the event loop, which gives up (`gave_up` set) once it has used `cpu_seconds` of
+        the thread's CPU time or makes a value over `value_bytes` (one VM step, however long), and gets
+        SQLITE_BUSY at once instead of waiting for another connection's lock; either way the caller runs
+        it again on a worker thread. CPU time, not the wall clock: a process descheduled on a busy
+        machine must not give up work it has nearly done."""
+        conn = self._conn()
+        self.gave_up = False
+        self._inline_until = time.thread_time() + cpu_seconds
+        conn.set_busy_timeout(0)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, min(value_bytes, self.limits.result_bytes))
+        try:
+            yield
+        finally:
+            self._inline_until = float("inf")
+            conn.set_busy_timeout(BUSY_MS)
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.limits.result_bytes)
+
+    def start_clock(self) -> None:
+        """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
+        self.timed_out = None
+        self._stop_at = min(time.monotonic() + self.limits.statement_seconds, self._deadline)
+
+    def check_deadline(self) -> None:
+        """Refuse to start work the client has stopped waiting for."""
+        if time.monotonic() >= self._deadline:
+            raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+                        "the client's deadline passed before the request could run")
+
+    def fault(self, error: apsw.Error, **metadata: object) -> Fault:
+        """The fault for a failed statement, saying why when SQLite refused it or a time limit stopped it."""
+        if isinstance(error, apsw.TooBigError) and self._inline_until != float("inf"):
+            self.gave_up = True  # the inline attempt's own, lower limit: the worker has the real one
+        refusal = _sqlite_refusal(error)
+        if refusal is not None and isinstance(error, (apsw.AuthError, apsw.SQLError)):
+            return Fault(grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED", f"refused by the sandbox: {refusal}",
+                         **metadata)
+        if isinstance(error, apsw.InterruptError) and self.timed_out:
+            return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED", f"interrupted: {self.timed_out}", **metadata)
+        return fault_from_sqlite(error, **metadata)
+
+    def _progress(self) -> bool:
+        if self._inline_until != float("inf") and time.thread_time() >= self._inline_until:
+            self.gave_up = True
+            return True
+        now = time.monotonic()
+        if now < self._stop_at:
+            return False
+        self.timed_out = ("the client's deadline passed" if now >= self._deadline
+                          else f"the statement ran longer than {self.limits.statement_seconds:g} s")
+        return True
+
+
+def _sqlite_refusal(error: apsw.Error) -> str | None:
+    message = str(error)
+    for pattern, refusal in _SQLITE_REFUSALS:
+        if pattern.search(message):
+            return refusal
+    return None
+
+
+def _lock_down(conn: apsw.Connection, limits: Limits) -> None:
+    conn.enable_load_extension(False)
+    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
+    conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0)
+    conn.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
+    conn.limit(apsw.SQLITE_LIMIT_LENGTH, limits.result_bytes)
+    conn.limit(apsw.SQLITE_LIMIT_SQL_LENGTH, limits.sql_bytes)
+    conn.limit(apsw.SQLITE_LIMIT_VARIABLE_NUMBER, limits.parameters)
+    conn.limit(apsw.SQLITE_LIMIT_EXPR_DEPTH, 1000)
+    conn.limit(apsw.SQLITE_LIMIT_COMPOUND_SELECT, 500)
+    conn.limit(apsw.SQLITE_LIMIT_TRIGGER_DEPTH, 100)

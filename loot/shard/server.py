@@ -1,0 +1,87 @@
+"""`loot shard`: run one shard process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from loot import tls
+import grpc
+
+from loot.internal.v1 import shard_pb2, shard_pb2_grpc
+from loot.membership import add_membership_flags, membership_from_arguments
+from loot.observability.handlers import observed_handler
+from loot.observability.metrics import watch_databases
+from loot.serving import add_operations_flags, add_servicer, new_server, serve
+from loot.secret import accepted_secrets, cluster_secret
+from loot.settings import add_flag
+from loot.shard import limits as shard_limits
+from loot.shard.cluster_auth import ClusterSecret
+from loot.shard.databases import Databases
+from loot.shard.handoff.fencing import Fencing
+from loot.shard.handoff.peers import Peers
+from loot.shard.handoff.progress import Progress, watch_progress
+from loot.shard.handoff.puller import Puller
+from loot.shard.handoff.service import HandoffService
+from loot.shard.service import ShardService
+from loot.shard.storage import SPARE_COPIES, Storage
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_flag(parser, "--name", required=False, help="this shard's stable name, e.g. shard-0")
+    add_membership_flags(parser, "every shard's name[=host:port]")
+    add_flag(parser, "--data", default="./loot-data/shard", help="directory holding this shard's databases")
+    add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
+    add_flag(parser, "--port", default=7071, type=int, help="port to listen on (0 = any free port)")
+    add_flag(parser, "--handoff-concurrency", default=4, type=int,
+             help="databases copied at once from their previous owners after a membership change")
+    tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
+    add_operations_flags(parser)
+    shard_limits.add_arguments(parser)
+
+
+async def run(args: argparse.Namespace) -> None:
+    if not args.name:
+        raise SystemExit("loot shard needs --name (or LOOT_NAME)")
+    membership = membership_from_arguments(args, "shard")
+    # A fixed list can never come to name it; a file can, at a later epoch (a shard being added).
+    if args.name not in membership.current.shards and membership.path is None:
+        raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(membership.current.shards)}")
+    if args.handoff_concurrency < 0:
+        raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
+    limits = shard_limits.from_arguments(args)
+    storage = Storage(Path(args.data), limits, SPARE_COPIES)
+    databases = Databases(storage, limits)
+    watch_databases(databases.stats)
+    progress = Progress()
+    watch_progress(progress)
+    fencing = Fencing(args.name, membership, databases)
+    peers = Peers(cluster_secret(), tls.shard_channel_credentials(args))
+    puller = Puller(args.name, membership, storage, peers, progress, args.handoff_concurrency)
+    secret = ClusterSecret(*accepted_secrets())
+
+    def protected(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The secret checked first; refusals observed too (the router needs no request id back)."""
+        return observed_handler(method, secret.guard(method, handler), return_request_id=False)
+
+    server = new_server()
+    shard = ShardService(args.name, membership, databases, puller.ready)
+    add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
+    add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
+                 HandoffService(args.name, membership, storage, fencing, progress), protected)
+    membership.start_watching(args.membership_poll)
+    puller.start()
+    services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff")]
+
+    async def stop() -> None:
+        await peers.close()
+        await databases.close()
+
+    await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
+                on_stopping=shard.forwarding.drain,
+                wrap_reflection=secret.guard)  # health stays open to probes
+
+
+def main(args: argparse.Namespace) -> None:
+    asyncio.run(run(args))

@@ -1,0 +1,123 @@
+"""The internal Shard service: admit the router's call, run it on the database."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from loot.ids import database_id
+from loot.internal.v1 import shard_pb2, shard_pb2_grpc
+from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
+from loot.status import Fault, guard
+from loot.v1 import database_pb2 as pb
+from loot.shard import access, engine
+from loot.shard.databases import Databases
+from loot.shard.describe import describe
+from loot.shard.forward_server import Forwarding, Method
+from loot.shard.storage import OpenDatabase
+
+_ADMISSION_CACHE = 4096
+Arrival = Callable[[str, float | None], Awaitable[None]]  # (database id, seconds left): returns once it may open
+
+
+async def _always_here(database_id: str, remaining: float | None) -> None:
+    return None
+
+
+class ShardService(shard_pb2_grpc.ShardServicer):
+    def __init__(self, name: str, membership: MembershipSource, databases: Databases,
+                 arrival: Arrival = _always_here):
+        self.name = name
+        self.membership = membership
+        self.databases = databases
+        databases.still_owned = self._refuse_unless_owned
+        self.arrival = arrival  # a database moving here is opened only once its copy is in place (shard/handoff)
+        # A pure function of its arguments: hot databases skip a hash per call (the ring caches owners itself).
+        self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
+        self.forwarding = Forwarding(name, {
+            shard_pb2.FORWARDED_METHOD_EXECUTE: Method("Execute", shard_pb2.ShardExecuteRequest, self.execute),
+            shard_pb2.FORWARDED_METHOD_BATCH: Method("Batch", shard_pb2.ShardBatchRequest, self.batch),
+            shard_pb2.FORWARDED_METHOD_DESCRIBE: Method("Describe", shard_pb2.ShardDescribeRequest, self.describe),
+        })
+
+    @guard
+    async def Execute(self, request: shard_pb2.ShardExecuteRequest, context) -> pb.ExecuteResponse:
+        return await self.execute(request, context.time_remaining(), _router_epoch(context))
+
+    @guard
+    async def Batch(self, request: shard_pb2.ShardBatchRequest, context) -> pb.BatchResponse:
+        return await self.batch(request, context.time_remaining(), _router_epoch(context))
+
+    @guard
+    async def Describe(self, request: shard_pb2.ShardDescribeRequest, context) -> pb.DescribeResponse:
+        return await self.describe(request, context.time_remaining(), _router_epoch(context))
+
+    async def Forward(self, requests, context: grpc.aio.ServicerContext) -> None:
+        await self.forwarding.serve(context)  # reads `requests` through the context, writes answers to it
+
+    # The calls themselves, for the unary methods and Forward alike: the request, the seconds left
+    # before the client's deadline (None: no deadline) and the epoch the router routed it under.
+
+    async def execute(self, request: shard_pb2.ShardExecuteRequest, remaining: float | None,
+                      router_epoch: int) -> pb.ExecuteResponse:
+        outcome = await self._run(request.context, [request.request.statement], remaining, router_epoch)
+        return pb.ExecuteResponse(result=outcome.results[0], schema_changes=outcome.schema_changes,
+                                  destroyed=outcome.destroyed)
+
+    async def batch(self, request: shard_pb2.ShardBatchRequest, remaining: float | None,
+                    router_epoch: int) -> pb.BatchResponse:
+        outcome = await self._run(request.context, request.request.statements, remaining, router_epoch)
+        return pb.BatchResponse(results=outcome.results, schema_changes=outcome.schema_changes,
+                                destroyed=outcome.destroyed)
+
+    async def describe(self, request: shard_pb2.ShardDescribeRequest, remaining: float | None,
+                       router_epoch: int) -> pb.DescribeResponse:
+        self._admit(request.context, router_epoch)
+        await self.arrival(request.context.database_id, remaining)
+        return await self.databases.run(request.context.database_id,
+                                        functools.partial(_describe, claim=request.context.schema),
+                                        request.context.schema)
+
+    async def _run(self, shard_context: shard_pb2.Context, statements, remaining: float | None,
+                   router_epoch: int) -> engine.Outcome:
+        self._admit(shard_context, router_epoch)
+        engine.check_request(statements, self.databases.limits)
+        deadline = None if remaining is None else time.monotonic() + remaining
+        await self.arrival(shard_context.database_id, remaining)
+        request = dict(context=shard_context, statements=statements, deadline=deadline)
+        return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
+                                        shard_context.schema, inline=functools.partial(engine.run_inline, **request))
+
+    def _admit(self, shard_context: shard_pb2.Context, router_epoch: int) -> None:
+        if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,
+                                                          shard_context.tenant):
+            raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "BAD_DATABASE_ID", "the database id does not match its triple")
+        if router_epoch > self.membership.current.epoch:
+            self.membership.reload()  # the router saw a newer file first; catch up before judging ownership
+        self._refuse_unless_owned(shard_context.database_id)
+
+    def _refuse_unless_owned(self, database_id: str) -> None:
+        owner = self.membership.current.ring.owner(database_id)
+        if owner != self.name:
+            epoch = self.membership.current.epoch
+            raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD",
+                        f"database belongs to {owner}, not {self.name}, under membership epoch {epoch}: "
+                        "the router's membership is stale", owner=owner, epoch=epoch)
+
+
+def _router_epoch(context: grpc.aio.ServicerContext) -> int:
+    for key, value in context.invocation_metadata() or ():
+        if key == EPOCH_HEADER:
+            return parse_epoch(value)
+    return -1
+
+
+def _describe(database: OpenDatabase, claim: str) -> pb.DescribeResponse:
+    changes = engine.apply_schema(database, claim)
+    with access.for_connection(database.conn).privileged():  # outside a request: see the real objects
+        response = describe(database.conn)
+    response.schema_changes.extend(changes)
+    return response
