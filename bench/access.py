@@ -2,7 +2,7 @@
 
 A point read by primary key on a table filtered by `owner = claim('sub')`
 (owner is indexed) against the same read on an identical table whose filter
-is 'true', in the same run, through shard/access exactly as the engine runs a
+is 'true', in the same run, through loot/shard/access exactly as the engine runs a
 request. Also the "list my rows" read, where the filter itself should use the
 owner index. Prints the query plans and the ratios. Run: python bench/access.py
 """

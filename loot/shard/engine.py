@@ -6,7 +6,7 @@
 
 Any failure inside the transaction rolls all of it back; `run_inline` is the same
 run for short reads, tried on the event loop (see `Databases.run`). Access control (SPEC §5)
-is shard/access: its enforcer owns the connection's authorizer, runs the
+is loot/shard/access: its enforcer owns the connection's authorizer, runs the
 transaction (`access.run_request`) and rewrites each of the request's statements;
 the sandbox (loot/shard/sandbox.py) adds the limits and the clock.
 """

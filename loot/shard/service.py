@@ -34,7 +34,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         self.membership = membership
         self.databases = databases
         databases.still_owned = self._refuse_unless_owned
-        self.arrival = arrival  # a database moving here is opened only once its copy is in place (shard/handoff)
+        self.arrival = arrival  # a database moving here is opened only once its copy is in place (loot/shard/handoff)
         # A pure function of its arguments: hot databases skip a hash per call (the ring caches owners itself).
         self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
         self.forwarding = Forwarding(name, {
