@@ -158,7 +158,10 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
     sandbox.start_clock()
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
-            for row in cursor.execute(sql, _bindings(statement, index)):
+            bindings = _bindings(statement, index)
+            cursor.execute(sql, bindings)
+            tracer.describe(cursor, sql, bindings)
+            for row in cursor:
                 message = pb.Row(values=[to_value(value) for value in row])
                 budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
                 result.rows.append(message)
@@ -210,5 +213,41 @@ class _OneStatement:
         self.readonly = cursor.is_readonly
         if self.reads_only and not self.readonly:
             raise RunOnWorker
-        self.columns = tuple((column[0], column[1]) for column in cursor.description)
         return True
+
+    def describe(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> None:
+        """The result's columns, read after `cursor.execute` ran the statement's first step.
+
+        A statement the cache prepared before a schema change (a claim adding a column,
+        the TEMP views rebuilt) describes the old columns until that step prepares it again.
+        A statement that finished without a row can no longer be described: its prepared
+        copy, back in the cache, is described without running it.
+        """
+        if self.count == 0:
+            return
+        try:
+            description = cursor.description
+        except apsw.ExecutionCompleteError:
+            description = _prepared_description(cursor.connection, sql, bindings)
+        self.columns = tuple((column[0], column[1]) for column in description)
+
+
+def _prepared_description(conn: apsw.Connection, sql: str, bindings: Any) -> tuple:
+    """The description of `sql`'s first statement, taken from the statement cache; nothing runs."""
+    found: list[tuple] = []
+
+    def first(cursor: apsw.Cursor, *_: Any) -> bool:
+        if not cursor.has_vdbe:
+            return True
+        found.append(cursor.description)
+        return False
+
+    cursor = conn.cursor()
+    cursor.exec_trace = first
+    try:
+        cursor.execute(sql, bindings)
+    except apsw.ExecTraceAbort:
+        pass
+    finally:
+        cursor.close(force=True)
+    return found[0] if found else ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from loot import Client as SDK
 from loot.client import Client, rows
 from loot.status import error_info
 from loot.tokens import Key, mint
@@ -57,3 +58,34 @@ def test_a_unique_index_over_duplicates_rolls_back_whole(client: Client, key: Ke
     names = client.execute(token, "SELECT name FROM sqlite_schema WHERE name IN ('extra', 'one_body')")
     assert rows(names.result) == []
     assert rows(client.execute(token, "SELECT count(*) FROM notes").result) == [(2,)]
+
+
+OWNED = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, owner TEXT NOT NULL DEFAULT (claim('sub')), body TEXT);"
+         "INSERT INTO _filters VALUES ('notes', 'mine', 'owner = claim(''sub'')');"
+         "INSERT INTO _rules VALUES ('notes', 'write', 'mine', 'owner = claim(''sub'')');")
+
+
+@pytest.mark.parametrize(("old", "new"), [(V1, V2), (OWNED, OWNED.replace("body TEXT", "body TEXT, stars INTEGER"))],
+                         ids=["open-table", "filtered-view"])
+def test_the_request_that_adds_a_column_names_it(cluster, key: Key, old: str, new: str, request) -> None:
+    """Statements cached before the claim's ADD COLUMN must not describe the old columns (SDK `.dicts()`)."""
+    tenant = request.node.callspec.id
+    with SDK(cluster.address) as sdk:
+        before = sdk.database("app", tenant=tenant, key=key, schema=old)
+        before.execute("INSERT INTO notes (body) VALUES ('kept')")
+        assert "stars" not in before.execute("SELECT * FROM notes").dicts()[0]
+        assert "stars" not in before.execute("SELECT * FROM notes WHERE id < 0").columns
+        after = sdk.database("app", tenant=tenant, key=key, schema=new)
+        first = after.batch(["SELECT * FROM notes", "SELECT * FROM notes WHERE id < 0"])
+        assert first[0].dicts()[0]["body"] == "kept" and first[0].dicts()[0]["stars"] is None
+        assert first[1].columns[-1] == "stars" and first[1].rows == []
+
+
+def test_a_column_added_by_privileged_sql_is_read_through_the_filters_at_once(cluster, key: Key) -> None:
+    with SDK(cluster.address) as sdk:
+        db = sdk.database("app", tenant="adds-before", key=key, schema=OWNED)
+        db.execute("INSERT INTO notes (body) VALUES ('kept')")
+        assert "extra" not in db.execute("SELECT * FROM notes").columns
+        altered = sdk.database("app", tenant="adds-before", key=key, schema=OWNED,
+                               before="ALTER TABLE notes ADD COLUMN extra INTEGER DEFAULT 7")
+        assert altered.execute("SELECT * FROM notes").dicts() == [{"id": 1, "owner": key.account, "body": "kept", "extra": 7}]
