@@ -9,6 +9,7 @@ from loot import Client as SDK
 from loot.client import Client, rows
 from loot.status import error_info
 from loot.tokens import Key, mint
+from tests.conftest import refused
 from tests.schemas import open_table
 
 V1 = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '')", "notes")
@@ -89,3 +90,26 @@ def test_a_column_added_by_privileged_sql_is_read_through_the_filters_at_once(cl
         altered = sdk.database("app", tenant="adds-before", key=key, schema=OWNED,
                                before="ALTER TABLE notes ADD COLUMN extra INTEGER DEFAULT 7")
         assert altered.execute("SELECT * FROM notes").dicts() == [{"id": 1, "owner": key.account, "body": "kept", "extra": 7}]
+
+
+@pytest.mark.parametrize(("row", "subject", "why"), [
+    ("INSERT INTO _filters VALUES ('note', 'all', 'true')", "filter note.all", "the schema has no table note"),
+    ("INSERT INTO _rules VALUES ('notes', 'wirte', 'mine', 'true')", "rule notes.mine", "its operation 'wirte' is none of"),
+    ("INSERT INTO _filters VALUES ('notes', 'typo', 'body = = 1')", "filter notes.typo", 'near "=": syntax error'),
+    ("INSERT INTO _rules VALUES ('notes', 'write', 'stars', 'stars > 0')", "rule notes.stars", "no such column: stars"),
+    ("INSERT INTO _filters VALUES ('notes', 'two', '1); DELETE FROM notes; SELECT (1')", "filter notes.two",
+     "not one SQL expression"),
+    ("CREATE VIEW recent AS SELECT * FROM notes; INSERT INTO _filters VALUES ('recent', 'all', 'true')",
+     "filter recent.all", "recent is a view"),
+], ids=["no-table", "operation", "syntax", "no-column", "two-statements", "view"])
+def test_a_policy_row_that_cannot_be_enforced_refuses_the_claim(client: Client, key: Key, row: str, subject: str,
+                                                                 why: str, request) -> None:
+    tenant = f"policy-{request.node.callspec.id}"
+    token = mint(key, "e2e", tenant, schema=V1)
+    client.execute(token, "INSERT INTO notes (body) VALUES ('kept')")
+    typo = V1 + "\nCREATE TABLE extra (x);\n" + row + ";"
+    info = refused(lambda: client.execute(mint(key, "e2e", tenant, schema=typo), "SELECT 1"),
+                   grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_POLICY_INVALID")
+    assert info.metadata["object"] == subject and why in info.metadata["refusal"]
+    assert rows(client.execute(token, "SELECT name FROM sqlite_schema WHERE name = 'extra'").result) == []
+    assert rows(client.execute(token, "SELECT body FROM notes").result) == [("kept",)]

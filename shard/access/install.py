@@ -86,9 +86,12 @@ class Installer:
 
     def checks(self) -> list[tuple[Table, str, str]]:
         """Each predicate as a query that compiles only if the predicate does: (table, name, query)."""
-        return [(table, name, f"SELECT 1 FROM {self._row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0")
-                for table in self.policy.tables.values()
+        return [(table, name, self.check(table, predicate)) for table in self.policy.tables.values()
                 for name, predicate in [*table.filters, *((rule.name, rule.predicate) for rule in table.rules)]]
+
+    def check(self, table: Table, predicate: str) -> str:
+        """A query that compiles only if `predicate` does, on a row of `table`, as the TEMP objects use it."""
+        return f"SELECT 1 FROM {self._row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0"
 
     def _filtered_view(self, table: Table) -> str:
         return (f"CREATE TEMP VIEW {quote_name(table.name)} AS SELECT * FROM main.{quote_name(table.name)} "

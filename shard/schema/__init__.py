@@ -18,8 +18,7 @@ from shard.schema.inspect import Catalog
 from shard.schema.plan import Plan, plan
 from shard.schema.pristine import claimed
 from shard.schema.sql_text import is_blank
-from shard.schema.validate import sqlite_message
-from shard.sql_errors import fault_from_sqlite
+from shard.sql_errors import fault_from_sqlite, sqlite_message
 
 __all__ = ["apply", "known_current", "unchanged"]
 

@@ -14,7 +14,7 @@ import apsw
 from shard import system_tables
 from shard.schema.inspect import Catalog, Column, Entry, Table
 from shard.schema.sql_text import fold, in_main, tokens
-from shard.schema.validate import sqlite_message
+from shard.sql_errors import sqlite_message
 
 _NULL = ("id:null",)
 _PROBE = "_loot_probe"  # a reserved name, so never the live table's own
