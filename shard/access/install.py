@@ -47,9 +47,11 @@ class Installed:
     denials: list[Denial]
     # Filters that read nothing but the row (no subquery), by lower-cased table name.
     row_filters: dict[str, str]
-    # For the authorizer, lower-cased: names shadowed by filtered views, virtual tables (and their
-    # shadows), and the objects that may read a filtered table directly (views, triggers).
+    # For the authorizer, lower-cased: names shadowed by filtered views (`unfiltered`: the tables no
+    # filter names), virtual tables (and their shadows), and the objects that may read a filtered
+    # table directly (views, triggers).
     filtered: frozenset[str] = frozenset()
+    unfiltered: frozenset[str] = frozenset()
     virtual: frozenset[str] = frozenset()
     readers: frozenset[str] = frozenset()
     statements: tuple[str, ...] = ()
@@ -207,7 +209,8 @@ def _plan(conn: apsw.Connection, policy: Policy) -> Installed:
     readers = ({fold(name) for name, table in policy.tables.items() if not table.is_open}
                | {fold(trigger_name(name, operation)) for name in policy.tables for operation in OPERATIONS}
                | policy.triggers)
-    return Installed(installer.denials, installer.row_filters(), frozenset(policy.filtered),
+    unfiltered = frozenset(fold(name) for name, table in policy.tables.items() if not table.filters)
+    return Installed(installer.denials, installer.row_filters(), frozenset(policy.filtered), unfiltered,
                      frozenset(policy.virtual), frozenset(readers), statements)
 
 
