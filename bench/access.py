@@ -19,7 +19,8 @@ from pathlib import Path
 import apsw
 
 from loot.shard import system_tables
-from loot.shard.access import Enforcer, run_request
+from loot.shard.access.enforcer import Enforcer
+from loot.shard.access.request import run_request
 
 ROWS = 100_000
 OWNERS = 1_000

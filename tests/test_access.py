@@ -13,7 +13,9 @@ import pytest
 
 from loot.status import Fault
 from loot.shard import system_tables
-from loot.shard.access import claims, for_connection, run_request
+from loot.shard.access import claims
+from loot.shard.access.enforcer import for_connection
+from loot.shard.access.request import run_request
 from loot.shard.sql_errors import fault_from_sqlite
 
 SCHEMA = """

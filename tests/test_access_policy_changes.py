@@ -10,7 +10,9 @@ import apsw
 import pytest
 
 from loot.shard import system_tables
-from loot.shard.access import for_connection, install, run_request
+from loot.shard.access import install
+from loot.shard.access.enforcer import for_connection
+from loot.shard.access.request import run_request
 from tests.test_access import Db
 
 OPEN_CLOSED = "INSERT INTO _filters VALUES ('closed', 'all', 'true')"

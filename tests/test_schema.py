@@ -184,6 +184,35 @@ def test_filters_and_rules_converge_to_the_claim(conn: apsw.Connection) -> None:
     assert conn.execute("SELECT * FROM _filters").fetchall() == [("notes", "mine", "true")]
 
 
+def test_enforceable_filters_and_rules_are_accepted(conn: apsw.Connection) -> None:
+    claim = NOTES + """
+INSERT INTO _filters VALUES ('Notes', 'mine', 'owner = claim(''sub'') AND notes.stars >= 0');
+INSERT INTO _filters VALUES ('users', 'known', 'id IN (SELECT owner FROM notes)');
+INSERT INTO _rules VALUES ('NOTES', 'WRITE', 'mine', 'owner = claim(''sub'')'), ('users', 'Delete', 'never', 'false');"""
+    assert apply_checked(conn, claim)[-4:] == ["added filter Notes.mine", "added filter users.known",
+                                               "added rule NOTES.mine", "added rule users.never"]
+
+
+@pytest.mark.parametrize(("rows", "subject", "why"), [
+    ("INSERT INTO _filters VALUES ('_rules', 'all', 'true')", "filter _rules.all", "_rules is a system table"),
+    ("CREATE VIRTUAL TABLE search USING fts5(body); INSERT INTO _filters VALUES ('search', 'all', 'true')",
+     "filter search.all", "search is a virtual table: the request's SQL cannot reach it"),
+    ("INSERT INTO _filters VALUES ('notes', 'bytes', X'31')", "filter notes.bytes", "its predicate is not text"),
+    ("INSERT INTO _rules VALUES ('notes', 'read', 'r', 'true')", "rule notes.r", "its operation 'read' is none of"),
+    ("INSERT INTO _filters VALUES ('notes', 'away', 'owner IN (SELECT id FROM people)')", "filter notes.away",
+     "no such table: people"),
+])
+def test_a_policy_row_that_cannot_be_enforced_is_refused(conn: apsw.Connection, rows: str, subject: str, why: str) -> None:
+    schema.apply(conn, NOTES)
+    before = snapshot(conn)
+    with pytest.raises(Fault) as refused:
+        schema.apply(conn, f"{NOTES}\nCREATE TABLE extra (x);\n{rows};\nINSERT INTO _rules VALUES ('nowhere', 'write', 'w', 'true');")
+    assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_POLICY_INVALID")
+    assert refused.value.metadata["object"] == subject and why in refused.value.metadata["refusal"]
+    assert "rule nowhere.w: the schema has no table nowhere" in refused.value.message  # every row is named
+    assert snapshot(conn) == before
+
+
 @pytest.mark.parametrize("statement", [
     "DROP TABLE notes", "ALTER TABLE notes ADD COLUMN x", "DELETE FROM _filters", "UPDATE _rules SET predicate = 'true'",
     "INSERT INTO notes (body) VALUES ('x')", "SELECT 1", "PRAGMA foreign_keys = OFF", "ATTACH 'elsewhere.db' AS other",

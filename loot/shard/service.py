@@ -13,7 +13,8 @@ from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
-from loot.shard import access, engine
+from loot.shard import engine
+from loot.shard.access.enforcer import for_connection
 from loot.shard.databases import Databases
 from loot.shard.describe import describe
 from loot.shard.forward_server import Forwarding, Method
@@ -117,7 +118,7 @@ def _router_epoch(context: grpc.aio.ServicerContext) -> int:
 
 def _describe(database: OpenDatabase, claim: str) -> pb.DescribeResponse:
     changes = engine.apply_schema(database, claim)
-    with access.for_connection(database.conn).privileged():  # outside a request: see the real objects
+    with for_connection(database.conn).privileged():  # outside a request: see the real objects
         response = describe(database.conn)
     response.schema_changes.extend(changes)
     return response

@@ -22,8 +22,13 @@ _BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
 
 
 def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
-    message = str(error).removeprefix(f"{type(error).__name__}: ")
+    message = sqlite_message(error)
     for kind, code, reason in _BY_KIND:
         if isinstance(error, kind):
             return Fault(code, reason, message, **metadata)
     return Fault(grpc.StatusCode.INTERNAL, "SQLITE_ERROR", message, **metadata)
+
+
+def sqlite_message(error: apsw.Error) -> str:
+    """SQLite's own words, without apsw's class name in front."""
+    return str(error).removeprefix(f"{type(error).__name__}: ")

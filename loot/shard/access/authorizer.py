@@ -70,6 +70,8 @@ class Authorizer:
         self.readonly = False
         self.target: str | None = None
         self.filtered: frozenset[str] = frozenset()
+        # Filtered names no filter names: every row hidden, so they read as empty.
+        self.unfiltered: frozenset[str] = frozenset()
         self.virtual: frozenset[str] = frozenset()
         self.readers: frozenset[str] = frozenset()
         self.refusal: Refusal | None = None
@@ -139,6 +141,9 @@ class Authorizer:
             return None
         if fold(accessor or "") in self.readers or (accessor is None and name == self.target):
             return None
+        if name in self.unfiltered:  # e.g. count(*), which SQLite answers from the table itself
+            return Refusal("NO_FILTER", f"table {table} has no filter, so the request's SQL reads it as empty: "
+                           f"add a row for it to _filters to open it", {"table": table})
         return Refusal("FILTERED_TABLE", f"{database}.{table} is read through its filters: name it {table}",
                        {"table": table})
 

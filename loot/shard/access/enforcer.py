@@ -117,6 +117,7 @@ class Enforcer:
         with self.privileged():
             self._installed = install(self.conn)
             self.authorizer.filtered = self._installed.filtered
+            self.authorizer.unfiltered = self._installed.unfiltered
             self.authorizer.virtual = self._installed.virtual
             self.authorizer.readers = self._installed.readers
         self._stamp = policy.stamp(self.conn)

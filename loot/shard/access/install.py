@@ -47,9 +47,11 @@ class Installed:
     denials: list[Denial]
     # Filters that read nothing but the row (no subquery), by lower-cased table name.
     row_filters: dict[str, str]
-    # For the authorizer, lower-cased: names shadowed by filtered views, virtual tables (and their
-    # shadows), and the objects that may read a filtered table directly (views, triggers).
+    # For the authorizer, lower-cased: names shadowed by filtered views (`unfiltered`: the tables no
+    # filter names), virtual tables (and their shadows), and the objects that may read a filtered
+    # table directly (views, triggers).
     filtered: frozenset[str] = frozenset()
+    unfiltered: frozenset[str] = frozenset()
     virtual: frozenset[str] = frozenset()
     readers: frozenset[str] = frozenset()
     statements: tuple[str, ...] = ()
@@ -86,9 +88,12 @@ class Installer:
 
     def checks(self) -> list[tuple[Table, str, str]]:
         """Each predicate as a query that compiles only if the predicate does: (table, name, query)."""
-        return [(table, name, f"SELECT 1 FROM {self._row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0")
-                for table in self.policy.tables.values()
+        return [(table, name, self.check(table, predicate)) for table in self.policy.tables.values()
                 for name, predicate in [*table.filters, *((rule.name, rule.predicate) for rule in table.rules)]]
+
+    def check(self, table: Table, predicate: str) -> str:
+        """A query that compiles only if `predicate` does, on a row of `table`, as the TEMP objects use it."""
+        return f"SELECT 1 FROM {self._row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0"
 
     def _filtered_view(self, table: Table) -> str:
         return (f"CREATE TEMP VIEW {quote_name(table.name)} AS SELECT * FROM main.{quote_name(table.name)} "
@@ -204,7 +209,8 @@ def _plan(conn: apsw.Connection, policy: Policy) -> Installed:
     readers = ({fold(name) for name, table in policy.tables.items() if not table.is_open}
                | {fold(trigger_name(name, operation)) for name in policy.tables for operation in OPERATIONS}
                | policy.triggers)
-    return Installed(installer.denials, installer.row_filters(), frozenset(policy.filtered),
+    unfiltered = frozenset(fold(name) for name, table in policy.tables.items() if not table.filters)
+    return Installed(installer.denials, installer.row_filters(), frozenset(policy.filtered), unfiltered,
                      frozenset(policy.virtual), frozenset(readers), statements)
 
 

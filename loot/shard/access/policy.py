@@ -11,6 +11,10 @@ from loot.shard import system_tables
 from loot.shard.sql_text import fold
 
 OPERATIONS = ("insert", "update", "delete")
+# What a rule's operation may say (any case): one operation, or all three.
+RULE_OPERATIONS = (*OPERATIONS, "write")
+FILTER_ROWS = f"SELECT table_name, filter_name, predicate FROM main.{system_tables.FILTERS} ORDER BY 1, 2"
+RULE_ROWS = f"SELECT table_name, operation, rule_name, predicate FROM main.{system_tables.RULES} ORDER BY 1, 3"
 _OPEN = ("true", "1")
 
 
@@ -59,12 +63,10 @@ class Policy:
 def read(conn: apsw.Connection) -> Policy:
     tables = {name: Table(name, _columns(conn, name)) for name in _plain_tables(conn)}
     by_name = {fold(name): table for name, table in tables.items()}
-    for table_name, filter_name, predicate in conn.execute(
-            f"SELECT table_name, filter_name, predicate FROM main.{system_tables.FILTERS} ORDER BY 1, 2"):
+    for table_name, filter_name, predicate in conn.execute(FILTER_ROWS):
         if (table := by_name.get(fold(str(table_name)))) is not None:
             table.filters.append((filter_name, predicate))
-    for table_name, operation, rule_name, predicate in conn.execute(
-            f"SELECT table_name, operation, rule_name, predicate FROM main.{system_tables.RULES} ORDER BY 1, 3"):
+    for table_name, operation, rule_name, predicate in conn.execute(RULE_ROWS):
         if (table := by_name.get(fold(str(table_name)))) is not None:
             table.rules.append(Rule(table.name, str(operation), rule_name, predicate))
     views = conn.execute("SELECT name, sql FROM main.sqlite_schema WHERE type = 'view' ORDER BY rowid").fetchall()
