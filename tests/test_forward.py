@@ -25,6 +25,8 @@ from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from tests.conftest import refused, start_cluster
 
+pytestmark = pytest.mark.cluster  # its own clusters, started in test bodies too
+
 FORWARD = "/loot.internal.v1.Shard/Forward"
 SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
               "SELECT count(*) FROM c")

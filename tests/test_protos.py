@@ -4,11 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "protos"))
 import generate  # noqa: E402
 
 
+@pytest.mark.cluster  # runs protos/generate.py
 def test_generated_stubs_match_protos(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(REPO / "protos" / "generate.py"), "--out", str(tmp_path)], check=True)
     fresh = generate.generated_files(tmp_path)

@@ -18,6 +18,8 @@ from loot.tokens import Key, mint
 from tests.conftest import refused, start_cluster
 from tests.schemas import open_table
 
+pytestmark = pytest.mark.cluster  # a second, limited cluster from its own fixture
+
 NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 

@@ -18,6 +18,8 @@ from tests.certs import Authority
 from tests.conftest import start_cluster
 from tests.schemas import open_table
 
+pytestmark = pytest.mark.cluster  # a TLS cluster from its own fixture
+
 
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory: pytest.TempPathFactory):
