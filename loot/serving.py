@@ -20,7 +20,7 @@ from loot.observability.metrics import serve_metrics
 from loot import tls
 from loot.settings import add_config_flag, add_flag
 
-# Tokens of up to 64 KiB travel in metadata (SPEC §2); results of up to 16 MiB in messages (SPEC §6).
+# Tokens of up to 64 KiB travel in metadata (docs/tokens.md); results of up to 16 MiB in messages (docs/shard.md).
 MAX_METADATA = 80 * 1024
 MAX_MESSAGE = 64 * 1024 * 1024
 GRPC_OPTIONS = [

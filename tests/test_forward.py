@@ -174,7 +174,7 @@ def test_a_stream_broken_mid_call_fails_the_call_and_the_router_reopens_after_a_
         calling.join(10)
         assert not calling.is_alive(), "the router fails the call when its stream breaks, not at the deadline"
         error = outcome["error"]
-        # It was running: not UNAVAILABLE, which tells the client nothing was applied (SPEC §7).
+        # It was running: not UNAVAILABLE, which tells the client nothing was applied (docs/errors.md).
         assert error.code() == grpc.StatusCode.UNKNOWN and error_info(error).reason == "OUTCOME_UNKNOWN"
         assert error_info(error).metadata["shard"] == "shard-0"
         assert isinstance(from_rpc_error(error), OutcomeUnknown)

@@ -1,4 +1,4 @@
-"""Hostile SQL against a real cluster (SPEC §6): each is refused with a clear
+"""Hostile SQL against a real cluster (docs/shard.md#the-sandbox): each is refused with a clear
 status, writes no file, and the shard keeps serving other databases."""
 
 from __future__ import annotations

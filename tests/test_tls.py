@@ -1,4 +1,4 @@
-"""TLS on every port (SPEC §8): clients reach the router over TLS; router and shards use mutual TLS."""
+"""TLS on every port (docs/operations.md): clients reach the router over TLS; router and shards use mutual TLS."""
 
 from __future__ import annotations
 

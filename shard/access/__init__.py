@@ -1,4 +1,4 @@
-"""Row-level access control (SPEC §5): filters, rules and privileged SQL, enforced
+"""Row-level access control (docs/access.md): filters, rules and privileged SQL, enforced
 by SQLite itself through per-connection TEMP views and triggers."""
 
 from shard.access.enforcer import Enforcer, for_connection
