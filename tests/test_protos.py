@@ -22,7 +22,7 @@ def test_generated_stubs_match_protos(tmp_path: Path) -> None:
         assert committed.read_text() == path.read_text(), f"{committed} drifted from protos/: run `python protos/generate.py`"
 
 
-def test_public_service_is_the_spec_contract() -> None:
+def test_public_service_is_the_contract_in_docs_api() -> None:
     from loot.v1 import database_pb2
 
     service = database_pb2.DESCRIPTOR.services_by_name["Database"]
