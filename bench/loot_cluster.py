@@ -11,7 +11,7 @@ from pathlib import Path
 from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key, mint
 
-# One key-value table, opened to the bearer (SPEC §5 denies by default): the
+# One key-value table, opened to the bearer (tables are closed by default: docs/access.md): the
 # database itself is the tenant boundary, so the filter and rule are `true`.
 KV_SCHEMA = """
 CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL);

@@ -1,4 +1,4 @@
-"""Cost of the schema claim per request (SPEC §4), beside plain SQLite in the same run.
+"""Cost of the schema claim per request (docs/schema.md), beside plain SQLite in the same run.
 
   python bench/schema.py
 

@@ -14,7 +14,7 @@ from loot.status import error_info
 
 
 class LootError(Exception):
-    """A failed Loot call: gRPC status, stable reason and metadata (SPEC §7)."""
+    """A failed Loot call: gRPC status, stable reason and metadata (docs/errors.md)."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 

@@ -1,4 +1,4 @@
-"""Hostile tokens and the refusal each must get (SPEC §2, §7). Used by the unit and the end-to-end tests."""
+"""Hostile tokens and the refusal each must get (docs/tokens.md). Used by the unit and the end-to-end tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Filters, rules and privileged SQL on a real SQLite connection (SPEC §5): the statement matrix."""
+"""Filters, rules and privileged SQL on a real SQLite connection (docs/access.md): the statement matrix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The enforcer re-reads the policy only when it may have changed (loot/shard/access/enforcer.py `refresh`):
-every way the filters and rules can change must still take effect when SPEC §5 and §6 say."""
+every way the filters and rules can change must still take effect when docs/access.md says."""
 
 from __future__ import annotations
 

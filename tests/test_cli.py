@@ -13,6 +13,8 @@ from jose import jwt
 from loot.cli.main import COMMANDS
 from tests.schemas import open_table
 
+pytestmark = pytest.mark.cluster  # every test runs the `loot` command as a subprocess
+
 
 def loot(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "loot", *args], input=stdin, capture_output=True, text=True,

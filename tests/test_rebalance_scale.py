@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.client import Client, rows
 from loot.ids import database_id
 from loot.cli.local_cluster import shard_names
@@ -15,6 +17,8 @@ from loot.ring import Ring
 from loot.tokens import Key, mint
 from tests.schemas import open_table
 from tests.test_up import children_of, start_up
+
+pytestmark = pytest.mark.cluster  # runs `loot up` and `loot scale`
 
 SCHEMA = open_table("CREATE TABLE notes (body TEXT)", "notes")
 

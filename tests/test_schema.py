@@ -1,4 +1,4 @@
-"""The declarative schema engine on real database files (SPEC §4), below the gRPC layer."""
+"""The declarative schema engine on real database files (docs/schema.md), below the gRPC layer."""
 
 from __future__ import annotations
 
@@ -336,7 +336,7 @@ def test_connections_share_one_copy_of_a_claim(tmp_path: Path) -> None:
 
 
 def test_temp_objects_named_like_tables_do_not_capture_the_schema(conn: apsw.Connection) -> None:
-    """Access control shadows each table with a TEMP VIEW of its name (SPEC §5); the schema works on main."""
+    """Access control shadows each table with a TEMP VIEW of its name (docs/access.md); the schema works on main."""
     with_rows(conn, NOTES + "\nCREATE INDEX i ON notes (owner);")
     conn.execute("CREATE TEMP VIEW notes AS SELECT * FROM main.notes WHERE 0; CREATE TEMP VIEW users AS SELECT * FROM main.users")
     grown = NOTES.replace("name TEXT", "name TEXT, age INTEGER") + (

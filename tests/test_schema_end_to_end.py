@@ -1,4 +1,4 @@
-"""The schema claim through a real cluster: router, shards, tokens, SQLite files (SPEC §4)."""
+"""The schema claim through a real cluster: router, shards, tokens, SQLite files (docs/schema.md)."""
 
 from __future__ import annotations
 

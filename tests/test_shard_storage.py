@@ -82,6 +82,7 @@ for i in range(100000):
 """
 
 
+@pytest.mark.cluster  # kills a creating process
 def test_kill_9_mid_creation_leaves_only_whole_databases(tmp_path: Path) -> None:
     for round in range(3):
         process = subprocess.Popen([sys.executable, "-c", CREATOR, str(tmp_path)], stdout=subprocess.PIPE, text=True)

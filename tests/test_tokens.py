@@ -1,4 +1,4 @@
-"""Unit tests of token keys, minting and verification (SPEC §2), against published RFC vectors."""
+"""Unit tests of token keys, minting and verification (docs/tokens.md), against published RFC vectors."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ from tests.client import Client, rows
 from loot.tokens import Key, mint
 from tests.schemas import open_table
 
+pytestmark = pytest.mark.cluster  # runs `loot up`
+
 
 def start_up(data: Path) -> tuple[subprocess.Popen, str, list[str]]:
     process = subprocess.Popen([sys.executable, "-m", "loot", "up", "--port", "0", "--data", str(data)],

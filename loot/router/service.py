@@ -67,7 +67,7 @@ class DatabaseService:
                 raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
                             f"shard {name} did not answer before the deadline", shard=name) from None
             except InDoubt as lost:
-                # Not UNAVAILABLE, which promises nothing was applied (SPEC §7): the call was running.
+                # Not UNAVAILABLE, which promises nothing was applied (docs/errors.md): the call was running.
                 raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN",
                             f"shard {name} went away while running the call ({lost}): it may or may not "
                             "have been applied; read before retrying a write", shard=name) from None

@@ -1,12 +1,12 @@
-"""Running a request on one open database, on a worker thread, in phases (SPEC §6):
+"""Running a request on one open database, on a worker thread, in phases (docs/shard.md#requests):
 
     schema claim (own transaction, privileged)
     BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
     destroy, if asked
 
 Any failure inside the transaction rolls all of it back; `run_inline` is the same
-run for short reads, tried on the event loop (see `Databases.run`). Access control (SPEC §5)
-is loot/shard/access: its enforcer owns the connection's authorizer, runs the
+run for short reads, tried on the event loop (see `Databases.run`). Access control (docs/access.md)
+is shard/access: its enforcer owns the connection's authorizer, runs the
 transaction (`access.run_request`) and rewrites each of the request's statements;
 the sandbox (loot/shard/sandbox.py) adds the limits and the clock.
 """

@@ -1,4 +1,4 @@
-"""The shard's limits and durability setting (SPEC §6): defaults, flags, env."""
+"""The shard's limits and durability setting (docs/shard.md#the-sandbox): defaults, flags, env."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sandbox around a connection (SPEC §6): SQLite's own limits and a clock.
+"""The sandbox around a connection (docs/shard.md#the-sandbox): SQLite's own limits and a clock.
 
 What SQL may do is decided by the connection's one authorizer, owned by the
 access enforcer (loot/shard/access/authorizer.py): the request's SQL restricted,

@@ -1,4 +1,4 @@
-"""SQLite errors as Loot faults (SPEC §7)."""
+"""SQLite errors as Loot faults (docs/errors.md)."""
 
 from __future__ import annotations
 

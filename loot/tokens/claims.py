@@ -1,4 +1,4 @@
-"""What a verified token grants (SPEC §2): one database and the privileged context.
+"""What a verified token grants (docs/tokens.md): one database and the privileged context.
 
 `claims_from` checks a payload whose signature already verified.
 """

@@ -1,4 +1,4 @@
-"""Signing keys: a key pair is an account (SPEC §1). ES256 (P-256) or EdDSA (Ed25519).
+"""Signing keys: a key pair is an account (docs/concepts.md). ES256 (P-256) or EdDSA (Ed25519).
 
 Keys are python-jose key objects (Ed25519 through the class loot.tokens.ed25519
 registers), saved as private JWKs.

@@ -1,4 +1,4 @@
-"""Verifying tokens: the router's security boundary (SPEC §2).
+"""Verifying tokens: the router's security boundary (docs/tokens.md).
 
 Order matters: structure, header, embedded key and signature first, so that
 nothing an unsigned payload says is looked at; then the claims. The signature is

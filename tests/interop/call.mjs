@@ -11,7 +11,7 @@ import * as jose from "jose";
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
-// Tables are closed until a filter and a rule open them (SPEC §5).
+// Tables are closed until a filter and a rule open them (docs/access.md).
 const SCHEMA = "CREATE TABLE notes (body TEXT); " +
   "INSERT INTO _filters VALUES ('notes', 'all', 'true'); " +
   "INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');";

@@ -1,4 +1,4 @@
-"""claim(path): a value of the request's verified token, readable from SQL (SPEC §5).
+"""claim(path): a value of the request's verified token, readable from SQL (docs/access.md).
 
 The payload is flattened once per request into {dotted path: SQL value}, so
 that claim() can be the dict's own `get`: a C call, no Python frame per row.

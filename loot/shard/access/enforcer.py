@@ -1,4 +1,4 @@
-"""Filters, rules and privileged SQL on one connection (SPEC §5).
+"""Filters, rules and privileged SQL on one connection (docs/access.md).
 
 One `Enforcer` per connection. Per request: `request(claims, readonly)`
 around everything, `apply_schema(claim)` first,

@@ -1,4 +1,4 @@
-"""The TEMP objects that enforce a policy on one connection (SPEC §5).
+"""The TEMP objects that enforce a policy on one connection (docs/access.md).
 
 - A TEMP VIEW per filtered table, named like it (temp shadows main), reading
   `main."t"` where every filter holds. (Privileged SQL names `main."t"`

@@ -1,5 +1,5 @@
 """What access control must enforce on a database: its tables, views,
-triggers, filters and rules, read from the database itself (SPEC §5)."""
+triggers, filters and rules, read from the database itself (docs/access.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Applying the token's declarative schema claim to a database (SPEC §4).
+"""Applying the token's declarative schema claim to a database (docs/schema.md).
 
 `apply` moves the live database to the schema the claim describes: the claim
 is built in a pristine in-memory database (validate.py, shared by every
