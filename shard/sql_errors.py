@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import apsw
 import grpc
 
@@ -27,3 +29,12 @@ def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
         if isinstance(error, kind):
             return Fault(code, reason, message, **metadata)
     return Fault(grpc.StatusCode.INTERNAL, "SQLITE_ERROR", message, **metadata)
+
+
+_QUOTED_NAME = re.compile(r'"[^"]*"')
+
+
+def quotes_a_value(error: apsw.Error) -> bool:
+    """Whether SQLite's message quotes a value: `'...'` (its %Q), as JSON path errors do, as opposed to
+    the SQL text and names it quotes `"..."` in syntax errors."""
+    return "'" in _QUOTED_NAME.sub("", str(error))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shard.access.rewrite import filter_rows_first, qualify_tables, retarget
+from shard.access.guard import filter_rows_first
+from shard.access.rewrite import qualify_tables, retarget
 from shard.sql_text import split_statements
 
 FILTERED = frozenset({"t", "u"})
