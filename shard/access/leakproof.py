@@ -7,16 +7,17 @@ may evaluate the statement's terms on hidden rows, even on index entries
 before it reads the filtered column) or must read through the barrier views
 (install.py). Leakproof means: it cannot raise an error, whose presence or
 message would depend on the row, nor do work the caller can amplify per row.
-Comparisons, `IS`, `IN`, `BETWEEN`, `CASE`, `CAST` and arithmetic qualify
-(SQLite's integer overflow turns into a REAL, division by zero into NULL); so
-do the functions named in `_FUNCTIONS`. Anything else called, `||` (a long
-enough result raises "string or blob too big"), the JSON operators and
-LIKE/GLOB/REGEXP/MATCH make the statement leaky.
+Comparisons, `IS`, `IN` (a list), `BETWEEN`, `CASE`, `CAST` and arithmetic
+qualify (SQLite's integer overflow turns into a REAL, division by zero into
+NULL); so do the functions named in `_FUNCTIONS`. Anything else called, `||`
+(a long enough result raises "string or blob too big"), the JSON operators,
+LIKE/GLOB/REGEXP/MATCH, and any subquery (a correlated one is work per row
+the caller can make as large as it likes) make the statement leaky.
 
 A function called only where SQLite evaluates it on rows that passed every
 filter, the result columns of the top-level SELECT and RETURNING, does not
-count: unless that clause holds a subquery, or names an alias used elsewhere
-(`SELECT f(x) AS y ... WHERE y`, where f would run as a WHERE term).
+count: unless that clause names an alias used elsewhere (`SELECT f(x) AS y
+... WHERE y`, where f would run as a WHERE term).
 Unsure means leaky: the barrier is always right, only slower.
 """
 
@@ -38,8 +39,20 @@ _RESULT_ENDS = ("from", "where", "group", "having", "window", "order", "limit", 
 
 def leakproof(sql: str) -> bool:
     found = tokens(sql)
+    if _has_subquery(found):
+        return False
     exempt = _evaluated_on_visible_rows(found)
     return not any(_leaks(found, index) for index in range(len(found)) if index not in exempt)
+
+
+def _has_subquery(found: list[Token]) -> bool:
+    """A SELECT inside parentheses: a subquery, a CTE, a compound's parenthesized part."""
+    depth = 0
+    for token in found:
+        depth += (token.text == "(") - (token.text == ")")
+        if depth > 0 and token.is_word("select"):
+            return True
+    return False
 
 
 def _leaks(found: list[Token], index: int) -> bool:
@@ -69,8 +82,6 @@ def _evaluated_on_visible_rows(found: list[Token]) -> set[int]:
     exempt: set[int] = set()
     for start, end in regions:
         inside = found[start:end]
-        if any(token.is_word("select") for token in inside):
-            continue
         aliases = _aliases(inside)
         if any(token.name in aliases for position, token in enumerate(found) if not start <= position < end):
             continue
