@@ -414,3 +414,19 @@ def test_a_new_schema_claim_is_applied_without_the_temp_views() -> None:
 def test_hidden_rows_cannot_raise_errors(db: Db, sql: str) -> None:
     """Filters that read only the row run before the statement's own WHERE: no error oracle on hidden rows."""
     db.run(sql)
+
+
+def test_leaky_statements_may_not_name_the_fast_views(db: Db) -> None:
+    assert db.run("SELECT id FROM _loot_fast_notes ORDER BY id") == [(1,), (3,)]  # leakproof: harmless
+    refused = db.refused("SELECT id FROM _loot_fast_notes WHERE abs(id) > 0")
+    assert (refused.reason, refused.metadata["table"]) == ("FILTERED_TABLE", "notes")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT id, body FROM notes WHERE id > 0 ORDER BY id",  # leakproof: the fast view
+    "SELECT id, body FROM notes WHERE abs(id) > 0 ORDER BY id",  # leaky: the barrier view
+    "SELECT id, body FROM notes WHERE id IN (SELECT note_id FROM tags) ORDER BY id",
+    "WITH mine AS (SELECT * FROM notes) SELECT id, body FROM mine ORDER BY id",
+])
+def test_barrier_and_fast_views_read_the_same_rows(db: Db, sql: str) -> None:
+    assert db.run(sql) == [(1, "a1"), (3, "a2")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import apsw
 import grpc
 
@@ -32,3 +34,12 @@ def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
 def sqlite_message(error: apsw.Error) -> str:
     """SQLite's own words, without apsw's class name in front."""
     return str(error).removeprefix(f"{type(error).__name__}: ")
+
+
+_QUOTED_NAME = re.compile(r'"[^"]*"')
+
+
+def quotes_a_value(error: apsw.Error) -> bool:
+    """Whether SQLite's message quotes a value: `'...'` (its %Q), as JSON path errors do, as opposed to
+    the SQL text and names it quotes `"..."` in syntax errors."""
+    return "'" in _QUOTED_NAME.sub("", str(error))

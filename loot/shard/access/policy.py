@@ -52,6 +52,8 @@ class Policy:
     triggers: set[str]
     # Virtual tables and their shadow tables: no triggers can guard them.
     virtual: set[str]
+    # (table, column), lower-cased: both ends of every foreign key, which SQLite's own checks read.
+    keys: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def filtered(self) -> set[str]:
@@ -73,7 +75,8 @@ def read(conn: apsw.Connection) -> Policy:
     triggers = {fold(name) for name, in conn.execute("SELECT name FROM main.sqlite_schema WHERE type = 'trigger'")}
     virtual = {fold(name) for name, in conn.execute(
         "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('virtual', 'shadow')")}
-    return Policy(tables, views, triggers - {fold(name) for name, _ in views}, virtual)
+    keys = {key for name in tables for key in _foreign_key_columns(conn, name)}
+    return Policy(tables, views, triggers - {fold(name) for name, _ in views}, virtual, keys)
 
 
 def stamp(conn: apsw.Connection) -> tuple[int, int, int]:
@@ -87,6 +90,18 @@ def stamp(conn: apsw.Connection) -> tuple[int, int, int]:
         conn.execute("PRAGMA temp.schema_version").fetchone()[0],
         conn.execute("PRAGMA main.data_version").fetchone()[0],
     )
+
+
+def _foreign_key_columns(conn: apsw.Connection, table: str) -> set[tuple[str, str]]:
+    """Both ends of `table`'s foreign keys; a key naming no parent column references its primary key."""
+    keys = set()
+    for parent, child, parent_column in conn.execute(
+            'SELECT "table", "from", "to" FROM pragma_foreign_key_list(?, \'main\')', (table,)):
+        keys.add((fold(table), fold(child)))
+        parent_columns = [parent_column] if parent_column is not None else [name for name, in conn.execute(
+            "SELECT name FROM pragma_table_info(?, 'main') WHERE pk > 0", (parent,))]
+        keys |= {(fold(parent), fold(column)) for column in parent_columns}
+    return keys
 
 
 def _plain_tables(conn: apsw.Connection) -> list[str]:
