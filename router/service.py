@@ -17,6 +17,8 @@ from loot.observability import request_id
 from loot.observability.interceptor import observed
 from loot.serving import register
 from loot.status import Fault, abort, guard, status_info
+from loot.tokens.cache import VerifiedTokens
+from router.admission import Admission
 from router.auth import authenticate
 from router.envelope import shard_request
 from router.shards import Shards
@@ -29,9 +31,10 @@ SHARD_METHODS = {"Execute": shard_pb2.FORWARDED_METHOD_EXECUTE, "Batch": shard_p
 
 
 class DatabaseService:
-    def __init__(self, shards: Shards, forward_timeout: float):
+    def __init__(self, shards: Shards, forward_timeout: float, tokens: VerifiedTokens[Admission]):
         self.shards = shards
         self.forward_timeout = forward_timeout
+        self.tokens = tokens
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -52,7 +55,7 @@ class DatabaseService:
         return await self._forward("Describe", request, context)
 
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        admission = authenticate(context)
+        admission = authenticate(context, self.tokens)
         message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
             name, shard, routed_under = self.shards.for_database(admission.database_id)

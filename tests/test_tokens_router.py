@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -15,8 +16,9 @@ from loot.tokens import Key, mint
 from loot.tokens.verify import MAX_TOKEN_BYTES
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
+from tests.conftest import start_cluster
+from tests.forge import claims, forge, header, token_of_size
 from tests.schemas import open_table
-from tests.forge import token_of_size
 from tests.hostile_tokens import BAD_METADATA, CASES, Case, Keys
 
 
@@ -86,3 +88,25 @@ def test_eddsa_and_es256_accounts_are_separate_databases(stub, keys: Keys) -> No
         call(stub, bearer(mint(key, "app", "same", schema=schema)), f"INSERT INTO t VALUES ('{key.alg}')")
     for key in (keys.es256, keys.eddsa):
         assert rows(call(stub, bearer(mint(key, "app", "same", schema=schema)), "SELECT who FROM t").result) == [(key.alg,)]
+
+
+def test_claims_at_the_limits_reach_claim(stub, keys: Keys) -> None:
+    # 32 levels in all (the limit), a number no int64 holds, and a dotted name that no nested member shadows.
+    deep = json.loads("[" * 30 + '"bottom"' + "]" * 30)
+    payload = claims(keys.es256, deep=deep, big=10**400, **{"user.id": "dotted"}, team={"id": "nested"})
+    token = forge(header(keys.es256), payload, keys.es256)
+    got = rows(call(stub, bearer(token), "SELECT claim('big'), claim('user.id'), claim('team.id'), claim('deep')").result)
+    assert got == [(str(10**400), "dotted", "nested", json.dumps(deep, separators=(",", ":")))]
+
+
+def test_the_router_setting_bounds_token_lifetime(tmp_path) -> None:
+    key = Key.generate()
+    cluster = start_cluster(tmp_path / "cluster", shards=1, env={"LOOT_MAX_TOKEN_LIFETIME": "3600"})
+    try:
+        with grpc.insecure_channel(cluster.address, options=GRPC_OPTIONS) as channel:
+            stub = database_pb2_grpc.DatabaseStub(channel)
+            assert rows(call(stub, bearer(mint(key, "app", "hour", ttl=3600))).result) == [(1,)]
+            info = error_info(refused(stub, bearer(mint(key, "app", "day", ttl=86_400))))
+            assert (info.reason, info.metadata["limit"]) == ("TOKEN_LIFETIME_TOO_LONG", "3600")
+    finally:
+        cluster.stop()
