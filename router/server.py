@@ -36,8 +36,10 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
     server = new_server()  # the service observes its own handlers
-    DatabaseService(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime)).add_to(server)
-    await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
+    service = DatabaseService(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime))
+    service.add_to(server)
+    await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close,
+                on_stopping=lambda: service.stopping(args.shutdown_grace))
 
 
 def main(args: argparse.Namespace) -> None:
