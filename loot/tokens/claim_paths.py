@@ -20,15 +20,15 @@ MAX_PATH_CHARS = 256 * 1024
 
 
 def paths(payload: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    """Every (dotted path, value) `claim()` can read in `payload`, in document order."""
-    stack: list[tuple[str, Any, int]] = [("", payload, 0)]
+    """Every (dotted path, value) `claim()` can read in `payload`, a parent before its members."""
+    stack: list[tuple[str, dict[str, Any], int]] = [("", payload, 1)]
     while stack:
         prefix, node, depth = stack.pop()
-        if prefix:
-            yield prefix, node
-        if isinstance(node, dict) and depth < MAX_DEPTH:
-            stack.extend((f"{prefix}.{key}" if prefix else str(key), value, depth + 1)
-                         for key, value in reversed(node.items()))
+        for key, value in node.items():
+            path = prefix + key
+            yield path, value
+            if type(value) is dict and depth < MAX_DEPTH:  # what json.loads makes: no subclasses
+                stack.append((path + ".", value, depth + 1))
 
 
 def check_paths(payload: dict[str, Any]) -> None:
