@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loot.client import rows
 from loot.local_cluster import LocalCluster
@@ -16,6 +18,7 @@ from loot.tokens import Key, mint
 from loot.tokens.verify import MAX_TOKEN_BYTES
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
+from tests import test_tokens_fuzz as fuzz
 from tests.conftest import start_cluster
 from tests.forge import claims, forge, header, token_of_size
 from tests.schemas import open_table
@@ -110,3 +113,18 @@ def test_the_router_setting_bounds_token_lifetime(tmp_path) -> None:
             assert (info.reason, info.metadata["limit"]) == ("TOKEN_LIFETIME_TOO_LONG", "3600")
     finally:
         cluster.stop()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["x", "exp", "nbf", "iat", "user", "db", "user.id"]), fuzz.raw_numbers | fuzz.raw_nesting,
+       fuzz.json_values)
+def test_signed_odd_claims_never_crash_router_or_shard(stub, keys: Keys, claim: str, raw: str, value) -> None:
+    # Whatever a key holder signs, the answer is a value or a refusal with a reason: never INTERNAL or UNKNOWN.
+    for payload in (json.dumps(claims(keys.es256, **{claim: "RAW"})).replace('"RAW"', raw),
+                    json.dumps(claims(keys.es256, **{"user": value, claim: value}))):
+        token = forge(header(keys.es256), payload.encode(), keys.es256)
+        try:
+            call(stub, bearer(token), "SELECT claim('x'), claim('user'), claim('user.id')")
+        except grpc.RpcError as error:
+            info = error_info(error)
+            assert error.code().name in ("UNAUTHENTICATED", "INVALID_ARGUMENT") and info.reason, error.details()
