@@ -88,7 +88,7 @@ class Unavailable(LootError):
 
 
 class OutcomeUnknown(LootError):
-    """The shard went away while running the call: it may or may not have been applied."""
+    """The shard went away, or the router stopped, while the call ran: it may or may not have been applied."""
     code = grpc.StatusCode.UNKNOWN
 
 

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from loot.status import Fault
+from loot.tokens.claim_paths import MAX_DEPTH
 from loot.shard import system_tables
 from loot.shard.access import claims
 from loot.shard.access.enforcer import for_connection
@@ -146,7 +147,7 @@ def test_claim_is_readable_from_any_sql(db: Db) -> None:
 
 def test_claim_paths_and_values() -> None:
     nested: dict = {"leaf": "deep"}
-    for _ in range(claims.MAX_DEPTH + 5):
+    for _ in range(MAX_DEPTH + 5):
         nested = {"n": nested}
     paths = claims.flatten(json.dumps({"a": {"b": [1, {"c": True}]}, "big": 2**70, "t": True, "deep": nested}))
     assert (paths["a.b"], paths["big"], paths["t"], paths.get("a.b.0")) == ('[1,{"c":true}]', str(2**70), 1, None)

@@ -7,6 +7,8 @@ back untouched. One serialization per hop, by the client and by the shard.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
@@ -17,21 +19,29 @@ from loot.observability import request_id
 from loot.observability.handlers import observed
 from loot.serving import register
 from loot.status import Fault, abort, guard, status_info
+from loot.tokens.cache import VerifiedTokens
+from loot.router.admission import Admission
 from loot.router.auth import authenticate
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
 from loot.router.forward_client import InDoubt, NotSent, Refused
 
 SERVICE = "loot.v1.Database"
+# When a stopping router answers the calls still running itself, as a share of its shutdown grace: before
+# gRPC cuts them off at the end of it with UNAVAILABLE, which would say that nothing was applied.
+GIVE_UP_AT = 0.9
 # Each public method and the shard method it is forwarded to.
 SHARD_METHODS = {"Execute": shard_pb2.FORWARDED_METHOD_EXECUTE, "Batch": shard_pb2.FORWARDED_METHOD_BATCH,
                  "Describe": shard_pb2.FORWARDED_METHOD_DESCRIBE}
 
 
 class DatabaseService:
-    def __init__(self, shards: Shards, forward_timeout: float):
+    def __init__(self, shards: Shards, forward_timeout: float, tokens: VerifiedTokens[Admission]):
         self.shards = shards
         self.forward_timeout = forward_timeout
+        self.tokens = tokens
+        self._running: set[asyncio.Task] = set()
+        self._gave_up = False
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -51,8 +61,32 @@ class DatabaseService:
     async def Describe(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return await self._forward("Describe", request, context)
 
+    def stopping(self, grace: float) -> None:
+        """The router stops: calls still running near the end of `grace` seconds are answered OUTCOME_UNKNOWN."""
+        asyncio.get_running_loop().call_later(grace * GIVE_UP_AT, self._give_up)
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        for task in self._running:
+            task.cancel()
+
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        admission = authenticate(context)
+        task = asyncio.current_task()
+        self._running.add(task)
+        try:
+            return await self._route(method, request, context)
+        except asyncio.CancelledError:
+            if not self._gave_up:
+                raise
+            task.uncancel()
+            # The call may be running on its shard, which goes on without us.
+            raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN", "the router stopped while the call was "
+                        "forwarded: it may or may not have been applied; read before retrying a write") from None
+        finally:
+            self._running.discard(task)
+
+    async def _route(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        admission = authenticate(context, self.tokens)
         message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
             name, shard, routed_under = self.shards.for_database(admission.database_id)
