@@ -58,10 +58,12 @@ class Child:
     sink: Sink
     process: subprocess.Popen | None = None
     address: str | None = None
+    last_line: str = ""
     _ready: threading.Event = field(default_factory=threading.Event)
+    _pumping: threading.Thread | None = None
 
     def start(self) -> None:
-        self.address = None
+        self.address, self.last_line = None, ""
         self._ready.clear()
         # Its own process group, so the terminal's Ctrl-C reaches only the supervisor, which stops
         # children in order. No preexec_fn: it forces a plain fork, whose atfork handlers let gRPC
@@ -70,13 +72,16 @@ class Child:
             self.argv, env={**self.env, SUPERVISOR_PID: str(os.getpid())}, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, process_group=0,
         )
-        threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
+        self._pumping = threading.Thread(target=self._pump, args=(self.process,), daemon=True)
+        self._pumping.start()
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> str:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with status {self.process.returncode} while starting")
+                self._pumping.join(5)  # its last words, usually why it could not start
+                said = f": {self.last_line}" if self.last_line else ""
+                raise RuntimeError(f"{self.name} exited with status {self.process.returncode} while starting{said}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} did not start within {timeout:.0f}s")
         return self.address
@@ -84,6 +89,7 @@ class Child:
     def _pump(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             line = line.rstrip("\n")
+            self.last_line = line
             listening = parse_listening(line)
             if listening and self.address is None:
                 self.address = listening[2]

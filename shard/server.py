@@ -65,7 +65,7 @@ async def run(args: argparse.Namespace) -> None:
         """The secret checked first; refusals observed too (the router needs no request id back)."""
         return observed_handler(method, secret.guard(method, handler), return_request_id=False)
 
-    server = new_server()
+    server = new_server(args.reuse_port)
     shard = ShardService(args.name, membership, databases, puller.ready)
     add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
     add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,

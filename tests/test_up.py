@@ -17,8 +17,8 @@ from loot.tokens import Key, mint
 from tests.schemas import open_table
 
 
-def start_up(data: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    process = subprocess.Popen([sys.executable, "-m", "loot", "up", "--port", "0", "--data", str(data)],
+def start_up(data: Path, *flags: str) -> tuple[subprocess.Popen, str, list[str]]:
+    process = subprocess.Popen([sys.executable, "-m", "loot", "up", "--port", "0", "--data", str(data), *flags],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 60
@@ -63,3 +63,24 @@ def test_up_serves_stops_children_and_reuses_its_data(tmp_path: Path, stop_signa
             assert time.monotonic() < deadline, "children outlived loot up"
             time.sleep(0.1)
     assert (tmp_path / "cluster-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_cluster_on_a_port_in_use_fails_naming_it_and_the_first_keeps_serving(tmp_path: Path) -> None:
+    key = Key.generate()
+    token = mint(key, "app", "alice", schema=open_table("CREATE TABLE notes (body TEXT)", "notes"))
+    first, address, _ = start_up(tmp_path / "first")
+    try:
+        with Client(address) as client:
+            client.execute(token, "INSERT INTO notes VALUES ('first')")
+        port = address.rsplit(":", 1)[1]
+        second = subprocess.run([sys.executable, "-m", "loot", "up", "--port", port, "--data", str(tmp_path / "second")],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode != 0, second.stdout
+        assert "Loot is up" not in second.stdout
+        assert f"port {port} is already in use" in second.stderr, second.stderr
+        assert f"--port" in second.stderr
+        with Client(address) as client:  # still the first cluster's data
+            assert rows(client.execute(token, "SELECT body FROM notes").result) == [("first",)]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
