@@ -25,7 +25,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
-from loot.serving import parse_listening
+from loot.serving import parse_listening, parse_metrics
 
 Sink = Callable[[str, str], None]  # (process name, output line)
 SUPERVISOR_PID = "LOOT_SUPERVISOR_PID"
@@ -58,6 +58,7 @@ class Child:
     sink: Sink
     process: subprocess.Popen | None = None
     address: str | None = None
+    metrics: str | None = None  # host:port of its metrics endpoint, when it serves one
     last_line: str = ""
     _ready: threading.Event = field(default_factory=threading.Event)
     _pumping: threading.Thread | None = None
@@ -90,11 +91,12 @@ class Child:
         for line in process.stdout:
             line = line.rstrip("\n")
             self.last_line = line
+            self.metrics = parse_metrics(line) or self.metrics
+            self.sink(self.name, line)
             listening = parse_listening(line)
             if listening and self.address is None:
                 self.address = listening[2]
                 self._ready.set()
-            self.sink(self.name, line)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -154,11 +156,18 @@ class LocalCluster:
 
     def restart_shard(self, name: str) -> str:
         """Start a stopped shard again on its old port, so the router finds it."""
-        shard = self.shards[name]
-        port = shard.address.rsplit(":", 1)[1]
-        shard.argv[shard.argv.index("--port") + 1] = port
-        shard.start()
-        return shard.wait_ready()
+        self.restart(name)
+        return self.shards[name].wait_ready()
+
+    def restart(self, name: str) -> None:
+        """Start a stopped shard or router again on the port it last listened on, which the other
+        processes and clients know it by, without waiting for it to listen."""
+        child = self.router if self.router is not None and name == self.router.name else self.shards[name]
+        if child.address is not None:  # else it died while starting again: its port is pinned already
+            _pin(child.argv, "--port", child.address.rsplit(":", 1)[1])
+        if child.metrics is not None:
+            _pin(child.argv, "--metrics-port", child.metrics.rsplit(":", 1)[1])
+        child.start()
 
     def add_shard(self, name: str) -> str:
         """Start one more shard process (membership file only); it serves nothing of its own
@@ -229,6 +238,14 @@ class LocalCluster:
         for child in self.children():
             if child.process is not None:
                 child.wait(STOP_TIMEOUT)
+
+
+def _pin(argv: list[str], flag: str, value: str) -> None:
+    """Set `flag`'s value in `argv`, adding the flag if it is not there."""
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
 
 
 def exit_with_supervisor() -> None:

@@ -39,6 +39,7 @@ GRPC_OPTIONS = [
 SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
 log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
+_METRICS = re.compile(r"^loot \w+ \S+ metrics on (?P<address>\S+)$")
 # (full method name, handler) -> the handler to serve instead; applied once, when the handler is registered.
 HandlerWrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
 _KINDS = {
@@ -149,6 +150,16 @@ def _bind_error(host: str, port: int) -> str:
         return os.strerror(error.errno) if error.errno else str(error)
 
 
+def metrics_line(role: str, name: str, address: str) -> str:
+    return f"loot {role} {name} metrics on {address}"
+
+
+def parse_metrics(line: str) -> str | None:
+    """The metrics endpoint's host:port if `line` is a server's metrics line."""
+    match = _METRICS.match(line.strip())
+    return match["address"] if match else None
+
+
 async def serve(
     server: grpc.aio.Server,
     args: argparse.Namespace,
@@ -173,7 +184,7 @@ async def serve(
     bound = _bind(server, args, f"loot {role}" if name == role else f"loot {role} {name}")
     await server.start()
     if args.metrics_port is not None:
-        print(f"loot {role} {name} metrics on {serve_metrics(args.host, args.metrics_port)}", flush=True)
+        print(metrics_line(role, name, serve_metrics(args.host, args.metrics_port)), flush=True)
     for service in ["", *services]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     print(listening_line(role, name, f"{args.host}:{bound}"), flush=True)
