@@ -106,10 +106,10 @@ def _banner(address: str, data: Path) -> str:
 Loot is up: router on {address}, data in {data}/ (Ctrl-C stops it).
 Try it from another terminal:
 
-    loot keygen --out key.json
-    loot sql --router {address} --key key.json --db app --tenant alice \\
+    loot keygen
+    loot sql --router {address} --db app --tenant alice \\
         --schema "CREATE TABLE notes (body TEXT);
         INSERT INTO _filters VALUES ('notes', 'all', 'true'); INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true')" \\
         "INSERT INTO notes VALUES (?)" hello
-    loot sql --router {address} --key key.json --db app --tenant alice "SELECT * FROM notes"
+    loot sql --router {address} --db app --tenant alice "SELECT * FROM notes"
 """
