@@ -44,6 +44,7 @@ def test_shared_database_patterns(cluster) -> None:
     assert "claim: bob cannot write as alice: rule own_rows on notes" in out
     assert "context: bob sees []" in out
     assert "context: bob's update touched 0 rows" in out
+    assert """context: o'brien sees [("o'brien", 'a quote is data')]""" in out, "the user id is a value, not SQL"
 
 
 def test_agent_uses_tools(cluster) -> None:
