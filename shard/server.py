@@ -19,6 +19,7 @@ from loot.settings import add_flag
 from shard import limits as shard_limits
 from shard.cluster_auth import ClusterSecret
 from shard.databases import Databases
+from shard.handoff import files, retention
 from shard.handoff.fencing import Fencing
 from shard.handoff.peers import Peers
 from shard.handoff.progress import Progress, watch_progress
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--handoff-concurrency", default=4, type=int,
              help="databases copied at once from their previous owners after a membership change")
     tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
+    retention.add_arguments(parser)
     add_operations_flags(parser)
     shard_limits.add_arguments(parser)
 
@@ -50,6 +52,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(membership.current.shards)}")
     if args.handoff_concurrency < 0:
         raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
+    retention.check(args.keep_handed_off)
     limits = shard_limits.from_arguments(args)
     storage = Storage(Path(args.data), limits, SPARE_COPIES)
     databases = Databases(storage, limits)
@@ -72,9 +75,11 @@ async def run(args: argparse.Namespace) -> None:
                  HandoffService(args.name, membership, storage, fencing, progress), protected)
     membership.start_watching(args.membership_poll)
     puller.start()
+    sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
     services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff")]
 
     async def stop() -> None:
+        sweeping.cancel()
         await peers.close()
         await databases.close()
 
