@@ -55,6 +55,7 @@ def test_scale_moves_databases_between_processes_of_a_running_up(tmp_path: Path)
                 for tenant in tenants:
                     result = client.execute(mint(key, "app", tenant), "SELECT body FROM notes").result
                     assert rows(result) == [(tenant,)]
+        assert not [line for line in lines if line.startswith("loot: shard-")], "a drained shard is not restarted"
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0

@@ -35,7 +35,7 @@ async def run(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
-    server = new_server()  # the service observes its own handlers
+    server = new_server(args.reuse_port)  # the service observes its own handlers
     service = DatabaseService(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime))
     service.add_to(server)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close,
