@@ -36,6 +36,7 @@ LIKE_PATTERN_BYTES = 50_000  # SQLite's own default limit, kept
 _CACHED_PATTERN_CHARS = 1_000  # longer patterns are compiled for each call, not kept
 
 Value = int | float | str | bytes | None
+_BLOBS_NEVER_MATCH = "LIKE_DOESNT_MATCH_BLOBS" in apsw.compile_options  # as SQLite's own like/glob, then
 
 
 class Clock(Protocol):
@@ -70,7 +71,7 @@ def replace(text: Value, old: Value, new: Value, max_length: int) -> Value:
         return None
     old = _text(old)
     if not old:
-        return text  # SQLite returns the first argument unchanged
+        return _text(text)  # SQLite returns the first argument as text
     text, new = _text(text), _text(new)
     if len(new) > len(old) and len(text) + text.count(old) * (len(new) - len(old)) > max_length:
         raise apsw.TooBigError("string or blob too big")  # before building it; SQLite checks the exact size
@@ -78,6 +79,8 @@ def replace(text: Value, old: Value, new: Value, max_length: int) -> Value:
 
 
 def like(pattern: Value, text: Value, escape: Value = "") -> bool | None:
+    if _BLOBS_NEVER_MATCH and (isinstance(pattern, bytes) or isinstance(text, bytes)):
+        return False
     if pattern is None or text is None or escape is None:
         return None
     escape = _text(escape)
@@ -87,6 +90,8 @@ def like(pattern: Value, text: Value, escape: Value = "") -> bool | None:
 
 
 def glob(pattern: Value, text: Value) -> bool | None:
+    if _BLOBS_NEVER_MATCH and (isinstance(pattern, bytes) or isinstance(text, bytes)):
+        return False
     if pattern is None or text is None:
         return None
     return _match(_Pattern.of(_text(pattern), "", glob=True), _text(text))
@@ -200,8 +205,8 @@ def _glob_class(pattern: str, i: int) -> tuple[str | None, int]:
         low = pattern[i]
         if i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
             high = pattern[i + 2]
-            if low <= high:
-                members.append(f"{re.escape(low)}-{re.escape(high)}")
+            # SQLite matches the low end itself first, so a reversed range still matches it
+            members.append(f"{re.escape(low)}-{re.escape(high)}" if low <= high else re.escape(low))
             i += 3
         else:
             members.append(re.escape(low))
