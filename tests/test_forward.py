@@ -183,7 +183,7 @@ def test_a_stream_broken_mid_call_fails_the_call_and_the_router_reopens_after_a_
 
 
 def test_a_stopping_shard_finishes_running_calls_refuses_new_ones_and_ends_the_stream(tmp_path, key: Key) -> None:
-    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60"})
+    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60", "LOOT_STATEMENT_SECONDS": "60"})
     stream = Stream(cluster.shards["shard-0"].address, cluster.env["LOOT_CLUSTER_SECRET"])
     try:
         running, later = tenants_on(cluster, key, "shard-0", 2)
