@@ -101,11 +101,10 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
 
         sandbox.check_deadline()  # the schema phase may have used it up
         sandbox.start_clock()  # for `before`
+        sandbox.commit_by_deadline()
         try:
-            with sandbox.commit_by_deadline():
-                results = access.run_request(database.conn, claims_json=context.claims_json,
-                                             readonly=context.readonly, before=context.before, after=context.after,
-                                             statements=run_statements)
+            results = access.run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
+                                         before=context.before, after=context.after, statements=run_statements)
         except (apsw.ConstraintError, apsw.InterruptError) as error:  # COMMIT refused or interrupted: rolled back
             if not sandbox.timed_out:
                 raise

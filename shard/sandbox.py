@@ -72,15 +72,10 @@ class Sandbox:
                 self._deadline = self._stop_at = float("inf")
                 self._commit_by_deadline = False
 
-    @contextlib.contextmanager
-    def commit_by_deadline(self) -> Iterator[None]:
-        """A transaction that commits only before the client's deadline: past it, the commit hook
-        turns COMMIT into a rollback (apsw.ConstraintError, explained by `fault`)."""
+    def commit_by_deadline(self) -> None:
+        """From here to the request's end, commit only before the client's deadline: past it, the commit
+        hook turns COMMIT into a rollback (apsw.ConstraintError, explained by `fault`)."""
         self._commit_by_deadline = True
-        try:
-            yield
-        finally:
-            self._commit_by_deadline = False
 
     @contextlib.contextmanager
     def inline(self, cpu_seconds: float, value_bytes: int) -> Iterator[None]:
