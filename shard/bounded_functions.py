@@ -9,7 +9,8 @@ Here:
 - `like` and `glob` split the pattern at its `%` (`*`) into fixed-length pieces, matched left to right
   (leftmost match of each piece: exact for these patterns); a piece of plain characters is found with
   the linear string search, one with `_`, `?` or `[...]` by `re`, at most (text length × piece length)
-  comparisons: past MAX_COMPARISONS the call is refused, RESOURCE_EXHAUSTED `TOO_EXPENSIVE`;
+  comparisons: past MAX_COMPARISONS (a piece counted as at least MIN_PIECE_COST characters) the call is
+  refused, RESOURCE_EXHAUSTED `TOO_EXPENSIVE`;
 - every call first checks the statement's clock (`Clock.check`), so a row of many calls stops at the limit.
 
 Overriding `like` turns off SQLite's LIKE-prefix index optimisation, which Loot's default (case-
@@ -30,8 +31,10 @@ import grpc
 
 from loot.status import Fault
 
-# Comparisons one LIKE or GLOB call may make in pieces `re` matches: ~0.1 s (measured in docs/shard.md).
+# Comparisons one LIKE or GLOB call may make in pieces `re` matches: ~0.1-0.2 s (docs/shard.md). A piece
+# costs at each position at least what MIN_PIECE_COST characters would (the regex engine's own overhead).
 MAX_COMPARISONS = 40_000_000
+MIN_PIECE_COST = 16
 LIKE_PATTERN_BYTES = 50_000  # SQLite's own default limit, kept
 _CACHED_PATTERN_CHARS = 1_000  # longer patterns are compiled for each call, not kept
 
@@ -143,7 +146,7 @@ def _find(piece: _Piece, text: str, folded: str | None, start: int, end: int, fo
     if piece.literal is not None and (not fold_ascii or folded is not None):
         found = (folded if fold_ascii else text).find(piece.literal, start, end)
         return -1 if found < 0 else found + piece.length
-    if (end - start) * piece.length > MAX_COMPARISONS:
+    if (end - start) * max(piece.length, MIN_PIECE_COST) > MAX_COMPARISONS:
         raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_EXPENSIVE",
                     f"a LIKE or GLOB pattern would compare a piece of {piece.length} characters at each of "
                     f"{end - start} positions; use a shorter pattern or text", limit=MAX_COMPARISONS)
