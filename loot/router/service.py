@@ -99,11 +99,12 @@ class DatabaseService:
                 await abort(context, rpc_status.to_status(refused.status))  # the shard's own answer, unchanged
             except TimeoutError:
                 raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
-                            f"shard {name} did not answer before the deadline", shard=name) from None
+                            f"the deadline passed before the call reached shard {name}; nothing was applied",
+                            shard=name) from None
             except InDoubt as lost:
-                # Not UNAVAILABLE, which promises nothing was applied (docs/errors.md): the call was running.
+                # Not UNAVAILABLE nor DEADLINE_EXCEEDED, which promise nothing was applied: the call was running.
                 raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN",
-                            f"shard {name} went away while running the call ({lost}): it may or may not "
+                            f"shard {name} did not answer the call it was running ({lost}): it may or may not "
                             "have been applied; read before retrying a write", shard=name) from None
             except NotSent as lost:
                 raise Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",

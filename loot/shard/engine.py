@@ -101,9 +101,16 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
             sandbox.start_clock()  # `after` gets a time limit of its own
             return results
 
+        sandbox.check_deadline()  # the schema phase may have used it up
         sandbox.start_clock()  # for `before`
-        results = run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
-                                     before=context.before, after=context.after, statements=run_statements)
+        sandbox.commit_by_deadline()
+        try:
+            results = run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
+                                  before=context.before, after=context.after, statements=run_statements)
+        except (apsw.ConstraintError, apsw.InterruptError) as error:  # COMMIT refused or interrupted: rolled back
+            if not sandbox.timed_out:
+                raise
+            raise sandbox.fault(error) from None
     if context.destroy:
         database.destroy()
     return Outcome(results, changes, destroyed=context.destroy)

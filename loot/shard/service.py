@@ -77,20 +77,22 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     async def describe(self, request: shard_pb2.ShardDescribeRequest, remaining: float | None,
                        router_epoch: int) -> pb.DescribeResponse:
         self._admit(request.context, router_epoch)
+        deadline = _deadline(remaining)
         await self.arrival(request.context.database_id, remaining)
         return await self.databases.run(request.context.database_id,
                                         functools.partial(_describe, claim=request.context.schema),
-                                        request.context.schema)
+                                        request.context.schema, account=request.context.account, deadline=deadline)
 
     async def _run(self, shard_context: shard_pb2.Context, statements, remaining: float | None,
                    router_epoch: int) -> engine.Outcome:
         self._admit(shard_context, router_epoch)
         engine.check_request(statements, self.databases.limits)
-        deadline = None if remaining is None else time.monotonic() + remaining
+        deadline = _deadline(remaining)
         await self.arrival(shard_context.database_id, remaining)
         request = dict(context=shard_context, statements=statements, deadline=deadline)
         return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
-                                        shard_context.schema, inline=functools.partial(engine.run_inline, **request))
+                                        shard_context.schema, inline=functools.partial(engine.run_inline, **request),
+                                        account=shard_context.account, deadline=deadline)
 
     def _admit(self, shard_context: shard_pb2.Context, router_epoch: int) -> None:
         if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,
@@ -107,6 +109,12 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD",
                         f"database belongs to {owner}, not {self.name}, under membership epoch {epoch}: "
                         "the router's membership is stale", owner=owner, epoch=epoch)
+
+
+def _deadline(remaining: float | None) -> float | None:
+    """The client's deadline on the monotonic clock. Every wait and every statement ends by it, and the
+    request commits only before it: a DEADLINE_EXCEEDED from the shard means nothing was applied."""
+    return None if remaining is None else time.monotonic() + remaining
 
 
 def _router_epoch(context: grpc.aio.ServicerContext) -> int:
