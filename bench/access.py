@@ -25,7 +25,7 @@ import apsw
 
 from loot.shard import system_tables
 from loot.shard.access.enforcer import Enforcer
-from loot.shard.access.request import run_request
+from loot.shard.engine import transaction
 
 ROWS = 100_000
 OWNERS = 1_000
@@ -57,7 +57,7 @@ def build(path: Path) -> apsw.Connection:
 
 
 def request(conn: apsw.Connection, sub: str, work: Callable[[Enforcer], object]) -> object:
-    return run_request(conn, claims_json=json.dumps({"sub": sub}), readonly=False, before="", after="",
+    return transaction(conn, claims_json=json.dumps({"sub": sub}), readonly=False, before="", after="",
                        statements=work)
 
 

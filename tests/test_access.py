@@ -16,7 +16,7 @@ from loot.tokens.claim_paths import MAX_DEPTH
 from loot.shard import system_tables
 from loot.shard.access import claims
 from loot.shard.access.enforcer import for_connection
-from loot.shard.access.request import run_request
+from loot.shard.engine import transaction
 from loot.shard.sql_errors import fault_from_sqlite
 
 SCHEMA = """
@@ -64,7 +64,7 @@ class Db:
             except apsw.Error as error:
                 raise access.fault(error) or fault_from_sqlite(error)
 
-        return run_request(self.conn, claims_json=json.dumps({"sub": sub, "user": {"id": sub}}),
+        return transaction(self.conn, claims_json=json.dumps({"sub": sub, "user": {"id": sub}}),
                            readonly=readonly, before=before, after=after, statements=statements)
 
     def refused(self, sql: str, **kwargs: Any) -> Fault:
@@ -361,7 +361,7 @@ def test_the_example_in_the_docs_runs() -> None:
             return conn.execute(sql).fetchall()
 
     claims = json.dumps({"user": {"id": "alice"}})
-    assert run_request(conn, claims_json=claims, readonly=False, before="", after="",
+    assert transaction(conn, claims_json=claims, readonly=False, before="", after="",
                        statements=insert_and_count) == [(1,)]
 
 
@@ -394,12 +394,12 @@ def test_a_new_schema_claim_is_applied_without_the_temp_views() -> None:
     tables = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); "
               "INSERT INTO _filters VALUES ('notes', 'numbered', 'id > 0');")
     access.apply_schema(tables + " CREATE VIEW note_bodies AS SELECT body FROM notes;")
-    run_request(conn, claims_json="{}", readonly=False, before="", after="", statements=lambda _: None)
+    transaction(conn, claims_json="{}", readonly=False, before="", after="", statements=lambda _: None)
     temp_notes = "SELECT count(*) FROM temp.sqlite_schema WHERE name = 'notes'"
     claim = tables + " CREATE INDEX notes_body ON notes (body);"  # unqualified: must not meet the TEMP view
     assert access.apply_schema(claim) != []
     assert conn.execute(temp_notes).fetchone() == (0,)
-    run_request(conn, claims_json="{}", readonly=False, before="", after="", statements=lambda _: None)
+    transaction(conn, claims_json="{}", readonly=False, before="", after="", statements=lambda _: None)
     assert access.apply_schema(claim) == []  # already applied here: the TEMP views stay
     assert conn.execute(temp_notes).fetchone() == (1,)
     with access.privileged():

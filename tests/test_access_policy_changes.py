@@ -12,7 +12,7 @@ import pytest
 from loot.shard import system_tables
 from loot.shard.access import install
 from loot.shard.access.enforcer import for_connection
-from loot.shard.access.request import run_request
+from loot.shard.engine import transaction
 from tests.test_access import Db
 
 OPEN_CLOSED = "INSERT INTO _filters VALUES ('closed', 'all', 'true')"
@@ -80,7 +80,7 @@ def test_another_connection_changing_the_policy_is_seen(tmp_path: Path) -> None:
         def statements(access):
             with access.statement("SELECT * FROM closed") as sql:
                 return conn.execute(sql).fetchall()
-        return run_request(conn, claims_json="{}", readonly=True, before="", after="", statements=statements)
+        return transaction(conn, claims_json="{}", readonly=True, before="", after="", statements=statements)
 
     assert read() == []
     apsw.Connection(path).execute(OPEN_CLOSED)
@@ -97,7 +97,7 @@ def test_a_schema_claim_changing_the_filters_takes_effect_at_once() -> None:
         def statements(access):
             with access.statement("SELECT count(*) FROM notes") as sql:
                 return conn.execute(sql).fetchone()[0]
-        return run_request(conn, claims_json=json.dumps({"sub": sub}), readonly=False, before="", after="",
+        return transaction(conn, claims_json=json.dumps({"sub": sub}), readonly=False, before="", after="",
                            statements=statements)
 
     access.apply_schema(table + "INSERT INTO _filters VALUES ('notes', 'all', 'true');")

@@ -1,22 +1,25 @@
-"""Running a request on one open database, on a worker thread, in phases (docs/shard.md#requests):
+"""Running a request on one open database, its phases top-down (docs/shard.md#requests):
 
-    schema claim (own transaction, privileged)
-    BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
-    destroy, if asked
+    create            the database is new: the shard's storage made it from a template (storage.py)
+    schema            the token's schema claim, applied privileged in its own transaction (`apply_schema`)
+    BEGIN IMMEDIATE   the request's one transaction (`transaction`)
+    before            privileged SQL from the token
+    the request       each statement under the token's filters and rules, or the privileged `instead`
+    after             privileged SQL from the token
+    COMMIT            refused past the client's deadline, so a late answer never hides a commit
+    destroy           if the token asks, once all of it succeeded
 
-Any failure inside the transaction rolls all of it back; `run_inline` is the same
-run for short reads, tried on the event loop (see `Databases.run`). Access control (docs/access.md)
-is shard/access: its enforcer owns the connection's authorizer, runs the
-transaction (`access.run_request`) and rewrites each of the request's statements;
-the sandbox (loot/shard/sandbox.py) adds the limits and the clock.
+Any failure inside the transaction rolls all of it back; `run_inline` is the same run for short
+reads, tried on the event loop (see `Databases.run`). Policy lives in loot/shard/access (its
+enforcer owns the connection's authorizer and rewrites each statement); the sandbox
+(loot/shard/sandbox.py) adds the limits and the clock.
 """
-
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 import grpc
@@ -27,10 +30,12 @@ from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
 from loot.shard import schema
 from loot.shard.access.enforcer import Enforcer, for_connection
-from loot.shard.access.request import run_request
+from loot.shard.sql_errors import fault_from_sqlite
 from loot.shard.databases import RunOnWorker
 from loot.shard.limits import Limits
 from loot.shard.storage import OpenDatabase
+
+T = TypeVar("T")
 
 
 # How much a request may do on the event loop before it gives up for a worker thread (every other
@@ -105,7 +110,7 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
         sandbox.start_clock()  # for `before`
         sandbox.commit_by_deadline()
         try:
-            results = run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
+            results = transaction(database.conn, claims_json=context.claims_json, readonly=context.readonly,
                                   before=context.before, after=context.after, statements=run_statements)
         except (apsw.ConstraintError, apsw.InterruptError) as error:  # COMMIT refused or interrupted: rolled back
             if not sandbox.timed_out:
@@ -114,6 +119,35 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
     if context.destroy:
         database.destroy()
     return Outcome(results, changes, destroyed=context.destroy)
+
+
+def transaction(conn: apsw.Connection, *, claims_json: str, readonly: bool, before: str, after: str,
+                statements: Callable[[Enforcer], T]) -> T:
+    """BEGIN, `before`, `statements(access)`, `after`, COMMIT: one transaction, all or nothing."""
+    access = for_connection(conn)
+    with access.request(claims_json, readonly):
+        access.control("BEGIN IMMEDIATE")
+        try:
+            access.refresh()
+            if before:
+                _privileged_script(access, before, "before")
+                access.refresh()  # `before` may have changed the policy
+            result = statements(access)
+            if after:
+                _privileged_script(access, after, "after")
+            access.control("COMMIT")
+        except BaseException:
+            if not conn.get_autocommit():
+                access.control("ROLLBACK")
+            raise
+    return result
+
+
+def _privileged_script(access: Enforcer, script: str, claim: str) -> None:
+    try:
+        access.run_script(script)
+    except apsw.Error as error:
+        raise access.fault(error, claim=claim) or fault_from_sqlite(error, claim=claim)
 
 
 def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement],
