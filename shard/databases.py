@@ -29,6 +29,8 @@ from loot.status import Fault
 from shard.limits import Limits
 from shard.storage import OpenDatabase, Storage
 
+# Worker threads running SQLite: each converts one result at a time (the memory budget counts them).
+THREADS = 8
 T = TypeVar("T")
 Work = Callable[[OpenDatabase], T]
 
@@ -48,7 +50,7 @@ class _Actor:
 
 
 class Databases:
-    def __init__(self, storage: Storage, limits: Limits = Limits(), threads: int = 8):
+    def __init__(self, storage: Storage, limits: Limits = Limits(), threads: int = THREADS):
         self.storage = storage
         self.limits = limits
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sqlite")

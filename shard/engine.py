@@ -28,6 +28,7 @@ from loot.values import from_value, to_value
 from shard import access, schema
 from shard.databases import RunOnWorker
 from shard.limits import Limits
+from shard.sandbox import Sandbox, out_of_memory
 from shard.storage import OpenDatabase
 
 
@@ -60,9 +61,22 @@ class _Budget:
     def spend(self, size: int, index: int) -> None:
         self.spent += size
         if self.spent > self.limit:
-            raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
-                        f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
-                        statement_index=index, limit=self.limit)
+            raise self._exceeded(index)
+
+    def check_values(self, row: tuple[Any, ...], index: int) -> None:
+        """Refuse a row whose text and blob values alone overrun the budget, before copying any of them
+        (their lengths never exceed their size in the response, so no result that fits is refused)."""
+        size = self.spent
+        for value in row:
+            if isinstance(value, (str, bytes)):
+                size += len(value)
+        if size > self.limit:
+            raise self._exceeded(index)
+
+    def _exceeded(self, index: int) -> Fault:
+        return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
+                     f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
+                     statement_index=index, limit=self.limit)
 
 
 def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
@@ -150,7 +164,7 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
              budget: _Budget, reads_only: bool) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
     conn, sandbox = database.conn, database.sandbox
-    tracer = _OneStatement(reads_only)
+    tracer = _OneStatement(reads_only, sandbox)
     cursor = conn.cursor()
     cursor.exec_trace = tracer
     before = conn.total_changes()
@@ -159,6 +173,7 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
             for row in cursor.execute(sql, _bindings(statement, index)):
+                budget.check_values(row, index)
                 message = pb.Row(values=[to_value(value) for value in row])
                 budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
                 result.rows.append(message)
@@ -170,8 +185,11 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
                     f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
     except apsw.Error as error:
         raise guard.fault(error, statement_index=index) or sandbox.fault(error, statement_index=index)
+    except MemoryError:  # Python's side of a row (a process limit reached): the shard lives on
+        raise out_of_memory(statement_index=index) from None
     finally:
         cursor.close(force=True)
+        sandbox.cap_values(0)
     if tracer.count == 0:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_STATEMENT", "the statement is empty", statement_index=index)
     result.columns.extend(pb.Column(name=name, decltype=decltype or "") for name, decltype in tracer.columns)
@@ -195,8 +213,9 @@ class _OneStatement:
     """exec_trace hook: remembers the statement's shape and refuses a second statement;
     with `reads_only`, raises RunOnWorker before a statement that may write."""
 
-    def __init__(self, reads_only: bool) -> None:
+    def __init__(self, reads_only: bool, sandbox: Sandbox) -> None:
         self.reads_only = reads_only
+        self.sandbox = sandbox
         self.count = 0
         self.columns: tuple[tuple[str, str | None], ...] = ()
         self.readonly = True
@@ -211,4 +230,5 @@ class _OneStatement:
         if self.reads_only and not self.readonly:
             raise RunOnWorker
         self.columns = tuple((column[0], column[1]) for column in cursor.description)
+        self.sandbox.cap_values(len(self.columns))
         return True

@@ -17,8 +17,9 @@ from loot.serving import add_operations_flags, add_servicer, new_server, serve
 from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
 from shard import limits as shard_limits
+from shard import memory
 from shard.cluster_auth import ClusterSecret
-from shard.databases import Databases
+from shard.databases import THREADS, Databases
 from shard.handoff.fencing import Fencing
 from shard.handoff.peers import Peers
 from shard.handoff.progress import Progress, watch_progress
@@ -51,8 +52,12 @@ async def run(args: argparse.Namespace) -> None:
     if args.handoff_concurrency < 0:
         raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
     limits = shard_limits.from_arguments(args)
+    try:
+        memory.enforce(memory.plan(limits, THREADS))
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     storage = Storage(Path(args.data), limits, SPARE_COPIES)
-    databases = Databases(storage, limits)
+    databases = Databases(storage, limits, THREADS)
     watch_databases(databases.stats)
     progress = Progress()
     watch_progress(progress)

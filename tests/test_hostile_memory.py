@@ -1,0 +1,141 @@
+"""Hostile statements against a shard whose memory is capped: each is refused with a clear reason (or
+runs within bounds), the shard lives on, serves another tenant, and stays within its memory budget."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from loot.client import Client, rows
+from loot.local_cluster import LocalCluster
+from loot.tokens import Key, mint
+from tests.conftest import refused, start_cluster
+from tests.schemas import open_table
+
+MIB = 1024 * 1024
+BUDGET_MIB = 512
+RESULT_BYTES = 4 * MIB
+NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A `/proc/<pid>/status` field in KiB (VmHWM: the highest resident size so far)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One shard told its budget (--memory-mib) and held to it: its address space may grow by no more than
+    the budget past what it reserved at start (threads' stacks and malloc arenas are reserved, not used)."""
+    env = {"LOOT_MEMORY_MIB": str(BUDGET_MIB), "LOOT_RESULT_BYTES": str(RESULT_BYTES), "LOOT_OPEN_DATABASES": "32"}
+    cluster = start_cluster(tmp_path_factory.mktemp("capped"), shards=1, env=env)
+    pid = cluster.shards["shard-0"].process.pid
+    cap = status_kib(pid, "VmSize") * 1024 + BUDGET_MIB * MIB
+    resource.prlimit(pid, resource.RLIMIT_AS, (cap, cap))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def client(capped: LocalCluster) -> Iterator[Client]:
+    with Client(capped.address) as client:
+        yield client
+
+
+@pytest.fixture
+def neighbour(capped: LocalCluster, client: Client, key: Key) -> Iterator[str]:
+    """Another tenant's database on the same shard: after each attack the shard is alive, serves it, and
+    has never held more than its budget."""
+    token = mint(key, "app", "neighbour", schema=NOTES)
+    client.execute(token, "INSERT OR REPLACE INTO notes VALUES (1, 'still here')")
+    yield token
+    shard = capped.shards["shard-0"]
+    assert shard.alive()
+    assert rows(client.execute(token, "SELECT body FROM notes WHERE id = 1").result) == [("still here",)]
+    assert status_kib(shard.process.pid, "VmHWM") < BUDGET_MIB * 1024
+
+
+def blobs(columns: int, size: int) -> str:
+    return "SELECT " + ", ".join([f"randomblob({size})"] * columns)
+
+
+def each_of(count: int, expression: str) -> str:
+    """`expression` over `count` rows of a recursive CTE (n = 1..count)."""
+    return f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {count}) {expression}"
+
+
+# Each value within the value limit, but together far past the result limit: SQLite makes the whole row
+# before handing it over. Refused before it is made.
+TOO_BIG = {
+    "wide row": blobs(100, 4_000_000),
+    "one huge value": blobs(1, 16_000_000),
+    "printf width": "SELECT printf('%.*c', 2000000000, 'x')",
+    "zeroblob": "SELECT zeroblob(1000000000)",
+    "replace": "SELECT length(replace(printf('%.*c', 1000000, 'a'), 'a', 'bbbbbbbbbb'))",
+    "group_concat": each_of(100, "SELECT length(group_concat(randomblob(1000000))) FROM c"),
+    "window": each_of(100, "SELECT length(group_concat(randomblob(1000000)) OVER ()) FROM c LIMIT 1"),
+    "hex doubling": "SELECT length(hex(randomblob(3000000)))",
+    "concatenation": "SELECT length(randomblob(3000000) || randomblob(3000000))",
+    "returned by a write": "INSERT INTO notes (body) VALUES ('x') RETURNING " + ", ".join(["randomblob(4000000)"] * 50),
+}
+
+
+@pytest.mark.parametrize("sql", TOO_BIG.values(), ids=TOO_BIG.keys())
+def test_oversized_values_and_rows_are_refused_before_they_are_made(client: Client, key: Key, neighbour: str,
+                                                                    sql: str) -> None:
+    info = refused(lambda: client.execute(mint(key, "app", "attacker", schema=NOTES), sql, timeout=60), EXHAUSTED,
+                   "TOO_BIG")
+    assert int(info.metadata["limit"]) <= RESULT_BYTES
+
+
+def test_a_row_whose_values_share_the_result_limit_is_named_so(client: Client, key: Key, neighbour: str) -> None:
+    with pytest.raises(grpc.RpcError) as failed:
+        client.execute(mint(key, "app", "attacker", schema=NOTES), blobs(10, 1_000_000))
+    assert failed.value.code() == EXHAUSTED
+    assert "result columns share" in failed.value.details()
+
+
+def test_what_grows_past_the_heap_limit_fails_alone(client: Client, key: Key, neighbour: str) -> None:
+    # json_group_array checks its length only once done: up to then it holds what the SQLite heap allows.
+    sql = each_of(100, "SELECT length(json_group_array(hex(randomblob(500000)))) FROM c")
+    info = refused(lambda: client.execute(mint(key, "app", "attacker", schema=NOTES), sql, timeout=60), EXHAUSTED,
+                   "OUT_OF_MEMORY")
+    assert 0 < int(info.metadata["limit"]) < BUDGET_MIB * MIB
+
+
+# Bounded by the SQLite heap limit or by spilling to temporary files: each ends within the budget.
+WITHIN_BOUNDS = {
+    "many big intermediate values": "SELECT " + " + ".join(["length(randomblob(4000000))"] * 60),
+    "sorting big values": each_of(60, "SELECT length(b) FROM (SELECT randomblob(3000000) AS b FROM c) ORDER BY b "
+                                      "LIMIT 1"),
+    "distinct big values": each_of(60, "SELECT count(DISTINCT b) FROM (SELECT randomblob(3000000) AS b FROM c)"),
+    "recursive union keeping every row": ("WITH RECURSIVE c(n, b) AS (SELECT 1, randomblob(3000000) UNION "
+                                          "SELECT n + 1, randomblob(3000000) FROM c WHERE n < 60) "
+                                          "SELECT count(*) FROM c"),
+}
+
+
+@pytest.mark.parametrize("sql", WITHIN_BOUNDS.values(), ids=WITHIN_BOUNDS.keys())
+def test_big_intermediate_work_stays_within_the_budget(client: Client, key: Key, neighbour: str, sql: str) -> None:
+    token = mint(key, "app", "attacker", schema=NOTES)
+    try:
+        client.execute(token, sql, timeout=60)
+    except grpc.RpcError as error:  # refused for its memory or its time, never a crash
+        assert (error.code(), error.details()) and error.code() in (EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def test_many_big_bound_parameters(client: Client, key: Key, neighbour: str) -> None:
+    token = mint(key, "app", "attacker", schema=NOTES)
+    sql = "SELECT " + " + ".join(["length(?)"] * 14)
+    [[total]] = rows(client.execute(token, sql, [b"x" * 4_000_000] * 14, timeout=60).result)
+    assert total == 14 * 4_000_000
+    refused(lambda: client.execute(token, "SELECT length(?)", [b"x" * (RESULT_BYTES + 1)], timeout=60), EXHAUSTED,
+            "TOO_BIG")
