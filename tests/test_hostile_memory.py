@@ -139,3 +139,22 @@ def test_many_big_bound_parameters(client: Client, key: Key, neighbour: str) -> 
     assert total == 14 * 4_000_000
     refused(lambda: client.execute(token, "SELECT length(?)", [b"x" * (RESULT_BYTES + 1)], timeout=60), EXHAUSTED,
             "TOO_BIG")
+
+
+OWNED = """CREATE TABLE notes (id INTEGER PRIMARY KEY, owner TEXT, body TEXT);
+INSERT INTO _filters VALUES ('notes', 'own', 'owner = claim(''user'')');
+INSERT INTO _rules VALUES ('notes', 'write', 'own', 'owner = claim(''user'')');"""
+
+
+def test_caches_keyed_by_sql_text_stay_bounded(capped: LocalCluster, client: Client, key: Key,
+                                               neighbour: str) -> None:
+    """Distinct UPDATEs of almost 1 MiB each on a filtered table (rewritten to filter rows first, and the
+    rewrite cached): the shard keeps a bounded number of bytes of them, not a bounded number of them."""
+    token = mint(key, "app", "owned", schema=OWNED, user="mallory")
+    client.execute(token, "INSERT OR REPLACE INTO notes VALUES (1, 'mallory', '')")
+    pid = capped.shards["shard-0"].process.pid
+    before = status_kib(pid, "VmRSS")
+    for n in range(64):
+        update = f"UPDATE notes SET body = '{n}' WHERE id = 1 AND length(x'{'ab' * 500_000}') > 0"
+        assert client.execute(token, update, timeout=60).result.rows_written == 1
+    assert status_kib(pid, "VmRSS") - before < 96 * 1024

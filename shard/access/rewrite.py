@@ -13,9 +13,9 @@ Three rewrites:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
+from loot.byte_lru import memoize
 from shard.sql_text import Token, fold, quote_name, tokens
 
 _SCHEMAS = ("main", "temp")
@@ -40,6 +40,8 @@ def qualify_tables(predicate: str, tables: frozenset[str]) -> str:
 
 
 _CACHED_SQL_LENGTH = 4096
+# Each cache holds SQL text as sent plus its rewritten copy: bounded by bytes, as a client chooses the text.
+_CACHE_BYTES = 16 * 1024 * 1024
 
 
 def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
@@ -55,7 +57,7 @@ def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str,
     return _retarget(sql, filtered, restricted)
 
 
-@functools.lru_cache(maxsize=4096)
+@memoize(_CACHE_BYTES)
 def _cached_retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
     return _retarget(sql, filtered, restricted)
 
@@ -77,7 +79,7 @@ def _retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str
 _AFTER_TARGET = ("set", "where", "returning", "indexed", "not", "order", "limit")
 
 
-@functools.lru_cache(maxsize=1024)
+@memoize(_CACHE_BYTES)
 def filter_rows_first(sql: str, condition: str) -> str:
     """An UPDATE or DELETE whose WHERE starts with the target's filters: `WHERE (filters) AND (its own)`.
 
