@@ -158,3 +158,12 @@ def test_caches_keyed_by_sql_text_stay_bounded(capped: LocalCluster, client: Cli
         update = f"UPDATE notes SET body = '{n}' WHERE id = 1 AND length(x'{'ab' * 500_000}') > 0"
         assert client.execute(token, update, timeout=60).result.rows_written == 1
     assert status_kib(pid, "VmRSS") - before < 96 * 1024
+
+
+@pytest.mark.parametrize("pragma", ["PRAGMA hard_heap_limit = 1000000", "PRAGMA soft_heap_limit = 0",
+                                    "PRAGMA temp_store = MEMORY", "PRAGMA cache_size = -10000000", "PRAGMA threads = 8"])
+def test_privileged_sql_cannot_change_how_the_shard_holds_memory(client: Client, key: Key, neighbour: str,
+                                                                  pragma: str) -> None:
+    """The heap limits are the whole process's: one application's `before` must not lower or lift them for all."""
+    token = mint(key, "app", "attacker", schema=NOTES, before=pragma)
+    refused(lambda: client.execute(token, "SELECT 1"), grpc.StatusCode.PERMISSION_DENIED, "PRAGMA")

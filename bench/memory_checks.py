@@ -1,0 +1,73 @@
+"""What the memory bounds cost a warm point select through `engine.run`, in process: the same call
+with and without them, alternating rounds in one run. Without them means: no per-statement value
+cap (`Sandbox.cap_values`), no size check of a row's values before they are copied
+(`_Budget.check_values`), and the rewrite caches as functools.lru_cache instead of byte-bounded.
+
+    python bench/memory_checks.py [--calls 20000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.engine_point_select import CLAIMS, per_call_us  # noqa: E402
+from bench.point_select import SCHEMA  # noqa: E402
+from loot.ids import database_id  # noqa: E402
+from loot.internal.v1 import shard_pb2  # noqa: E402
+from loot.v1 import database_pb2 as pb  # noqa: E402
+from loot.values import to_value  # noqa: E402
+from shard import engine, sandbox  # noqa: E402
+from shard.access import enforcer, rewrite  # noqa: E402
+from shard.storage import Storage  # noqa: E402
+
+
+@contextlib.contextmanager
+def without_memory_bounds() -> Iterator[None]:
+    saved = (sandbox.Sandbox.cap_values, engine._Budget.check_values, enforcer.retarget, enforcer.filter_rows_first)
+    sandbox.Sandbox.cap_values = lambda self, columns: None
+    engine._Budget.check_values = lambda self, row, index: None
+    cached_retarget = functools.lru_cache(maxsize=4096)(rewrite._retarget)
+    enforcer.retarget = lambda sql, filtered, restricted: cached_retarget(sql, filtered, restricted)
+    enforcer.filter_rows_first = functools.lru_cache(maxsize=1024)(rewrite.filter_rows_first.__wrapped__)
+    try:
+        yield
+    finally:
+        sandbox.Sandbox.cap_values, engine._Budget.check_values, enforcer.retarget, enforcer.filter_rows_first = saved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    sql = "SELECT id, body, score FROM notes WHERE id = ?"
+    with tempfile.TemporaryDirectory() as root:
+        database = Storage(Path(root)).open(database_id("bench", "memory", "warm"), SCHEMA)
+        context = shard_pb2.Context(schema=SCHEMA, claims_json=CLAIMS)
+        statements = [pb.Statement(sql=sql, params=[to_value(42)])]
+        database.conn.execute("INSERT INTO main.notes VALUES (42, 'hello', 1.5)")
+        call = lambda: engine.run(database, context, statements, None)  # noqa: E731
+        call()
+        bounded_us, unbounded_us = [], []
+        for _ in range(args.rounds):
+            bounded_us.append(per_call_us(call, args.calls))
+            with without_memory_bounds():
+                call()
+                unbounded_us.append(per_call_us(call, args.calls))
+        database.close()
+    bounded, unbounded = statistics.median(bounded_us), statistics.median(unbounded_us)
+    print(f"with memory bounds:    {bounded:.1f} µs/call (median of {args.rounds} rounds)")
+    print(f"without memory bounds: {unbounded:.1f} µs/call")
+    print(f"ratio without/with:    {unbounded / bounded:.3f}")
+
+
+if __name__ == "__main__":
+    main()
