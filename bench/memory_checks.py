@@ -1,7 +1,8 @@
 """What the memory bounds cost a warm point select through `engine.run`, in process: the same call
 with and without them, alternating rounds in one run. Without them means: no per-statement value
 cap (`Sandbox.cap_values`), no size check of a row's values before they are copied
-(`_Budget.check_values`), and the rewrite caches as functools.lru_cache instead of byte-bounded.
+(`_Budget.check_values`), every statement kept for reuse (no `KeptStatements.may_keep`), and the rewrite
+caches as functools.lru_cache instead of byte-bounded.
 
     python bench/memory_checks.py [--calls 20000] [--rounds 5]
 """
@@ -24,23 +25,26 @@ from loot.ids import database_id  # noqa: E402
 from loot.internal.v1 import shard_pb2  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.values import to_value  # noqa: E402
-from shard import engine, sandbox  # noqa: E402
+from shard import engine, memory, sandbox  # noqa: E402
 from shard.access import enforcer, rewrite  # noqa: E402
 from shard.storage import Storage  # noqa: E402
 
 
 @contextlib.contextmanager
 def without_memory_bounds() -> Iterator[None]:
-    saved = (sandbox.Sandbox.cap_values, engine._Budget.check_values, enforcer.retarget, enforcer.filter_rows_first)
+    saved = (sandbox.Sandbox.cap_values, engine._Budget.check_values, memory.KeptStatements.may_keep,
+             enforcer.retarget, enforcer.filter_rows_first)
     sandbox.Sandbox.cap_values = lambda self, columns: None
     engine._Budget.check_values = lambda self, row, index: None
+    memory.KeptStatements.may_keep = lambda self, conn, sql: True
     cached_retarget = functools.lru_cache(maxsize=4096)(rewrite._retarget)
     enforcer.retarget = lambda sql, filtered, restricted: cached_retarget(sql, filtered, restricted)
     enforcer.filter_rows_first = functools.lru_cache(maxsize=1024)(rewrite.filter_rows_first.__wrapped__)
     try:
         yield
     finally:
-        sandbox.Sandbox.cap_values, engine._Budget.check_values, enforcer.retarget, enforcer.filter_rows_first = saved
+        (sandbox.Sandbox.cap_values, engine._Budget.check_values, memory.KeptStatements.may_keep,
+         enforcer.retarget, enforcer.filter_rows_first) = saved
 
 
 def main() -> None:

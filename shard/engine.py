@@ -172,7 +172,7 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
     sandbox.start_clock()
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
-            for row in cursor.execute(sql, _bindings(statement, index)):
+            for row in cursor.execute(sql, _bindings(statement, index), can_cache=database.kept.may_keep(conn, sql)):
                 budget.check_values(row, index)
                 message = pb.Row(values=[to_value(value) for value in row])
                 budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response

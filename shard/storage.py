@@ -27,6 +27,7 @@ import apsw
 
 from loot.ids import is_database_id
 from shard.limits import Limits
+from shard.memory import KeptStatements
 from shard.sandbox import BUSY_MS, Sandbox
 from shard.spares import Spares, write_copy
 from shard.templates import Template, Templates
@@ -47,6 +48,7 @@ class OpenDatabase:
     storage: Storage
     creation_changes: list[str] = field(default_factory=list)
     destroyed: bool = False
+    kept: KeptStatements = field(default_factory=KeptStatements)  # what apsw's statement cache may keep
 
     def take_creation_changes(self) -> list[str]:
         changes, self.creation_changes = self.creation_changes, []

@@ -35,7 +35,7 @@ def status_kib(pid: int, field: str) -> int:
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One shard told its budget (--memory-mib) and held to it: its address space may grow by no more than
     the budget past what it reserved at start (threads' stacks and malloc arenas are reserved, not used)."""
-    env = {"LOOT_MEMORY_MIB": str(BUDGET_MIB), "LOOT_RESULT_BYTES": str(RESULT_BYTES), "LOOT_OPEN_DATABASES": "32"}
+    env = {"LOOT_MEMORY_MIB": str(BUDGET_MIB), "LOOT_RESULT_BYTES": str(RESULT_BYTES), "LOOT_OPEN_DATABASES": "16"}
     cluster = start_cluster(tmp_path_factory.mktemp("capped"), shards=1, env=env)
     pid = cluster.shards["shard-0"].process.pid
     cap = status_kib(pid, "VmSize") * 1024 + BUDGET_MIB * MIB
@@ -167,3 +167,13 @@ def test_privileged_sql_cannot_change_how_the_shard_holds_memory(client: Client,
     """The heap limits are the whole process's: one application's `before` must not lower or lift them for all."""
     token = mint(key, "app", "attacker", schema=NOTES, before=pragma)
     refused(lambda: client.execute(token, "SELECT 1"), grpc.StatusCode.PERMISSION_DENIED, "PRAGMA")
+
+
+def test_prepared_statements_kept_for_reuse_stay_bounded(client: Client, key: Key, neighbour: str) -> None:
+    """SQLite's statement cache holds each prepared statement whole: 4 KB of SQL returning 2,000 columns
+    prepares to 1.5 MB. Kept per open database, they filled SQLite's heap for every tenant."""
+    for tenant in range(8):
+        token = mint(key, "app", f"hoarder-{tenant}", schema=NOTES)
+        for n in range(20):
+            client.execute(token, f"SELECT {n}" + ", 1" * 1999, timeout=60)
+    assert rows(client.execute(neighbour, "SELECT count(*) FROM notes").result) == [(1,)]
