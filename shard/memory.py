@@ -11,7 +11,7 @@ What a shard holds, and what bounds it:
 - SQLite's heap, everything else: page caches (`--cache-kib` x `--open-databases`), prepared
   statements kept for reuse (at most STATEMENTS_PER_CONNECTION per open database), and the values, sorts and temporary tables of running statements. It is capped by
   sqlite3_hard_heap_limit64 (a statement that would pass it fails, OUT_OF_MEMORY, and frees what
-  it took); the soft limit, set to the page caches' share, makes caches give way to statements.
+  it took); the soft limit, set to what the caches may keep, makes them give way to running statements.
 
 The heap limit is process-wide: a statement that reaches it may make a concurrent one fail too.
 Per-statement caps keep ordinary and hostile statements alike far below it: no value over
@@ -45,6 +45,7 @@ class MemoryBudget:
     total: int
     results: int
     page_caches: int
+    statements: int  # prepared statements kept for reuse
     sqlite_heap: int  # the hard heap limit: what is left once the rest is set aside
 
 
@@ -66,13 +67,13 @@ def plan(limits: Limits, threads: int) -> MemoryBudget:
             f"{statements // MIB} MiB of prepared statements (--open-databases x {STATEMENTS_PER_CONNECTION // MIB} MiB) "
             f"and {threads * limits.result_bytes * STATEMENT_COPIES // MIB} MiB for running statements); "
             "raise it, or lower --result-bytes, --open-databases or --cache-kib")
-    return MemoryBudget(total, results, page_caches, sqlite_heap)
+    return MemoryBudget(total, results, page_caches, statements, sqlite_heap)
 
 
 def enforce(budget: MemoryBudget) -> None:
     """Set SQLite's process-wide heap limits from the budget."""
     apsw.hard_heap_limit(budget.sqlite_heap)
-    apsw.soft_heap_limit(budget.page_caches)
+    apsw.soft_heap_limit(budget.page_caches + budget.statements)
 
 
 class KeptStatements:
