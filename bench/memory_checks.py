@@ -19,15 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.engine_point_select import CLAIMS, per_call_us  # noqa: E402
-from bench.point_select import SCHEMA  # noqa: E402
-from loot.ids import database_id  # noqa: E402
-from loot.internal.v1 import shard_pb2  # noqa: E402
-from loot.v1 import database_pb2 as pb  # noqa: E402
-from loot.values import to_value  # noqa: E402
+from bench.engine_point_select import per_call_us, warm_point_select  # noqa: E402
 from shard import engine, memory, sandbox  # noqa: E402
 from shard.access import enforcer, rewrite  # noqa: E402
-from shard.storage import Storage  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -52,13 +46,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    sql = "SELECT id, body, score FROM notes WHERE id = ?"
     with tempfile.TemporaryDirectory() as root:
-        database = Storage(Path(root)).open(database_id("bench", "memory", "warm"), SCHEMA)
-        context = shard_pb2.Context(schema=SCHEMA, claims_json=CLAIMS)
-        statements = [pb.Statement(sql=sql, params=[to_value(42)])]
-        database.conn.execute("INSERT INTO main.notes VALUES (42, 'hello', 1.5)")
-        call = lambda: engine.run(database, context, statements, None)  # noqa: E731
+        database, call = warm_point_select(root)
         call()
         bounded_us, unbounded_us = [], []
         for _ in range(args.rounds):

@@ -73,14 +73,14 @@ class Sandbox:
         self.gave_up = False
         self._inline_until = time.thread_time() + cpu_seconds
         conn.set_busy_timeout(0)
-        self._value_bytes = min(value_bytes, self.limits.result_bytes)
+        self._value_bytes = self.values_capped_at = min(value_bytes, self.limits.result_bytes)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self._value_bytes)
         try:
             yield
         finally:
             self._inline_until = float("inf")
             conn.set_busy_timeout(BUSY_MS)
-            self._value_bytes = self.limits.result_bytes
+            self._value_bytes = self.values_capped_at = self.limits.result_bytes
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, self._value_bytes)
 
     def cap_values(self, columns: int) -> None:
@@ -88,8 +88,10 @@ class Sandbox:
         the result limit shared by its columns, so one row, which SQLite makes whole before handing it
         over and apsw copies whole, is never larger than a result may be (SQLITE_LIMIT_LENGTH also caps
         the rows the statement writes and every intermediate value)."""
-        self.values_capped_at = self._value_bytes // columns if columns > 1 else self._value_bytes
-        self._conn().limit(apsw.SQLITE_LIMIT_LENGTH, max(1, self.values_capped_at))
+        cap = max(1, self._value_bytes // columns) if columns > 1 else self._value_bytes
+        if cap != self.values_capped_at:  # most statements return a column or none: no call
+            self.values_capped_at = cap
+            self._conn().limit(apsw.SQLITE_LIMIT_LENGTH, cap)
 
     def start_clock(self) -> None:
         """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
@@ -112,7 +114,7 @@ class Sandbox:
                          **metadata)
         if isinstance(error, apsw.TooBigError):
             return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG", _too_big(self.values_capped_at,
-                                                                              self.limits.result_bytes),
+                                                                              self._value_bytes),
                          limit=self.values_capped_at, **metadata)
         if isinstance(error, apsw.NoMemError):
             return out_of_memory(**metadata)
@@ -140,10 +142,10 @@ def out_of_memory(**metadata: object) -> Fault:
                  limit=limit, **metadata)
 
 
-def _too_big(cap: int, result_bytes: int) -> str:
-    if cap < result_bytes:
+def _too_big(cap: int, value_bytes: int) -> str:
+    if cap < value_bytes:
         return (f"a value or row of this statement exceeds {cap} bytes: its result columns share the "
-                f"{result_bytes}-byte result limit; select fewer columns or smaller values")
+                f"{value_bytes}-byte result limit; select fewer columns or smaller values")
     return f"a value or row exceeds {cap} bytes, the largest the shard makes"
 
 
