@@ -26,6 +26,7 @@ from loot.observability import request_id
 from loot.observability.interceptor import Observation
 from loot.forwarding import ACCEPTED, MAX_PAYLOAD
 from loot.status import Fault, failure_status, rich_status
+from shard.held_requests import HeldRequests
 
 SERVICE = "loot.internal.v1.Shard"
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -112,9 +113,10 @@ class _Stream:
 
 
 class Forwarding:
-    def __init__(self, shard_name: str, methods: dict[int, Method]):
+    def __init__(self, shard_name: str, methods: dict[int, Method], request_bytes: int = MAX_PAYLOAD):
         self._shard_name = shard_name
         self._methods = methods
+        self._held = HeldRequests(request_bytes)  # across every stream: the shard's memory budget counts them
         self._streams: set[_Stream] = set()
         self._draining = False
         self._unknown = Observation(f"/{SERVICE}/Forward")
@@ -167,8 +169,9 @@ class Forwarding:
             if method is None:
                 raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_METHOD",
                             f"no Shard method numbered {forwarded.method}")
-            async with asyncio.timeout(remaining):
-                response = await method.run(method.parse(forwarded.request), remaining, forwarded.epoch)
+            with self._held.hold(len(forwarded.request)):
+                async with asyncio.timeout(remaining):
+                    response = await method.run(method.parse(forwarded.request), remaining, forwarded.epoch)
             answered = shard_pb2.Answered(call=forwarded.call, response=_fitting(response.SerializeToString()))
             code = grpc.StatusCode.OK
         except TimeoutError:

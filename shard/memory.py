@@ -8,9 +8,11 @@ What a shard holds, and what bounds it:
   (a statement's values are capped at result bytes / its columns, shard/sandbox.py); as Python
   values it may take up to 4x (text mixing ASCII with characters beyond the BMP), then the reply
   message and its serialized copy: RESULT_COPIES;
+- requests held, waiting for their database or running: `--request-bytes` of them as received
+  (shard/held_requests.py), each also parsed and its parameters made Python values: REQUEST_COPIES;
 - SQLite's heap, everything else: page caches (`--cache-kib` x `--open-databases`), prepared
-  statements kept for reuse (at most STATEMENTS_PER_CONNECTION per open database), and the values, sorts and temporary tables of running statements. It is capped by
-  sqlite3_hard_heap_limit64 (a statement that would pass it fails, OUT_OF_MEMORY, and frees what
+  statements kept for reuse (at most STATEMENTS_PER_CONNECTION per open database), and the values,
+  sorts and temporary tables of running statements. It is capped by sqlite3_hard_heap_limit64 (a statement that would pass it fails, OUT_OF_MEMORY, and frees what
   it took); the soft limit, set to what the caches may keep, makes them give way to running statements.
 
 The heap limit is process-wide: a statement that reaches it may make a concurrent one fail too.
@@ -29,6 +31,8 @@ from shard.limits import MIB, Limits
 PROCESS_BYTES = 128 * MIB  # an idle shard holds about 60 MiB: room for the event loop's buffers and gRPC's
 CACHE_BYTES = 64 * MIB
 RESULT_COPIES = 6
+# A request held: its bytes as received, the parsed message, its parameters as Python values.
+REQUEST_COPIES = 3
 # Statements' own room in the SQLite heap, per worker thread, on top of the page caches: enough for
 # rows, sorts and bound values of the sizes the limits allow.
 STATEMENT_COPIES = 2
@@ -44,6 +48,7 @@ STATEMENTS_PER_CONNECTION = 1 * MIB
 class MemoryBudget:
     total: int
     results: int
+    requests: int
     page_caches: int
     statements: int  # prepared statements kept for reuse
     sqlite_heap: int  # the hard heap limit: what is left once the rest is set aside
@@ -54,20 +59,22 @@ def plan(limits: Limits, threads: int) -> MemoryBudget:
     total = limits.memory_mib * MIB
     results = (threads + 1) * limits.result_bytes * RESULT_COPIES
     page_caches = limits.open_databases * limits.cache_kib * 1024
-    sqlite_heap = total - PROCESS_BYTES - CACHE_BYTES - results
+    requests = limits.request_bytes * REQUEST_COPIES
+    sqlite_heap = total - PROCESS_BYTES - CACHE_BYTES - results - requests
     statements = limits.open_databases * STATEMENTS_PER_CONNECTION
     needed = page_caches + statements + threads * limits.result_bytes * STATEMENT_COPIES
     if sqlite_heap < needed:
-        floor = (PROCESS_BYTES + CACHE_BYTES + results + needed + MIB - 1) // MIB
+        floor = (PROCESS_BYTES + CACHE_BYTES + results + requests + needed + MIB - 1) // MIB
         raise ValueError(
             f"--memory-mib {limits.memory_mib} is too small for the other limits: it needs at least {floor} "
             f"({PROCESS_BYTES // MIB} MiB for the process, {CACHE_BYTES // MIB} MiB of caches, "
             f"{results // MIB} MiB for results in flight (({threads} worker threads + 1) x {RESULT_COPIES} x "
-            f"--result-bytes), {page_caches // MIB} MiB of page caches (--open-databases x --cache-kib), "
+            f"--result-bytes), {requests // MIB} MiB for requests held ({REQUEST_COPIES} x --request-bytes), "
+            f"{page_caches // MIB} MiB of page caches (--open-databases x --cache-kib), "
             f"{statements // MIB} MiB of prepared statements (--open-databases x {STATEMENTS_PER_CONNECTION // MIB} MiB) "
             f"and {threads * limits.result_bytes * STATEMENT_COPIES // MIB} MiB for running statements); "
-            "raise it, or lower --result-bytes, --open-databases or --cache-kib")
-    return MemoryBudget(total, results, page_caches, statements, sqlite_heap)
+            "raise it, or lower --result-bytes, --request-bytes, --open-databases or --cache-kib")
+    return MemoryBudget(total, results, requests, page_caches, statements, sqlite_heap)
 
 
 def enforce(budget: MemoryBudget) -> None:

@@ -87,7 +87,8 @@ def test_a_shard_refuses_to_start_with_a_budget_its_limits_do_not_fit(tmp_path: 
     assert "--memory-mib 256 is too small" in done.stderr and "--result-bytes" in done.stderr
 
 
-@pytest.mark.parametrize("result_mib, open_databases", [(1, 16), (2, 64)])
-def test_a_smaller_budget_fits_smaller_limits(result_mib: int, open_databases: int) -> None:
-    limits = Limits(memory_mib=512, result_bytes=result_mib * MIB, open_databases=open_databases)
+@pytest.mark.parametrize("result_mib, request_mib, open_databases", [(1, 16, 16), (2, 16, 32)])
+def test_a_smaller_budget_fits_smaller_limits(result_mib: int, request_mib: int, open_databases: int) -> None:
+    limits = Limits(memory_mib=512, result_bytes=result_mib * MIB, request_bytes=request_mib * MIB,
+                    open_databases=open_databases)
     assert memory.plan(limits, threads=8).sqlite_heap > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -12,13 +13,15 @@ import pytest
 
 from loot.client import Client, rows
 from loot.local_cluster import LocalCluster
+from loot.status import error_info
 from loot.tokens import Key, mint
 from tests.conftest import refused, start_cluster
 from tests.schemas import open_table
 
 MIB = 1024 * 1024
-BUDGET_MIB = 512
+BUDGET_MIB = 640
 RESULT_BYTES = 4 * MIB
+REQUEST_BYTES = 32 * MIB
 NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -35,7 +38,8 @@ def status_kib(pid: int, field: str) -> int:
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One shard told its budget (--memory-mib) and held to it: its address space may grow by no more than
     the budget past what it reserved at start (threads' stacks and malloc arenas are reserved, not used)."""
-    env = {"LOOT_MEMORY_MIB": str(BUDGET_MIB), "LOOT_RESULT_BYTES": str(RESULT_BYTES), "LOOT_OPEN_DATABASES": "16"}
+    env = {"LOOT_MEMORY_MIB": str(BUDGET_MIB), "LOOT_RESULT_BYTES": str(RESULT_BYTES),
+           "LOOT_REQUEST_BYTES": str(REQUEST_BYTES), "LOOT_OPEN_DATABASES": "16"}
     cluster = start_cluster(tmp_path_factory.mktemp("capped"), shards=1, env=env)
     pid = cluster.shards["shard-0"].process.pid
     cap = status_kib(pid, "VmSize") * 1024 + BUDGET_MIB * MIB
@@ -105,7 +109,7 @@ def test_a_row_whose_values_share_the_result_limit_is_named_so(client: Client, k
 
 def test_what_grows_past_the_heap_limit_fails_alone(client: Client, key: Key, neighbour: str) -> None:
     # json_group_array checks its length only once done: up to then it holds what the SQLite heap allows.
-    sql = each_of(100, "SELECT length(json_group_array(hex(randomblob(500000)))) FROM c")
+    sql = each_of(300, "SELECT length(json_group_array(hex(randomblob(500000)))) FROM c")
     info = refused(lambda: client.execute(mint(key, "app", "attacker", schema=NOTES), sql, timeout=60), EXHAUSTED,
                    "OUT_OF_MEMORY")
     assert 0 < int(info.metadata["limit"]) < BUDGET_MIB * MIB
@@ -132,13 +136,41 @@ def test_big_intermediate_work_stays_within_the_budget(client: Client, key: Key,
         assert error.code() in (EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED), error.details()
 
 
+def big_parameters(count: int) -> tuple[str, list[bytes]]:
+    return "SELECT " + " + ".join(["length(?)"] * count), [b"x" * 4_000_000] * count
+
+
 def test_many_big_bound_parameters(client: Client, key: Key, neighbour: str) -> None:
     token = mint(key, "app", "attacker", schema=NOTES)
-    sql = "SELECT " + " + ".join(["length(?)"] * 14)
-    [[total]] = rows(client.execute(token, sql, [b"x" * 4_000_000] * 14, timeout=60).result)
-    assert total == 14 * 4_000_000
+    [[total]] = rows(client.execute(token, *big_parameters(7), timeout=60).result)
+    assert total == 7 * 4_000_000
+    info = refused(lambda: client.execute(token, *big_parameters(14), timeout=60), EXHAUSTED, "REQUEST_TOO_LARGE")
+    assert info.metadata["limit"] == str(REQUEST_BYTES)
     refused(lambda: client.execute(token, "SELECT length(?)", [b"x" * (RESULT_BYTES + 1)], timeout=60), EXHAUSTED,
             "TOO_BIG")
+
+
+def test_big_requests_waiting_for_one_database_are_held_within_the_budget(client: Client, key: Key,
+                                                                          neighbour: str) -> None:
+    """Twelve 20 MB requests queued behind a statement that runs to its time limit: the shard holds at most
+    --request-bytes of them (each also parsed, then made Python values); the others are refused, to be retried."""
+    token = mint(key, "app", "queued", schema=NOTES)
+    endless = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"
+
+    def send(sql: str, params: list[bytes]) -> str:
+        try:
+            client.execute(token, sql, params, timeout=60)
+            return "OK"
+        except grpc.RpcError as error:
+            info = error_info(error)
+            return info.reason if info is not None else error.code().name
+
+    with ThreadPoolExecutor(13) as pool:
+        running = pool.submit(send, endless, [])
+        waiting = [pool.submit(send, *big_parameters(5)) for _ in range(12)]
+        outcomes = [future.result() for future in waiting]
+    assert running.result() == "INTERRUPTED"
+    assert set(outcomes) <= {"OK", "TOO_MANY_REQUESTS"} and "TOO_MANY_REQUESTS" in outcomes, outcomes
 
 
 OWNED = """CREATE TABLE notes (id INTEGER PRIMARY KEY, owner TEXT, body TEXT);
