@@ -11,6 +11,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -20,7 +21,7 @@ from loot.internal.v1 import shard_pb2  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.values import to_value  # noqa: E402
 from loot.shard import engine  # noqa: E402
-from loot.shard.storage import Storage  # noqa: E402
+from loot.shard.storage import OpenDatabase, Storage  # noqa: E402
 
 SQL = "SELECT id, body, score FROM notes WHERE id = ?"
 CLAIMS = '{"sub": "user-1", "roles": ["reader"], "org": {"id": 7}}'
@@ -33,17 +34,22 @@ def per_call_us(call, calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+def warm_point_select(root: str) -> tuple[OpenDatabase, Callable[[], engine.Outcome]]:
+    """An open database under `root` holding row 42, and a call running the point select on it."""
+    database = Storage(Path(root)).open(database_id("bench", "engine", "warm"), SCHEMA)
+    context = shard_pb2.Context(schema=SCHEMA, claims_json=CLAIMS)
+    statements = [pb.Statement(sql=SQL, params=[to_value(42)])]
+    database.conn.execute("INSERT INTO main.notes VALUES (42, 'hello', 1.5)")
+    return database, lambda: engine.run(database, context, statements, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
-        database = Storage(Path(root)).open(database_id("bench", "engine", "warm"), SCHEMA)
-        context = shard_pb2.Context(schema=SCHEMA, claims_json=CLAIMS)
-        statements = [pb.Statement(sql=SQL, params=[to_value(42)])]
-        database.conn.execute("INSERT INTO main.notes VALUES (42, 'hello', 1.5)")
-        engine_call = lambda: engine.run(database, context, statements, None)  # noqa: E731
+        database, engine_call = warm_point_select(root)
         bare_call = lambda: database.conn.execute(SQL, (42,)).fetchall()  # noqa: E731
         engine_call()
         engine_us, bare_us = [], []

@@ -108,6 +108,10 @@ def test_read_only_introspection_is_allowed(client: Client, attacker: str, sql: 
 
 def test_oversized_values_and_results_are_resource_exhausted(client: Client, attacker: str) -> None:
     refused(lambda: client.execute(attacker, "SELECT randomblob(2e9)"), grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG")
+    # Each value under the limit, the row 640 MB: refused before SQLite makes it (it took shards past their memory).
+    forty = "SELECT " + ", ".join(["randomblob(16000000)"] * 40)
+    info = refused(lambda: client.execute(attacker, forty), grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG")
+    assert info.metadata["limit"] == str(16 * 1024 * 1024 // 40)
     hundred_mb = ("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000) "
                   "SELECT n, randomblob(1000) FROM c")
     info = refused(lambda: client.execute(attacker, hundred_mb), grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE")

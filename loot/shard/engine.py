@@ -33,6 +33,7 @@ from loot.shard.access.enforcer import Enforcer, for_connection
 from loot.shard.sql_errors import fault_from_sqlite
 from loot.shard.databases import RunOnWorker
 from loot.shard.limits import Limits
+from loot.shard.sandbox import Sandbox, out_of_memory
 from loot.shard.storage import OpenDatabase
 
 T = TypeVar("T")
@@ -67,9 +68,22 @@ class _Budget:
     def spend(self, size: int, index: int) -> None:
         self.spent += size
         if self.spent > self.limit:
-            raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
-                        f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
-                        statement_index=index, limit=self.limit)
+            raise self._exceeded(index)
+
+    def check_values(self, row: tuple[Any, ...], index: int) -> None:
+        """Refuse a row whose text and blob values alone overrun the budget, before copying any of them
+        (their lengths never exceed their size in the response, so no result that fits is refused)."""
+        size = self.spent
+        for value in row:
+            if isinstance(value, (str, bytes)):
+                size += len(value)
+        if size > self.limit:
+            raise self._exceeded(index)
+
+    def _exceeded(self, index: int) -> Fault:
+        return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE",
+                     f"the result exceeds {self.limit} bytes; select fewer rows or columns, or page with LIMIT",
+                     statement_index=index, limit=self.limit)
 
 
 def check_request(statements: Sequence[pb.Statement], limits: Limits) -> None:
@@ -193,7 +207,7 @@ def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, i
              budget: _Budget, reads_only: bool) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
     conn, sandbox = database.conn, database.sandbox
-    tracer = _OneStatement(reads_only)
+    tracer = _OneStatement(reads_only, sandbox)
     cursor = conn.cursor()
     cursor.exec_trace = tracer
     before = conn.total_changes()
@@ -202,9 +216,10 @@ def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, i
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
             bindings = _bindings(statement, index)
-            cursor.execute(sql, bindings)
+            cursor.execute(sql, bindings, can_cache=database.kept.may_keep(conn, sql))
             tracer.describe(cursor, sql, bindings)
             for row in cursor:
+                budget.check_values(row, index)
                 message = pb.Row(values=[to_value(value) for value in row])
                 budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
                 result.rows.append(message)
@@ -216,8 +231,11 @@ def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, i
                     f"no value for the named parameter {missing.args[0]!r}", statement_index=index)
     except apsw.Error as error:
         raise guard.fault(error, statement_index=index) or sandbox.fault(error, statement_index=index)
+    except MemoryError:  # Python's side of a row (a process limit reached): the shard lives on
+        raise out_of_memory(statement_index=index) from None
     finally:
         cursor.close(force=True)
+        sandbox.cap_values(0)
     if tracer.count == 0:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_STATEMENT", "the statement is empty", statement_index=index)
     result.columns.extend(pb.Column(name=name, decltype=decltype or "") for name, decltype in tracer.columns)
@@ -241,8 +259,9 @@ class _OneStatement:
     """exec_trace hook: remembers the statement's shape and refuses a second statement;
     with `reads_only`, raises RunOnWorker before a statement that may write."""
 
-    def __init__(self, reads_only: bool) -> None:
+    def __init__(self, reads_only: bool, sandbox: Sandbox) -> None:
         self.reads_only = reads_only
+        self.sandbox = sandbox
         self.count = 0
         self.columns: tuple[tuple[str, str | None], ...] = ()
         self.readonly = True
@@ -256,6 +275,10 @@ class _OneStatement:
         self.readonly = cursor.is_readonly
         if self.reads_only and not self.readonly:
             raise RunOnWorker
+        # Before the first step, so no row can outgrow a result; a statement prepared before a schema
+        # change may count its old columns here, which caps its values a little less. Not through
+        # `cursor.description`: apsw would keep that stale answer for `describe` after the step.
+        self.sandbox.cap_values(len(cursor.get_description()))
         return True
 
     def describe(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> None:

@@ -26,6 +26,7 @@ from loot.observability import request_id
 from loot.observability.handlers import Observation
 from loot.forward_protocol import ACCEPTED, MAX_PAYLOAD
 from loot.status import Fault, failure_status, rich_status
+from loot.shard.held_requests import HeldRequests
 
 SERVICE = "loot.internal.v1.Shard"
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -112,9 +113,10 @@ class _Stream:
 
 
 class Forwarding:
-    def __init__(self, shard_name: str, methods: dict[int, Method]):
+    def __init__(self, shard_name: str, methods: dict[int, Method], request_bytes: int = MAX_PAYLOAD):
         self._shard_name = shard_name
         self._methods = methods
+        self._held = HeldRequests(request_bytes)  # across every stream: the shard's memory budget counts them
         self._streams: set[_Stream] = set()
         self._draining = False
         self._unknown = Observation(f"/{SERVICE}/Forward")
@@ -169,7 +171,8 @@ class Forwarding:
                             f"no Shard method numbered {forwarded.method}")
             # Not cut off at the deadline here: the call keeps to it itself, and answers what it did (a call
             # stopped after its work began might have committed, and must not be answered DEADLINE_EXCEEDED).
-            response = await method.run(method.parse(forwarded.request), remaining, forwarded.epoch)
+            with self._held.hold(len(forwarded.request)):
+                response = await method.run(method.parse(forwarded.request), remaining, forwarded.epoch)
             answered = shard_pb2.Answered(call=forwarded.call, response=_fitting(response.SerializeToString()))
             code = grpc.StatusCode.OK
         except Exception as error:

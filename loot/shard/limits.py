@@ -29,6 +29,10 @@ class Limits:
     open_databases: int = 256
     # Per-connection page cache; with `open_databases` it bounds the shard's SQLite memory.
     cache_kib: int = 512
+    # Bytes of forwarded requests held at once, waiting or running (each may be 64 MiB).
+    request_bytes: int = 64 * MIB
+    # The shard's whole memory: the SQLite heap limit is what is left of it (loot/shard/memory.py).
+    memory_mib: int = 2048
     # "full": WAL + synchronous=FULL, acknowledged writes survive power loss.
     # "normal": WAL + synchronous=NORMAL, they survive a process crash; power loss may lose the last ones.
     durability: str = "full"
@@ -47,6 +51,9 @@ _HELP = {
     "account_workers": "most workers one account holds at once; the rest stay free for other accounts",
     "open_databases": "databases kept open; the least recently used idle ones are closed",
     "cache_kib": "SQLite page cache per open database, in KiB",
+    "request_bytes": "bytes of requests the shard holds at once, waiting or running (RESOURCE_EXHAUSTED)",
+    "memory_mib": "the shard's memory budget, in MiB; SQLite's heap is capped at what the other limits leave "
+                  "of it (OUT_OF_MEMORY past it; checked at start-up, docs/operations.md)",
     "durability": "full (survives power loss) or normal (survives a crash of the process)",
 }
 

@@ -27,6 +27,7 @@ from loot.status import Fault
 from loot.shard import bounded_functions, watchdog
 from loot.shard.limits import Limits
 from loot.shard.sql_errors import fault_from_sqlite
+from loot.shard.memory import sqlite_heap_limit
 
 # How often (in SQLite VM steps) the progress handler looks at the clock.
 PROGRESS_STEPS = 1000
@@ -54,6 +55,8 @@ class Sandbox:
         self._commit_by_deadline = False
         self.timed_out: str | None = None
         self.gave_up = False
+        self._value_bytes = limits.result_bytes  # SQLITE_LIMIT_LENGTH between statements
+        self.values_capped_at = limits.result_bytes  # and for the running one (cap_values)
         _lock_down(conn, limits)
         bounded_functions.install(conn, self, limits.result_bytes)
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
@@ -88,13 +91,25 @@ class Sandbox:
         self.gave_up = False
         self._inline_until = time.thread_time() + cpu_seconds
         conn.set_busy_timeout(0)
-        conn.limit(apsw.SQLITE_LIMIT_LENGTH, min(value_bytes, self.limits.result_bytes))
+        self._value_bytes = self.values_capped_at = min(value_bytes, self.limits.result_bytes)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, self._value_bytes)
         try:
             yield
         finally:
             self._inline_until = float("inf")
             conn.set_busy_timeout(BUSY_MS)
-            conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.limits.result_bytes)
+            self._value_bytes = self.values_capped_at = self.limits.result_bytes
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, self._value_bytes)
+
+    def cap_values(self, columns: int) -> None:
+        """Before a statement returning `columns` columns runs (0: after it): cap each of its values at
+        the result limit shared by its columns, so one row, which SQLite makes whole before handing it
+        over and apsw copies whole, is never larger than a result may be (SQLITE_LIMIT_LENGTH also caps
+        the rows the statement writes and every intermediate value)."""
+        cap = max(1, self._value_bytes // columns) if columns > 1 else self._value_bytes
+        if cap != self.values_capped_at:  # most statements return a column or none: no call
+            self.values_capped_at = cap
+            self._conn().limit(apsw.SQLITE_LIMIT_LENGTH, cap)
 
     def start_clock(self) -> None:
         """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
@@ -132,6 +147,12 @@ class Sandbox:
         if refusal is not None and isinstance(error, (apsw.AuthError, apsw.SQLError)):
             return Fault(grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED", f"refused by the sandbox: {refusal}",
                          **metadata)
+        if isinstance(error, apsw.TooBigError):
+            return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG", _too_big(self.values_capped_at,
+                                                                              self._value_bytes),
+                         limit=self.values_capped_at, **metadata)
+        if isinstance(error, apsw.NoMemError):
+            return out_of_memory(**metadata)
         if isinstance(error, apsw.InterruptError) and self.timed_out:
             return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED", f"interrupted: {self.timed_out}", **metadata)
         if getattr(error, "extendedresult", None) == apsw.SQLITE_CONSTRAINT_COMMITHOOK and self.timed_out:
@@ -158,6 +179,21 @@ class Sandbox:
     def _why(self, now: float) -> str:
         return ("the client's deadline passed" if now >= self._deadline
                 else f"the statement ran longer than {self.limits.statement_seconds:g} s")
+
+
+def out_of_memory(**metadata: object) -> Fault:
+    limit = sqlite_heap_limit()
+    return Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "OUT_OF_MEMORY",
+                 f"the statement needed more memory than the shard allows (SQLite's heap is capped at {limit} bytes, "
+                 "shared by every database of the shard); use smaller values, fewer rows at once, or retry later",
+                 limit=limit, **metadata)
+
+
+def _too_big(cap: int, value_bytes: int) -> str:
+    if cap < value_bytes:
+        return (f"a value or row of this statement exceeds {cap} bytes: its result columns share the "
+                f"{value_bytes}-byte result limit; select fewer columns or smaller values")
+    return f"a value or row exceeds {cap} bytes, the largest the shard makes"
 
 
 def _sqlite_refusal(error: apsw.Error) -> str | None:

@@ -17,6 +17,7 @@ from loot.serving import add_operations_flags, add_servicer, new_server, serve
 from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
 from loot.shard import limits as shard_limits
+from loot.shard import memory
 from loot.shard.cluster_auth import ClusterSecret
 from loot.shard.databases import Databases
 from loot.shard.handoff import files, retention
@@ -54,6 +55,10 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
     retention.check(args.keep_handed_off)
     limits = shard_limits.from_arguments(args)
+    try:
+        memory.enforce(memory.plan(limits, limits.workers))  # each worker converts one result at a time
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     storage = Storage(Path(args.data), limits, SPARE_COPIES)
     databases = Databases(storage, limits)
     watch_databases(databases.stats)

@@ -42,7 +42,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             shard_pb2.FORWARDED_METHOD_EXECUTE: Method("Execute", shard_pb2.ShardExecuteRequest, self.execute),
             shard_pb2.FORWARDED_METHOD_BATCH: Method("Batch", shard_pb2.ShardBatchRequest, self.batch),
             shard_pb2.FORWARDED_METHOD_DESCRIBE: Method("Describe", shard_pb2.ShardDescribeRequest, self.describe),
-        })
+        }, databases.limits.request_bytes)
 
     @guard
     async def Execute(self, request: shard_pb2.ShardExecuteRequest, context) -> pb.ExecuteResponse:

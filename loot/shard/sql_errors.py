@@ -14,6 +14,7 @@ _BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
     (apsw.AuthError, grpc.StatusCode.PERMISSION_DENIED, "NOT_AUTHORIZED"),
     (apsw.FullError, grpc.StatusCode.RESOURCE_EXHAUSTED, "DATABASE_FULL"),
     (apsw.TooBigError, grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG"),
+    (apsw.NoMemError, grpc.StatusCode.RESOURCE_EXHAUSTED, "OUT_OF_MEMORY"),
     (apsw.BusyError, grpc.StatusCode.UNAVAILABLE, "DATABASE_BUSY"),
     (apsw.InterruptError, grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED"),
     (apsw.BindingsError, grpc.StatusCode.INVALID_ARGUMENT, "BAD_PARAMETERS"),

@@ -30,6 +30,7 @@ from loot.shard.limits import Limits
 from loot.shard.sandbox import BUSY_MS, Sandbox
 from loot.shard.spares import Spares, write_copy
 from loot.shard.templates import Template, Templates
+from loot.shard.memory import KeptStatements
 
 _SIDE_FILES = ("-wal", "-shm")
 # A build without it would leave the rename of a new database undurable until a later checkpoint.
@@ -47,6 +48,7 @@ class OpenDatabase:
     storage: Storage
     creation_changes: list[str] = field(default_factory=list)
     destroyed: bool = False
+    kept: KeptStatements = field(default_factory=KeptStatements)  # what apsw's statement cache may keep
 
     def take_creation_changes(self) -> list[str]:
         changes, self.creation_changes = self.creation_changes, []

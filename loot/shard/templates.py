@@ -11,15 +11,14 @@ request checks the claim with one PRAGMA, as every later one does.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
 
+from loot.byte_lru import ByteLRU, footprint
 from loot.status import Fault
 from loot.shard import schema, system_tables
 from loot.shard.access.enforcer import for_connection
@@ -27,6 +26,8 @@ from loot.shard.sandbox import Sandbox
 from loot.shard.schema.history import digest
 
 Connect = Callable[..., tuple[apsw.Connection, Sandbox]]
+# Images kept in memory: a claim's tables, indexes and schema pages (tens of KiB each, usually).
+TEMPLATE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Template:
     changes: list[str]  # what applying the claim to an empty database changed
     schema_version: int | None  # the version the claim left; None when it failed (copies start empty)
 
+    @property
+    def size(self) -> int:
+        """Bytes it holds: the file image and the claim (the rest is small)."""
+        return len(self.image) + len(self.claim) + footprint(self.changes)
+
     def introduce(self, conn: apsw.Connection) -> None:
         """Tell the schema engine that `conn`, opened on a fresh copy of this template, holds the claim."""
         if self.schema_version is not None:
@@ -46,25 +52,18 @@ class Template:
 
 
 class Templates:
-    def __init__(self, scratch: Path, connect: Connect, capacity: int = 64):
+    def __init__(self, scratch: Path, connect: Connect, max_bytes: int = TEMPLATE_BYTES):
         self.scratch = scratch
         self.connect = connect
-        self.capacity = capacity
-        self._templates: OrderedDict[str, Template] = OrderedDict()
-        self._lock = threading.Lock()
+        self._templates: ByteLRU[str, Template] = ByteLRU(max_bytes, lambda key, template: template.size)
 
     def get(self, schema_claim: str) -> Template:
         """The template of new databases under `schema_claim` (built on first use)."""
         key = digest(schema_claim)
-        with self._lock:
-            if key in self._templates:
-                self._templates.move_to_end(key)
-                return self._templates[key]
-        template = self._build(key, schema_claim)
-        with self._lock:
-            self._templates[key] = template
-            while len(self._templates) > self.capacity:
-                self._templates.popitem(last=False)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._build(key, schema_claim)
+            self._templates.put(key, template)
         return template
 
     def _build(self, key: str, schema_claim: str) -> Template:

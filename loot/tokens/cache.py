@@ -1,7 +1,8 @@
 """Verified tokens, remembered: a repeated token costs a hash and a dictionary lookup, not a signature check.
 
-Bounded LRU keyed by the token's SHA-256 (so a 64 KiB token is not kept twice
-as a key). An entry is served only while the token is still valid (until `exp`
+An LRU (loot/byte_lru.py) bounded by entries and by the bytes the claims hold,
+keyed by the token's SHA-256 (so a 64 KiB token is not kept twice as a key).
+An entry is served only while the token is still valid (until `exp`
 plus the clock skew `verify` allows, so cached and uncached answers agree) and
 is dropped at its first lookup after that. Only successes are cached: a refusal
 is always recomputed, so nothing a bad token does is remembered.
@@ -14,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
+from loot.byte_lru import ByteLRU, footprint
 from loot.tokens.claims import SKEW
 from loot.tokens.verify import verify as verify_token
 
@@ -42,12 +43,9 @@ class VerifiedTokens(Generic[Verified]):
 
     def __init__(self, max_entries: int = 8192, max_bytes: int = 64 * 1024 * 1024,
                  verify: Callable[[str, float], Verified] = verify_token, clock: Callable[[], float] = time.time):
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
         self._verify = verify
         self._clock = clock
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._bytes = 0
+        self._entries: ByteLRU[bytes, _Entry] = ByteLRU(max_bytes, lambda digest, entry: entry.size, max_entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -59,19 +57,10 @@ class VerifiedTokens(Generic[Verified]):
         entry = self._entries.get(digest)
         if entry is not None:
             if now <= entry.valid_until:
-                self._entries.move_to_end(digest)
                 return entry.claims
-            self._drop(digest)
+            self._entries.pop(digest)
         claims = self._verify(token, now)
-        self._remember(digest, claims, len(token))
-        return claims
-
-    def _remember(self, digest: bytes, claims: Expiring, token_size: int) -> None:
         valid_until = math.inf if claims.expires_at is None else claims.expires_at + SKEW
-        self._entries[digest] = _Entry(claims, valid_until, token_size)
-        self._bytes += token_size
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            self._drop(next(iter(self._entries)))
-
-    def _drop(self, digest: bytes) -> None:
-        self._bytes -= self._entries.pop(digest).size
+        # What it holds: the claims (and what the caller derived from them), as big as the token or bigger.
+        self._entries.put(digest, _Entry(claims, valid_until, footprint(digest) + footprint(claims)))
+        return claims

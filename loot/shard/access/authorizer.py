@@ -44,10 +44,12 @@ _DESCRIBING = {"table_info", "table_xinfo", "table_list", "index_info", "index_x
 _READ_SETTINGS = {"user_version", "application_id", "schema_version", "data_version", "page_count", "page_size",
                   "freelist_count", "max_page_count", "foreign_keys", "recursive_triggers", "encoding",
                   "auto_vacuum", "journal_mode", "synchronous", "cache_size", "busy_timeout", "compile_options"}
-# Pragmas that even privileged SQL may not run: they weaken durability or the sandbox, or touch files.
+# Pragmas that even privileged SQL may not run: they weaken durability or the sandbox, touch files, or change
+# how the shard holds memory (the heap limits are the whole process's: loot/shard/memory.py).
 _NEVER_PRAGMAS = {"journal_mode", "synchronous", "writable_schema", "temp_store_directory", "data_store_directory",
                   "mmap_size", "max_page_count", "page_size", "locking_mode", "trusted_schema", "cell_size_check",
-                  "query_only", "wal_checkpoint", "wal_autocheckpoint", "journal_size_limit"}
+                  "query_only", "wal_checkpoint", "wal_autocheckpoint", "journal_size_limit",
+                  "hard_heap_limit", "soft_heap_limit", "temp_store", "cache_size", "threads"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class Authorizer:
             return Refusal("LOAD_EXTENSION", "load_extension is never allowed")
         name = fold(first or "")
         if action == apsw.SQLITE_PRAGMA and name in _NEVER_PRAGMAS and (second is not None or name not in _READ_SETTINGS):
-            return Refusal("PRAGMA", f"PRAGMA {first} is never allowed: Loot manages how the file is stored")
+            return Refusal("PRAGMA", f"PRAGMA {first} is never allowed: Loot manages how the file is stored and "
+                           "the shard's memory")
         return None
 
     def _privileged_transaction(self, action: int) -> Refusal | None:

@@ -28,13 +28,12 @@ one query and the DDL, not by reading and compiling the same policy again.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import apsw
 import grpc
 
+from loot.byte_lru import ByteLRU
 from loot.status import Fault
 from loot.shard import system_tables
 from loot.shard.access import policy as policies
@@ -169,14 +168,10 @@ def install(conn: apsw.Connection) -> Installed:
     """Replace this connection's TEMP objects with those enforcing the database's policy."""
     uninstall(conn)
     content = tuple(conn.execute(_CONTENT))
-    with _planned_guard:
-        installed = _planned.get(content)
+    installed = _planned.get(content)
     if installed is None:
         installed = _plan(conn, policies.read(conn))
-        with _planned_guard:
-            _planned[content] = installed
-            while len(_planned) > _PLANNED_LIMIT:
-                _planned.popitem(last=False)
+        _planned.put(content, installed)
     _create_temp_objects(conn, installed.statements)
     return installed
 
@@ -201,9 +196,8 @@ _CONTENT = (f"SELECT 'main', type, name, tbl_name, sql FROM main.sqlite_schema U
             f"SELECT 'temp', type, name, tbl_name, sql FROM temp.sqlite_schema UNION ALL "
             f"SELECT 'filter', table_name, filter_name, predicate, NULL FROM main.{system_tables.FILTERS} UNION ALL "
             f"SELECT 'rule', table_name, operation, rule_name, predicate FROM main.{system_tables.RULES}")
-_PLANNED_LIMIT = 64
-_planned: OrderedDict[tuple, Installed] = OrderedDict()
-_planned_guard = threading.Lock()
+# Keyed by a whole schema's text, and holding the DDL made of it: bounded by bytes.
+_planned: ByteLRU[tuple, Installed] = ByteLRU(8 * 1024 * 1024)
 
 
 def _plan(conn: apsw.Connection, policy: Policy) -> Installed:

@@ -13,11 +13,11 @@ Three rewrites (guard.py adds conditions to writes):
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import apsw
 
+from loot.byte_lru import memoize
 from loot.shard.sql_text import Token, fold, quote_name, tokens
 
 FAST_VIEW = "_loot_fast_"
@@ -45,6 +45,8 @@ def qualify_tables(predicate: str, tables: frozenset[str]) -> str:
 
 
 _CACHED_SQL_LENGTH = 4096
+# Each cache holds SQL text as sent plus its rewritten copy: bounded by bytes, as a client chooses the text.
+_CACHE_BYTES = 16 * 1024 * 1024
 
 
 def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
@@ -60,7 +62,7 @@ def retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str,
     return _retarget(sql, filtered, restricted)
 
 
-@functools.lru_cache(maxsize=4096)
+@memoize(_CACHE_BYTES)
 def _cached_retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str, str | None]:
     return _retarget(sql, filtered, restricted)
 

@@ -11,9 +11,9 @@ row its filters hide (docs/access.md, "How it is enforced").
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
+from loot.byte_lru import memoize
 from loot.shard.access.guard import filter_rows_first, guard_upserts, guard_write
 from loot.shard.access.install import Installed
 from loot.shard.access.leakproof import leakproof
@@ -41,7 +41,8 @@ def plan(sql: str, installed: Installed) -> Planned:
     return _plan(sql, installed)
 
 
-@functools.lru_cache(maxsize=1024)
+# Bounded by bytes like rewrite.py's caches (the client chooses the text); an entry counts its policy too.
+@memoize(16 * 1024 * 1024)
 def _cached_plan(sql: str, installed: Installed) -> Planned:
     return _plan(sql, installed)
 

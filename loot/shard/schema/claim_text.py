@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import islice
 
 from loot.shard.sql_text import Token, fold, is_blank, iter_tokens, split_statements, tokens  # noqa: F401 (the schema engine imports them from here)
+from loot.byte_lru import memoize
 
 
 def normalized(sql_tokens: list[Token]) -> tuple[str, ...]:
@@ -63,7 +63,7 @@ def after_name(sql_tokens: list[Token]) -> list[Token]:
     return sql_tokens[index + 1:]
 
 
-@lru_cache(maxsize=4096)  # the same claims' objects are created in database after database
+@memoize(4 * 1024 * 1024)  # the same claims' objects are created in database after database
 def in_main(sql: str) -> str:
     """`CREATE ... name` as `CREATE ... main.name`, so TEMP objects of the same name never capture it."""
     sql_tokens = list(islice(iter_tokens(sql), _HEAD))

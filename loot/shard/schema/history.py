@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import apsw
+
+from loot.byte_lru import ByteLRU
 
 TABLE = "_loot_schema_history"
 _DDL = f"""CREATE TABLE IF NOT EXISTS main.{TABLE} (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
@@ -31,8 +32,7 @@ _known: weakref.WeakKeyDictionary[apsw.Connection, list[tuple[str, int]]] = weak
 _known_guard = threading.Lock()  # worker threads add connections concurrently
 # One copy of each recent claim's text, shared by every connection's cache, so ten thousand open
 # databases on one claim hold it once.
-_shared: OrderedDict[str, str] = OrderedDict()
-_SHARED_LIMIT = 64
+_shared: ByteLRU[str, str] = ByteLRU(4 * 1024 * 1024)
 
 
 def digest(claim: str) -> str:
@@ -53,10 +53,11 @@ def known_unchanged(conn: apsw.Connection, claim: str) -> bool:
 
 def remember(conn: apsw.Connection, claim: str, hash_: str, verdict: int) -> None:
     with _known_guard:
-        claim = _shared.setdefault(hash_, claim)
-        _shared.move_to_end(hash_)
-        if len(_shared) > _SHARED_LIMIT:
-            _shared.popitem(last=False)
+        shared = _shared.get(hash_)
+        if shared is None:
+            _shared.put(hash_, claim)
+        else:
+            claim = shared
         known = [(text, old) for text, old in _known.get(conn, ()) if text != claim]
         _known[conn] = [(claim, verdict), *known[:_CACHE_LIMIT - 1]]
 
