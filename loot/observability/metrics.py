@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -12,6 +12,8 @@ REQUESTS = Counter("loot_requests", "gRPC calls answered, by full method name an
 LATENCY = Histogram("loot_request_duration_seconds", "Time to answer a gRPC call, by full method name", ["method"],
                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 SCHEMA_APPLIES = Counter("loot_schema_applies", "Requests whose schema claim changed their database")
+CALLS_IN_FLIGHT = Gauge("loot_router_calls_in_flight", "Calls a router admitted (token and account checked) "
+                        "and has not answered yet")
 
 
 def serve_metrics(host: str, port: int) -> str:

@@ -10,6 +10,7 @@ from loot.membership import add_membership_flags, membership_from_arguments
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import SECRET_HEADER, cluster_secret
 from loot.settings import add_flag
+from loot.router import allowlist
 from loot.router.service import SERVICE, DatabaseService
 from loot.router.shards import Shards
 
@@ -20,19 +21,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--port", default=7070, type=int, help="port to listen on (0 = any free port)")
     add_flag(parser, "--forward-timeout", default=30.0, type=float,
              help="longest wait for a shard, in seconds, when the client sets no deadline")
+    allowlist.add_arguments(parser)
     add_operations_flags(parser)
     tls.add_shard_client_flags(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
+    accounts = allowlist.from_arguments(args, "router")
     source = membership_from_arguments(args, "router")
     try:
         shards = Shards(source, (SECRET_HEADER, cluster_secret()), tls.shard_channel_credentials(args))
     except ValueError as error:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
+    accounts.start_watching(args.accounts_poll)
     server = new_server()  # the service observes its own handlers
-    DatabaseService(shards, args.forward_timeout).add_to(server)
+    DatabaseService(shards, args.forward_timeout, accounts).add_to(server)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
 
 

@@ -15,8 +15,11 @@ from loot.internal.v1 import shard_pb2
 from loot.membership import parse_epoch
 from loot.observability import request_id
 from loot.observability.handlers import observed
+from loot.observability.metrics import CALLS_IN_FLIGHT
 from loot.serving import register
 from loot.status import Fault, abort, guard, status_info
+from loot.router.admission import Admission
+from loot.router.allowlist import Allowlist
 from loot.router.auth import authenticate
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
@@ -29,9 +32,10 @@ SHARD_METHODS = {"Execute": shard_pb2.FORWARDED_METHOD_EXECUTE, "Batch": shard_p
 
 
 class DatabaseService:
-    def __init__(self, shards: Shards, forward_timeout: float):
+    def __init__(self, shards: Shards, forward_timeout: float, accounts: Allowlist):
         self.shards = shards
         self.forward_timeout = forward_timeout
+        self.accounts = accounts
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -53,6 +57,12 @@ class DatabaseService:
 
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         admission = authenticate(context)
+        self.accounts.check(admission.claims.account)  # every call: a reload applies to the next one
+        with CALLS_IN_FLIGHT.track_inprogress():
+            return await self._route(method, admission, request, context)
+
+    async def _route(self, method: str, admission: Admission, request: bytes,
+                     context: grpc.aio.ServicerContext) -> bytes:
         message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
             name, shard, routed_under = self.shards.for_database(admission.database_id)
