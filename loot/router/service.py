@@ -57,7 +57,7 @@ class DatabaseService:
 
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         admission = authenticate(context)
-        self.accounts.check(admission.claims.account)  # every call: a reload applies to the next one
+        self.accounts.check(admission.claims)  # every call: a reload applies to the next one
         with CALLS_IN_FLIGHT.track_inprogress():
             return await self._route(method, admission, request, context)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from loot.tokens.claims import SKEW
-from loot.tokens.verify import verify as verify_token
+from loot.tokens.delegated_tokens import verify_token
 
 
 class Expiring(Protocol):
