@@ -6,23 +6,11 @@
 //
 // Prints one JSON line: the root's private JWK and account, the app key's account, the rows read
 // back, and what the router said to a token for a database the certificate does not cover.
-import { fileURLToPath } from "node:url";
-import path from "node:path";
 import * as jose from "jose";
-import grpc from "@grpc/grpc-js";
-import protoLoader from "@grpc/proto-loader";
-
-const SCHEMA = "CREATE TABLE notes (body TEXT); " +
-  "INSERT INTO _filters VALUES ('notes', 'all', 'true'); " +
-  "INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');";
+import { SCHEMA, connect, execute as call, values } from "./database.mjs";
 
 const [address, alg, tenant] = process.argv.slice(2);
-const protos = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../protos");
-const definition = protoLoader.loadSync("loot/v1/database.proto", {
-  includeDirs: [protos], keepCase: true, longs: String, defaults: true, oneofs: true,
-});
-const { Database } = grpc.loadPackageDefinition(definition).loot.v1;
-const client = new Database(address, grpc.credentials.createInsecure());
+const client = connect(address);
 
 async function keyPair() {
   const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
@@ -47,15 +35,7 @@ async function token(name, claims = {}) {
     .sign(app.privateKey);
 }
 
-function execute(bearer, sql, params = []) {
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${bearer}`);
-  const request = { statement: { sql, params: params.map((text) => ({ text })) } };
-  return new Promise((resolve, reject) => {
-    client.Execute(request, metadata, { deadline: Date.now() + 20000 }, (error, response) =>
-      error ? reject(error) : resolve(response));
-  });
-}
+const execute = (bearer, sql, params) => call(client, bearer, sql, params);
 
 await execute(await token("interop-delegated", { schema: SCHEMA }), "INSERT INTO notes (body) VALUES (?)",
   [`written by a node ${alg} app key`]);
@@ -65,6 +45,6 @@ const outside = await execute(await token("elsewhere"), "SELECT 1")
 client.close();
 console.log(JSON.stringify({
   rootAccount: root.account, rootPrivateJwk: await jose.exportJWK(root.privateKey), appAccount: app.account,
-  rows: read.result.rows.map((row) => row.values.map((value) => value[value.kind])),
+  rows: values(read),
   outside,
 }));
