@@ -107,13 +107,17 @@ def test_a_bad_accounts_file_is_ignored_and_the_list_kept(guarded: LocalCluster,
     allow(guarded, accounts_file, listed)
 
 
-def in_flight(cluster: LocalCluster) -> float:
+def router_metric(cluster: LocalCluster, sample: str) -> float:
+    """The value of one sample (`name{labels}`) the router's /metrics shows now."""
     address = next(line.rsplit(" ", 1)[1] for line in cluster.sink.lines if line.startswith("router: ")
                    and " metrics on " in line)
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=30) as response:
         text = response.read().decode()
-    return float(next(line.split()[1] for line in text.splitlines()
-                      if line.startswith("loot_router_calls_in_flight ")))
+    return float(next(line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(sample + " ")))
+
+
+def in_flight(cluster: LocalCluster) -> float:
+    return router_metric(cluster, "loot_router_calls_in_flight")
 
 
 def test_a_reload_that_removes_an_account_lets_its_calls_in_flight_finish_and_refuses_the_next(

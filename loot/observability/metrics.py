@@ -14,6 +14,8 @@ LATENCY = Histogram("loot_request_duration_seconds", "Time to answer a gRPC call
 SCHEMA_APPLIES = Counter("loot_schema_applies", "Requests whose schema claim changed their database")
 CALLS_IN_FLIGHT = Gauge("loot_router_calls_in_flight", "Calls a router admitted (token and account checked) "
                         "and has not answered yet")
+RATE_LIMITED = Counter("loot_account_rate_limited", "Calls a router refused for their account's rate limit, by "
+                       "account (\"\" when no allowlist bounds the accounts)", ["account"])
 
 
 def serve_metrics(host: str, port: int) -> str:

@@ -10,7 +10,7 @@ from loot.membership import add_membership_flags, membership_from_arguments
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import SECRET_HEADER, cluster_secret
 from loot.settings import add_flag
-from loot.router import allowlist
+from loot.router import allowlist, rate_limits
 from loot.router.service import SERVICE, DatabaseService
 from loot.router.shards import Shards
 
@@ -22,12 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--forward-timeout", default=30.0, type=float,
              help="longest wait for a shard, in seconds, when the client sets no deadline")
     allowlist.add_arguments(parser)
+    rate_limits.add_arguments(parser)
     add_operations_flags(parser)
     tls.add_shard_client_flags(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
     accounts = allowlist.from_arguments(args, "router")
+    limits = rate_limits.from_arguments(args, "router", label_accounts=accounts.listed is not None)
     source = membership_from_arguments(args, "router")
     try:
         shards = Shards(source, (SECRET_HEADER, cluster_secret()), tls.shard_channel_credentials(args))
@@ -36,7 +38,7 @@ async def run(args: argparse.Namespace) -> None:
     source.start_watching(args.membership_poll)
     accounts.start_watching(args.accounts_poll)
     server = new_server()  # the service observes its own handlers
-    DatabaseService(shards, args.forward_timeout, accounts).add_to(server)
+    DatabaseService(shards, args.forward_timeout, accounts, limits).add_to(server)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
 
 

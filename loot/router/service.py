@@ -21,6 +21,7 @@ from loot.status import Fault, abort, guard, status_info
 from loot.router.admission import Admission
 from loot.router.allowlist import Allowlist
 from loot.router.auth import authenticate
+from loot.router.rate_limits import RateLimits
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
 from loot.router.forward_client import InDoubt, NotSent, Refused
@@ -32,10 +33,11 @@ SHARD_METHODS = {"Execute": shard_pb2.FORWARDED_METHOD_EXECUTE, "Batch": shard_p
 
 
 class DatabaseService:
-    def __init__(self, shards: Shards, forward_timeout: float, accounts: Allowlist):
+    def __init__(self, shards: Shards, forward_timeout: float, accounts: Allowlist, limits: RateLimits | None):
         self.shards = shards
         self.forward_timeout = forward_timeout
         self.accounts = accounts
+        self.limits = limits
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -58,6 +60,8 @@ class DatabaseService:
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         admission = authenticate(context)
         self.accounts.check(admission.claims)  # every call: a reload applies to the next one
+        if self.limits is not None:
+            self.limits.take(admission.claims.account)
         with CALLS_IN_FLIGHT.track_inprogress():
             return await self._route(method, admission, request, context)
 
