@@ -60,6 +60,9 @@ def test_an_app_key_reaches_the_root_accounts_databases(client: Client, root: Ke
     assert app.account == root.account and app.app.account != root.account
     client.execute(mint(app, "shared", "t1", schema=NOTES), "INSERT INTO notes VALUES ('from the app key')")
     assert rows(client.execute(mint(root, "shared", "t1"), "SELECT body FROM notes").result) == [("from the app key",)]
+    provisioned = app.provision("user-1", NOTES, name="shared")
+    assert provisioned.database.account == root.account
+    client.execute(provisioned.token, "INSERT INTO notes VALUES ('provisioned')")
     claims = verify(mint(app, "shared", "t1", ttl=10 * DAY))
     assert claims.delegate == app.app.account and claims.expires_at == app.expires_at, "it expires with its certificate"
 

@@ -38,8 +38,13 @@ class DelegatedKey:
 
     def save(self, path: str | Path) -> None:
         """Write the private JWK and the certificate, readable by the owner only (as Key.save does)."""
-        type(self.app).save(self, path)  # type: ignore[arg-type]  (it only calls private_jwk())
+        type(self.app).save(self, path)  # type: ignore[arg-type]  (it only needs private_jwk())
 
+    # Key's own methods, which only mint with it (importing Key here would be a cycle: Key makes these).
     def token(self, name: str, tenant: str, **options: Any) -> str:
         """A signed token for database (self.account, name, tenant): see Key.token."""
         return type(self.app).token(self, name, tenant, **options)  # type: ignore[arg-type]
+
+    def provision(self, subject: str, template: str | None = None, **options: Any):
+        """The database-per-signed-in-user recipe, for the account: see Key.provision."""
+        return type(self.app).provision(self, subject, template, **options)  # type: ignore[arg-type]
