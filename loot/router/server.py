@@ -7,6 +7,7 @@ import asyncio
 
 from loot import tls
 from loot.membership import add_membership_flags, membership_from_arguments
+from loot.observability.metrics import watch_calls_in_flight
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import SECRET_HEADER, cluster_secret
 from loot.settings import add_flag
@@ -38,7 +39,9 @@ async def run(args: argparse.Namespace) -> None:
     source.start_watching(args.membership_poll)
     accounts.start_watching(args.accounts_poll)
     server = new_server()  # the service observes its own handlers
-    DatabaseService(shards, args.forward_timeout, accounts, limits).add_to(server)
+    service = DatabaseService(shards, args.forward_timeout, accounts, limits)
+    service.add_to(server)
+    watch_calls_in_flight(lambda: service.in_flight)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close)
 
 

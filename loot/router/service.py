@@ -15,7 +15,6 @@ from loot.internal.v1 import shard_pb2
 from loot.membership import parse_epoch
 from loot.observability import request_id
 from loot.observability.handlers import observed
-from loot.observability.metrics import CALLS_IN_FLIGHT
 from loot.serving import register
 from loot.status import Fault, abort, guard, status_info
 from loot.router.admission import Admission
@@ -38,6 +37,7 @@ class DatabaseService:
         self.forward_timeout = forward_timeout
         self.accounts = accounts
         self.limits = limits
+        self.in_flight = 0  # admitted calls not yet answered (loot_router_calls_in_flight)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -62,8 +62,11 @@ class DatabaseService:
         self.accounts.check(admission.claims)  # every call: a reload applies to the next one
         if self.limits is not None:
             self.limits.take(admission.claims.account)
-        with CALLS_IN_FLIGHT.track_inprogress():
+        self.in_flight += 1
+        try:
             return await self._route(method, admission, request, context)
+        finally:
+            self.in_flight -= 1
 
     async def _route(self, method: str, admission: Admission, request: bytes,
                      context: grpc.aio.ServicerContext) -> bytes:
