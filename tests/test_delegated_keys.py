@@ -192,5 +192,8 @@ def test_keygen_delegate_makes_a_certified_key_in_one_call(tmp_path: Path, clien
     assert rows(client.execute(token, "SELECT 1").result) == [(1,)]
     again = loot("keygen", "--delegate", "app.json", "--out", "leaf.json")
     assert again.returncode != 0 and "one level" in again.stderr
+    limits_alone = loot("keygen", "--cert-readonly", "--out", "plain.json")
+    assert limits_alone.returncode != 0 and "--delegate" in limits_alone.stderr
+    assert not (tmp_path / "plain.json").exists()
     assert json.loads((tmp_path / "app.json").read_text())["cert"] == app.certificate
     assert thumbprint(app.public_jwk) == app.app.account

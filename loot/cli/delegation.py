@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from datetime import datetime, timezone
 
 from loot.cli.target import UserError, load_key
 from loot.tokens.delegated_key import DelegatedKey
@@ -35,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="its tokens may carry before, after, instead and destroy (refused otherwise)")
 
 
+def wants_delegation(args: argparse.Namespace) -> bool:
+    """True with --delegate; a UserError when certificate flags come without it."""
+    limits = args.cert_db or args.cert_db_prefix or args.cert_readonly or args.cert_privileged
+    if limits and not args.delegate:
+        raise UserError("--cert-* flags describe an app key's certificate: add --delegate ROOT")
+    return bool(args.delegate)
+
+
 def delegated_key(args: argparse.Namespace) -> DelegatedKey:
     root = load_key(args.delegate)
     if isinstance(root, DelegatedKey):
@@ -45,5 +54,6 @@ def delegated_key(args: argparse.Namespace) -> DelegatedKey:
 
 def describe(key: Key | DelegatedKey) -> str:
     if isinstance(key, DelegatedKey):
-        return f"{key.alg} app key {key.app.account} for account {key.account}"
+        until = datetime.fromtimestamp(key.expires_at, timezone.utc).isoformat(timespec="seconds")
+        return f"{key.alg} app key {key.app.account} for account {key.account}, certified until {until}"
     return f"{key.alg} account {key.account}"

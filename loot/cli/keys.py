@@ -23,6 +23,6 @@ def keygen(args: argparse.Namespace) -> None:
     path = Path(args.out)
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; pass --force to replace it (its databases stay with the old key)")
-    key = delegation.delegated_key(args) if args.delegate else Key.generate(args.alg)
+    key = delegation.delegated_key(args) if delegation.wants_delegation(args) else Key.generate(args.alg)
     key.save(path)
     print(f"wrote {path}; {delegation.describe(key)}")

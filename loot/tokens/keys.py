@@ -50,10 +50,10 @@ class Key:
     @classmethod
     def from_jwk(cls, private_jwk: dict[str, Any]) -> Key | DelegatedKey:
         """A key from a private JWK (ours, or one exported by another JOSE library)."""
-        alg = private_jwk.get("alg") or _alg_of(private_jwk)
         if "cert" in private_jwk:  # an app key saved with its certificate
             return cls.delegated(cls.from_jwk({k: v for k, v in private_jwk.items() if k != "cert"}),
                                  private_jwk["cert"])
+        alg = private_jwk.get("alg") or _alg_of(private_jwk)
         if "d" not in private_jwk or KEY_TYPES.get(alg) != (private_jwk.get("kty"), private_jwk.get("crv")):
             raise ValueError("not a private P-256 (ES256) or Ed25519 (EdDSA) JWK; make one with `loot keygen`")
         try:
