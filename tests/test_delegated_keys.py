@@ -18,9 +18,11 @@ import pytest
 from jose import jws
 
 from loot.cli.local_cluster import LocalCluster
+from loot.status import Fault
 from loot.tokens import Key, mint, verify
 from loot.tokens.certificates import TYPE
 from loot.tokens.jwk import thumbprint
+from loot.tokens.verify import verify as verify_without_certificates
 from tests.client import Client, rows
 from tests.conftest import refused, start_cluster
 from tests.schemas import open_table
@@ -197,3 +199,16 @@ def test_keygen_delegate_makes_a_certified_key_in_one_call(tmp_path: Path, clien
     assert not (tmp_path / "plain.json").exists()
     assert json.loads((tmp_path / "app.json").read_text())["cert"] == app.certificate
     assert thumbprint(app.public_jwk) == app.app.account
+
+
+def test_a_router_that_predates_delegation_reads_no_app_key_as_an_account(root: Key) -> None:
+    """The plain check (what routers did before certificates) refuses a certified token: `sub` is the root's."""
+    with pytest.raises(Fault) as refused_token:
+        verify_without_certificates(mint(root.delegate(ttl=DAY), "app", "t"))
+    assert refused_token.value.reason == "SUB_MISMATCH"
+
+
+@pytest.mark.parametrize("limits", [{"names": ["x" * 300]}, {"prefixes": [""]}, {"names": ["a"] * 300}])
+def test_the_sdk_never_signs_a_certificate_a_router_would_refuse(root: Key, limits) -> None:
+    with pytest.raises(ValueError, match="names|prefixes"):
+        root.delegate(ttl=DAY, **limits)

@@ -89,7 +89,10 @@ def certify(root: Key, public_jwk: dict[str, Any], *, ttl: float, now: float | N
         if value is not None:
             payload[member] = list(value)
     payload.update({member: True for member, value in (("readonly", readonly), ("privileged", privileged)) if value})
-    read_certificate_payload(payload, root.account)  # never sign what a router would refuse
+    try:
+        read_certificate_payload(payload, root.account)  # never sign what a router would refuse
+    except Fault as fault:
+        raise ValueError(fault.message) from None
     return jws.sign(payload, root.jose_key, headers={"typ": TYPE, "jwk": root.public_jwk}, algorithm=root.alg)
 
 
