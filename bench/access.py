@@ -5,6 +5,11 @@ A point read by primary key on a table filtered by `owner = claim('sub')`
 is 'true', in the same run, through loot/shard/access exactly as the engine runs a
 request. Also the "list my rows" read, where the filter itself should use the
 owner index. Prints the query plans and the ratios. Run: python bench/access.py
+
+The same reads calling a function that is not leakproof (`abs`) go through the
+barrier views (docs/access.md): their baseline is the read the index-friendly
+view used to make of them, the filter written by hand on the open table
+(`... AND owner = ?`), so the ratio is what the barrier costs.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 import apsw
 
 from loot.shard import system_tables
-from loot.shard.access import Enforcer, run_request
+from loot.shard.access.enforcer import Enforcer
+from loot.shard.access.request import run_request
 
 ROWS = 100_000
 OWNERS = 1_000
@@ -60,17 +66,22 @@ def read(access: Enforcer, sql: str, params: tuple) -> list[tuple]:
         return access.conn.execute(rewritten, params).fetchall()
 
 
-def point_reads(table: str, ids: list[int], per_request: int) -> Callable[[apsw.Connection], None]:
-    sql = f"SELECT id, owner, body FROM {table} WHERE id = ?"
+def point_reads(table: str, ids: list[int], per_request: int, where: str = "id = ?") -> Callable[[apsw.Connection], None]:
+    """Reads by primary key; `where` may add terms, given `?` for the id and `:sub` for the token's subject."""
+    sql = f"SELECT id, owner, body FROM {table} WHERE {where}"
 
     def run(conn: apsw.Connection) -> None:
         for start in range(0, len(ids), per_request):
             batch = ids[start:start + per_request]
             sub = f"user-{batch[0] % OWNERS}"
-            found = request(conn, sub, lambda access: [read(access, sql, (i,)) for i in batch])
+            found = request(conn, sub, lambda access: [read(access, sql, _params(sql, i, sub)) for i in batch])
             assert found[0] and found[0][0][1] == sub, "the bench reads rows its token may see"
 
     return run
+
+
+def _params(sql: str, row_id: int, sub: str) -> tuple | dict:
+    return {"id": row_id, "sub": sub} if ":sub" in sql else (row_id,)
 
 
 def list_mine(sql: str) -> Callable[[apsw.Connection], None]:
@@ -96,7 +107,7 @@ def compare(conn: apsw.Connection, label: str, filtered: Callable, baseline: Cal
           f" ratio {filtered_time / baseline_time:.2f}x")
 
 
-def plan(conn: apsw.Connection, sql: str, params: tuple) -> str:
+def plan(conn: apsw.Connection, sql: str, params: tuple | dict) -> str:
     found = request(conn, "user-1", lambda access: read(access, f"EXPLAIN QUERY PLAN {sql}", params))
     return "; ".join(row[3] for row in found)
 
@@ -116,6 +127,13 @@ def main() -> None:
                 len(same_owner))
         compare(conn, "list my 100 rows", list_mine("SELECT * FROM filtered"),
                 list_mine("SELECT * FROM open WHERE owner = 'user-7'"), 1)
+        leaky = "id = :id AND abs(id) > 0"
+        print("plan, barrier point read:", plan(conn, f"SELECT * FROM filtered WHERE {leaky}", {"id": 1}))
+        compare(conn, "barrier: point read calling abs(), one per request",
+                point_reads("filtered", ids, 1, leaky), point_reads("open", ids, 1, f"{leaky} AND owner = :sub"),
+                REQUESTS)
+        compare(conn, "barrier: list my 100 rows calling abs()", list_mine("SELECT * FROM filtered WHERE abs(id) > 0"),
+                list_mine("SELECT * FROM open WHERE owner = 'user-7' AND abs(id) > 0"), 1)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key, mint
 
-# One key-value table, opened to the bearer (SPEC §5 denies by default): the
+# One key-value table, opened to the bearer (tables are closed by default: docs/access.md): the
 # database itself is the tenant boundary, so the filter and rule are `true`.
 KV_SCHEMA = """
 CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL);
@@ -31,14 +31,15 @@ def kv_token(key: Key, tenant: str, name: str = "bench") -> str:
 
 
 @contextlib.contextmanager
-def running_cluster(shards: int = 2, membership_file: bool = False) -> Iterator[LocalCluster]:
+def running_cluster(shards: int = 2, membership_file: bool = False,
+                    env: dict[str, str] | None = None) -> Iterator[LocalCluster]:
     """A cluster on free loopback ports over a temporary data directory; its output
     is kept quiet and shown only if it fails to start, or the benchmark fails: its
     last lines, and every access-log line of a call that did not end OK."""
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="loot-bench-") as data:
         cluster = LocalCluster(Path(data), port=0, shards=shards, sink=lambda name, line: lines.append(f"{name}: {line}"),
-                               membership_file=membership_file)
+                               membership_file=membership_file, env=env)
         try:
             cluster.start()
             yield cluster

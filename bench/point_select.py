@@ -24,7 +24,7 @@ from loot.secret import SECRET_HEADER  # noqa: E402
 from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.values import to_value  # noqa: E402
 
-# Opened to every token (SPEC §5 denies by default).
+# Opened to every token (tables are closed by default: docs/access.md).
 SCHEMA = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, score REAL); "
           "INSERT INTO _filters VALUES ('notes', 'all', 'true'); INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');")
 SELECT = execute_request("warm", "SELECT id, body, score FROM notes WHERE id = ?", [to_value(42)], SCHEMA)

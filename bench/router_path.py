@@ -3,8 +3,8 @@ against a bare grpc.aio server returning the same bytes, in the same run.
 
     python bench/router_path.py [--duration 3] [--concurrency 1,8,32,64] [--rounds 2] [--routers 1]
 
-`--routers 2` runs a second router process on the same port (the router is stateless and
-gRPC sets SO_REUSEPORT on Linux, so the kernel spreads h2load's connections over both).
+`--routers 2` runs a second router process on the same port (the router is stateless; every
+process is started with --reuse-port, so the kernel spreads h2load's connections over both).
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def measure(concurrencies: list[int], duration: float, rounds: int = 2, routers:
     key = Key.generate()
     token = kv_token(key, "router-path")
     comparisons = []
-    with running_cluster() as cluster, more_routers(cluster, routers - 1) as extra:
+    sharing = {"LOOT_REUSE_PORT": "true"} if routers > 1 else None  # the extra routers' port is the first's
+    with running_cluster(env=sharing) as cluster, more_routers(cluster, routers - 1) as extra:
         with Client(cluster.address) as client:
             client.execute(token, SEED, [ROWS])
         url = f"http://{cluster.address}{EXECUTE}"

@@ -1,11 +1,12 @@
-"""Cost of the schema claim per request (SPEC §4), beside plain SQLite in the same run.
+"""Cost of the schema claim per request (docs/schema.md), beside plain SQLite in the same run.
 
   python bench/schema.py
 
 - unchanged: apply() of the schema a database already has (every request's case),
   against one `PRAGMA schema_version` query on the same connection;
 - first apply / full re-check of a 40-table schema (with indexes, views, filters),
-  against building the same schema in a fresh in-memory SQLite.
+  against building the same schema in a fresh in-memory SQLite; and the part of
+  building a claim new to the shard that checks its filter and rule rows.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import apsw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loot.shard import schema  # noqa: E402
-from loot.shard.schema import pristine  # noqa: E402
+from loot.shard.access import policy_check  # noqa: E402
+from loot.shard.schema import pristine, validate  # noqa: E402
 from loot.shard.storage import Storage  # noqa: E402
 
 TABLES = 40
@@ -90,6 +92,8 @@ def main() -> None:
     file = timed(runs, in_a_file)
     first_cold = timed(runs, lambda run: schema.apply(cold[run], variant(run)))
     first = timed(runs, lambda run: schema.apply(fresh[run], text))
+    built = validate.build(text)
+    policy = timed(runs, lambda _: policy_check.refusals(built))  # part of building a claim new to the shard
     bumped = timed(runs, lambda _: bump())
     checked = timed(runs, recheck) - bumped
     checked_cold = timed(runs, cold_recheck) - bumped
@@ -106,6 +110,7 @@ def main() -> None:
                         ("full re-check after privileged DDL, claim new to the shard", checked_cold),
                         ("full re-check after privileged DDL, claim already built", checked)):
         print(f"{label:58} {cost * 1e3:7.2f} ms = {cost / memory:4.1f}x A, {cost / file:4.1f}x B")
+    print(f"{'of a claim new to the shard: its filters and rules checked':58} {policy * 1e3:7.2f} ms = {policy / memory:4.1f}x A")
     print(f"{'baseline C: one PRAGMA schema_version':58} {pragma * 1e6:7.2f} us")
     print(f"{'unchanged schema, per request':58} {unchanged * 1e6:7.2f} us = {unchanged / pragma:4.1f}x C")
 

@@ -4,7 +4,8 @@
 
 1. claim(): the token carries `user.id`; filters and rules compare rows to it.
 2. _context: privileged `before`/`after` SQL fills a context table for the
-   request, and predicates read it with a subquery.
+   request, and predicates read it with a subquery. The user's id travels as a
+   claim and the SQL reads it with claim(): never format a value into SQL text.
 Either way each user sees and changes only their own rows in the shared table.
 """
 
@@ -46,16 +47,19 @@ def claim_pattern(client: Client, key: Key) -> None:
 
 def context_pattern(client: Client, key: Key) -> None:
     def as_user(user: str):
-        # The app, not the user, writes the context: privileged SQL in the token.
-        return client.database("board", tenant="context", key=key, schema=CONTEXT_SCHEMA,
-                               before=f"DELETE FROM _context; INSERT INTO _context VALUES ('{user}')",
+        # The app, not the user, writes the context: privileged SQL in the token. The SQL is the same
+        # for every user; the id is a claim, read as a value, so no id can change what the SQL does.
+        return client.database("board", tenant="context", key=key, schema=CONTEXT_SCHEMA, user={"id": user},
+                               before="DELETE FROM _context; INSERT INTO _context VALUES (claim('user.id'))",
                                after="DELETE FROM _context")
 
-    alice, bob = as_user("alice"), as_user("bob")
+    alice, bob, obrien = as_user("alice"), as_user("bob"), as_user("o'brien")
     alice.execute("INSERT INTO notes (owner, body) VALUES ('alice', 'hello from alice')")
     print("context: alice sees", alice.execute("SELECT owner, body FROM notes").rows)
     print("context: bob sees", bob.execute("SELECT owner, body FROM notes").rows)
     print("context: bob's update touched", bob.execute("UPDATE notes SET body = 'defaced'").rows_written, "rows")
+    obrien.execute("INSERT INTO notes (owner, body) VALUES (claim('user.id'), 'a quote is data')")
+    print("context: o'brien sees", obrien.execute("SELECT owner, body FROM notes").rows)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from loot.status import error_info
 
 
 class LootError(Exception):
-    """A failed Loot call: gRPC status, stable reason and metadata (SPEC §7)."""
+    """A failed Loot call: gRPC status, stable reason and metadata (docs/errors.md)."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
@@ -78,7 +78,9 @@ class ResourceExhausted(LootError):
 
 
 class DeadlineExceeded(LootError):
-    """The statement ran past its time limit or the call's deadline."""
+    """The statement ran past its time limit or the call's deadline. With a `reason` (Loot's answer)
+    nothing was applied; with none, the client library's own deadline fired and it may have been
+    (docs/errors.md, Deadlines)."""
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -88,7 +90,8 @@ class Unavailable(LootError):
 
 
 class OutcomeUnknown(LootError):
-    """The shard went away while running the call: it may or may not have been applied."""
+    """The shard went away, the router's deadline passed while the shard ran the call, or the router
+    stopped with the call forwarded: it may or may not have been applied."""
     code = grpc.StatusCode.UNKNOWN
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
 import re
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
@@ -28,6 +31,7 @@ from loot.settings import add_config_flag, add_flag
 SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
 log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
+_METRICS = re.compile(r"^loot \w+ \S+ metrics on (?P<address>\S+)$")
 # (full method name, handler) -> the handler to serve instead; applied once, when the handler is registered.
 HandlerWrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
 _KINDS = {
@@ -47,13 +51,18 @@ def add_operations_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(parser, "--shutdown-grace", default=10.0, type=float,
              help="seconds that calls in flight get to finish after SIGTERM before they are cancelled")
+    add_flag(parser, "--reuse-port", action="store_true",
+             help="share the port with other processes started with this switch (SO_REUSEPORT: the kernel "
+                  "spreads connections over them, e.g. several routers); without it a port in use is an error")
     tls.add_server_flags(parser)
 
 
-def new_server() -> grpc.aio.Server:
+def new_server(reuse_port: bool = False) -> grpc.aio.Server:
     """A gRPC server with Loot's limits. No interceptors: grpc.aio would run them on every call, so each
-    server wraps its handlers once instead (observed, and on shards the cluster secret: add_servicer)."""
-    return grpc.aio.server(options=SERVER_OPTIONS)
+    server wraps its handlers once instead (observed, and on shards the cluster secret: add_servicer).
+    gRPC sets SO_REUSEPORT unless told not to, which lets a second cluster start on a port in use and
+    take calls meant for the first: a server owns its port unless `reuse_port` asks to share it."""
+    return grpc.aio.server(options=[*SERVER_OPTIONS, ("grpc.so_reuseport", int(reuse_port))])
 
 
 def with_behavior(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
@@ -111,6 +120,38 @@ def parse_listening(line: str) -> tuple[str, str, str] | None:
     return (match["role"], match["name"], match["address"]) if match else None
 
 
+def _bind(server: grpc.aio.Server, args: argparse.Namespace, who: str) -> int:
+    """Add the listening port; exit saying why when it cannot be had (gRPC only says it failed)."""
+    address, credentials = f"{args.host}:{args.port}", tls.server_credentials(args)
+    try:
+        return server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:
+        raise SystemExit(f"{who}: cannot listen on {address}: {_bind_error(args.host, args.port)}") from None
+
+
+def _bind_error(host: str, port: int) -> str:
+    """Why binding `host:port` fails, found by trying it with a plain socket."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            return "gRPC could not bind it (run with GRPC_VERBOSITY=debug to see why)"
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return (f"port {port} is already in use (another Loot cluster?); choose another with --port "
+                    "(processes meant to share it: --reuse-port on each)")
+        return os.strerror(error.errno) if error.errno else str(error)
+
+
+def metrics_line(role: str, name: str, address: str) -> str:
+    return f"loot {role} {name} metrics on {address}"
+
+
+def parse_metrics(line: str) -> str | None:
+    """The metrics endpoint's host:port if `line` is a server's metrics line."""
+    match = _METRICS.match(line.strip())
+    return match["address"] if match else None
+
+
 async def serve(
     server: grpc.aio.Server,
     args: argparse.Namespace,
@@ -132,11 +173,10 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflected = reflection.aio.ReflectionServicer([*services, health.SERVICE_NAME, reflection.SERVICE_NAME])
     add_servicer(server, reflection_pb2_grpc.add_ServerReflectionServicer_to_server, reflected, wrap_reflection)
-    address, credentials = f"{args.host}:{args.port}", tls.server_credentials(args)
-    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    bound = _bind(server, args, f"loot {role}" if name == role else f"loot {role} {name}")
     await server.start()
     if args.metrics_port is not None:
-        print(f"loot {role} {name} metrics on {serve_metrics(args.host, args.metrics_port)}", flush=True)
+        print(metrics_line(role, name, serve_metrics(args.host, args.metrics_port)), flush=True)
     for service in ["", *services]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     print(listening_line(role, name, f"{args.host}:{bound}"), flush=True)

@@ -47,6 +47,14 @@ def boolean(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+def positive_number(value: Any) -> float:
+    """A duration or size that must be more than zero (and finite)."""
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError("expected a number greater than 0")
+    return number
+
+
 def add_flag(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, help: str,
              type: Callable[[Any], Any] = str, **kwargs: Any) -> None:
     """`--some-flag`: from the command line, else $LOOT_SOME_FLAG, else the config file, else `default`.

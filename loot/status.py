@@ -1,4 +1,4 @@
-"""Errors as gRPC statuses with a google.rpc.ErrorInfo detail (SPEC §7).
+"""Errors as gRPC statuses with a google.rpc.ErrorInfo detail (docs/errors.md).
 
 Servers raise `Fault` anywhere below a servicer method; `guard` turns it into
 the status the client sees. Clients read the detail back with `error_info`.

@@ -1,4 +1,4 @@
-"""TLS on every port (SPEC §8), off unless configured.
+"""TLS on every port (docs/operations.md), off unless configured.
 
 Servers: `--tls-cert` and `--tls-key` (PEM) serve TLS; `--tls-client-ca` also
 requires clients to present a certificate signed by that CA (mutual TLS) —

@@ -20,6 +20,10 @@ from loot.cli.local_cluster import LocalCluster
 from loot.status import error_info
 from loot.tokens import Key
 
+# tests/process_scope.py marks the tests that start processes `cluster` (pytest -m "not cluster" is the
+# fast loop); pytester lets tests/test_process_scope.py check that on tests of its own.
+pytest_plugins = ("tests.process_scope", "pytester")
+
 
 class Logs:
     """Every line the cluster's processes print, shown when a test fails."""

@@ -1,4 +1,4 @@
-"""Hostile tokens and the refusal each must get (SPEC §2, §7). Used by the unit and the end-to-end tests."""
+"""Hostile tokens and the refusal each must get (docs/tokens.md). Used by the unit and the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -100,6 +100,26 @@ def _now() -> int:
     return int(time.time())
 
 
+def _raw(claim: str, json_text: str) -> Callable[[Keys], bytes]:
+    """A payload whose `claim` is this JSON text exactly (numbers json.dumps could not write, deep nesting)."""
+    def payload(keys: Keys) -> bytes:
+        return json.dumps(claims(keys.es256, **{claim: "RAW"})).replace('"RAW"', json_text).encode()
+    return payload
+
+
+def _nested(depth: int) -> str:
+    """Objects and arrays `depth` deep in all, counting the payload object itself."""
+    return "[" * (depth - 1) + "]" * (depth - 1)
+
+
+def _long_paths(keys: Keys) -> dict:
+    # 20 objects under 1,000-character names, then 600 members: 600 paths of 20,000 characters, 12 MB in all.
+    leaves: dict = {f"k{i}": 0 for i in range(600)}
+    for level in range(20):
+        leaves = {str(level) * 1000: leaves}
+    return claims(keys.es256, deep=leaves)
+
+
 CASES = [
     Case("two segments", lambda k: mint(k.es256, "app", "x").rsplit(".", 1)[0], UNAUTHENTICATED, "MALFORMED_TOKEN"),
     Case("four segments", lambda k: mint(k.es256, "app", "x") + ".AAAA", UNAUTHENTICATED, "MALFORMED_TOKEN"),
@@ -157,7 +177,28 @@ CASES = [
     Case("issued in the future", _signed(lambda k: claims(k.es256, iat=_now() + 120)), UNAUTHENTICATED, "TOKEN_NOT_YET_VALID"),
     Case("non-numeric exp", _signed(lambda k: claims(k.es256, exp="tomorrow")), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
     Case("boolean nbf", _signed(lambda k: claims(k.es256, nbf=True)), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
-    Case("infinite exp", _signed(lambda k: json.dumps(claims(k.es256, exp=0)).replace('"exp": 0', '"exp": 1e400')), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
+    Case("infinite exp", _signed(_raw("exp", "1e400")), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("400-digit exp", _signed(_raw("exp", "9" * 400)), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
+    Case("400-digit nbf", _signed(_raw("nbf", "9" * 400)), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
+    Case("400-digit iat", _signed(_raw("iat", "9" * 400)), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
+    Case("-400-digit exp", _signed(_raw("exp", "-" + "9" * 400)), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
+    Case("exp after 9999", _signed(lambda k: claims(k.es256, exp=253_402_300_800)), UNAUTHENTICATED, "BAD_TIME_CLAIM"),
+    Case("5000-digit claim", _signed(_raw("x", "9" * 5000)), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("1e309 claim", _signed(_raw("x", "1e309")), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("-1e309 in an array claim", _signed(_raw("x", "[1, -1e309]")), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("claim nested 970 deep", _signed(_raw("x", _nested(970))), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("claim nested 33 deep", _signed(_raw("x", _nested(33))), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("header nested 40 deep", lambda k: forge(json.dumps(header(k.es256, x=0)).replace('"x": 0', '"x": ' + _nested(40)),
+                                                  claims(k.es256), k.es256), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("duplicate nested member", _signed(_raw("user", '{"id": "alice", "id": "bob"}')), UNAUTHENTICATED, "MALFORMED_TOKEN"),
+    Case("no exp", _signed(lambda k: claims(k.es256, exp=None)), UNAUTHENTICATED, "MISSING_EXP"),
+    Case("no exp and no iat", _signed(lambda k: claims(k.es256, exp=None, iat=None)), UNAUTHENTICATED, "MISSING_EXP"),
+    Case("lives 24 h and a minute", _signed(lambda k: claims(k.es256, exp=_now() + 86_460)), UNAUTHENTICATED,
+         "TOKEN_LIFETIME_TOO_LONG"),
+    Case("issued long ago, lives 100 years", _signed(lambda k: claims(k.es256, iat=1_000_000_000, exp=4_200_000_000)),
+         UNAUTHENTICATED, "TOKEN_LIFETIME_TOO_LONG"),
+    Case("no iat, exp in two days", _signed(lambda k: claims(k.es256, iat=None, exp=_now() + 2 * 86_400)),
+         UNAUTHENTICATED, "TOKEN_LIFETIME_TOO_LONG"),
     Case("unknown compat", _signed(lambda k: claims(k.es256, compat="2031-01-01")), INVALID_ARGUMENT, "UNKNOWN_COMPAT"),
     Case("missing compat", _signed(lambda k: claims(k.es256, compat=None)), INVALID_ARGUMENT, "UNKNOWN_COMPAT"),
     Case("missing db", _signed(lambda k: claims(k.es256, db=None)), INVALID_ARGUMENT, "BAD_DB_CLAIM"),
@@ -169,6 +210,13 @@ CASES = [
          INVALID_ARGUMENT, "BAD_DB_CLAIM"),
     Case("readonly as a string", _signed(lambda k: claims(k.es256, readonly="true")), INVALID_ARGUMENT, "BAD_CLAIM"),
     Case("before as a list", _signed(lambda k: claims(k.es256, before=["DELETE FROM t"])), INVALID_ARGUMENT, "BAD_CLAIM"),
+    Case("user.id both nested and dotted", _signed(lambda k: claims(k.es256, user={"id": "alice"}, **{"user.id": "bob"})),
+         INVALID_ARGUMENT, "AMBIGUOUS_CLAIM"),
+    Case("a dotted db.name beside db", _signed(lambda k: claims(k.es256, **{"db.name": "other"})),
+         INVALID_ARGUMENT, "AMBIGUOUS_CLAIM"),
+    Case("a.b.c three ways", _signed(lambda k: claims(k.es256, a={"b.c": 1}, **{"a.b": {"c": 2}})),
+         INVALID_ARGUMENT, "AMBIGUOUS_CLAIM"),
+    Case("12 MB of claim paths", _signed(_long_paths), INVALID_ARGUMENT, "CLAIM_PATHS_TOO_LONG"),
     Case("token over 64 KiB", lambda k: mint(k.es256, "app", "x", pad="x" * 50_000), UNAUTHENTICATED, "TOKEN_TOO_LARGE"),
 ]
 

@@ -1,4 +1,4 @@
-"""What must hold after any schema claim is applied or refused (SPEC §4), for the schema tests."""
+"""What must hold after any schema claim is applied or refused (docs/schema.md), for the schema tests."""
 
 from __future__ import annotations
 

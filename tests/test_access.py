@@ -1,4 +1,4 @@
-"""Filters, rules and privileged SQL on a real SQLite connection (SPEC §5): the statement matrix."""
+"""Filters, rules and privileged SQL on a real SQLite connection (docs/access.md): the statement matrix."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import grpc
 import pytest
 
 from loot.status import Fault
+from loot.tokens.claim_paths import MAX_DEPTH
 from loot.shard import system_tables
-from loot.shard.access import claims, for_connection, run_request
+from loot.shard.access import claims
+from loot.shard.access.enforcer import for_connection
+from loot.shard.access.request import run_request
 from loot.shard.sql_errors import fault_from_sqlite
 
 SCHEMA = """
@@ -144,7 +147,7 @@ def test_claim_is_readable_from_any_sql(db: Db) -> None:
 
 def test_claim_paths_and_values() -> None:
     nested: dict = {"leaf": "deep"}
-    for _ in range(claims.MAX_DEPTH + 5):
+    for _ in range(MAX_DEPTH + 5):
         nested = {"n": nested}
     paths = claims.flatten(json.dumps({"a": {"b": [1, {"c": True}]}, "big": 2**70, "t": True, "deep": nested}))
     assert (paths["a.b"], paths["big"], paths["t"], paths.get("a.b.0")) == ('[1,{"c":true}]', str(2**70), 1, None)
@@ -412,3 +415,19 @@ def test_a_new_schema_claim_is_applied_without_the_temp_views() -> None:
 def test_hidden_rows_cannot_raise_errors(db: Db, sql: str) -> None:
     """Filters that read only the row run before the statement's own WHERE: no error oracle on hidden rows."""
     db.run(sql)
+
+
+def test_leaky_statements_may_not_name_the_fast_views(db: Db) -> None:
+    assert db.run("SELECT id FROM _loot_fast_notes ORDER BY id") == [(1,), (3,)]  # leakproof: harmless
+    refused = db.refused("SELECT id FROM _loot_fast_notes WHERE abs(id) > 0")
+    assert (refused.reason, refused.metadata["table"]) == ("FILTERED_TABLE", "notes")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT id, body FROM notes WHERE id > 0 ORDER BY id",  # leakproof: the fast view
+    "SELECT id, body FROM notes WHERE abs(id) > 0 ORDER BY id",  # leaky: the barrier view
+    "SELECT id, body FROM notes WHERE id IN (SELECT note_id FROM tags) ORDER BY id",
+    "WITH mine AS (SELECT * FROM notes) SELECT id, body FROM mine ORDER BY id",
+])
+def test_barrier_and_fast_views_read_the_same_rows(db: Db, sql: str) -> None:
+    assert db.run(sql) == [(1, "a1"), (3, "a2")]

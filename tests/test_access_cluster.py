@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from loot import Client as SDK
+from loot.cli.describe import text
 from tests.client import Client, rows
 from loot.status import error_info
 from loot.tokens import Key, mint
@@ -93,6 +95,25 @@ def test_default_deny(client: Client, key: Key) -> None:
     code, reason, metadata = refusal(lambda: client.execute(token, "INSERT INTO locked VALUES (1)"))
     assert (code, reason, metadata["table"]) == (grpc.StatusCode.PERMISSION_DENIED, "NO_RULE", "locked")
     assert client.execute(token, "DELETE FROM locked").result.rows_written == 0
+
+
+def test_a_table_without_a_filter_is_said_to_read_as_empty(cluster, client: Client, key: Key) -> None:
+    """Not 'read it through its filters': it has none, so its rows are hidden; the error and describe say so."""
+    privileged_rows(client, key, "no-filter", "INSERT INTO locked VALUES ('secret')")
+    token = as_user(key, "no-filter", "alice")
+    assert rows(client.execute(token, "SELECT * FROM locked").result) == []
+    with pytest.raises(grpc.RpcError) as failed:
+        client.execute(token, "SELECT count(*) FROM locked")
+    info = error_info(failed.value)
+    assert (failed.value.code(), info.reason, info.metadata["table"]) == (grpc.StatusCode.PERMISSION_DENIED, "NO_FILTER", "locked")
+    assert "has no filter" in failed.value.details() and "_filters" in failed.value.details()
+    with SDK(cluster.address) as sdk:
+        described = sdk.open(token).describe()
+        query_tool = sdk.open(token).as_tools()[0]
+    assert {t.name: t.no_filter for t in described.tables} == {"notes": False, "_context": True, "log": True, "locked": True}
+    assert "table locked (no filter: reads as empty; add one to _filters)" in text(described).splitlines()
+    assert "table notes" in text(described).splitlines()
+    assert "locked(x ) [no filter: reads as empty]" in query_tool["description"]
 
 
 def test_a_failing_request_rolls_back_before(client: Client, key: Key) -> None:

@@ -1,5 +1,5 @@
 """The enforcer re-reads the policy only when it may have changed (loot/shard/access/enforcer.py `refresh`):
-every way the filters and rules can change must still take effect when SPEC §5 and §6 say."""
+every way the filters and rules can change must still take effect when docs/access.md says."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import apsw
 import pytest
 
 from loot.shard import system_tables
-from loot.shard.access import for_connection, install, run_request
+from loot.shard.access import install
+from loot.shard.access.enforcer import for_connection
+from loot.shard.access.request import run_request
 from tests.test_access import Db
 
 OPEN_CLOSED = "INSERT INTO _filters VALUES ('closed', 'all', 'true')"

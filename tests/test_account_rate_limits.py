@@ -65,6 +65,7 @@ def test_the_buckets_kept_are_bounded() -> None:
     assert len(limits._buckets) == 2 and "a" not in limits._buckets
 
 
+@pytest.mark.cluster
 def test_a_router_refuses_an_account_over_its_rate_and_not_the_others(tmp_path: Path) -> None:
     busy, quiet = Key.generate(), Key.generate()
     cluster = start_cluster(tmp_path / "cluster", shards=1, env={
@@ -84,6 +85,7 @@ def test_a_router_refuses_an_account_over_its_rate_and_not_the_others(tmp_path: 
         cluster.stop()
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("flags", [["--account-rate", "-1"], ["--account-rate", "5", "--account-burst", "0.5"]])
 def test_bad_rate_settings_stop_the_router(flags: list[str]) -> None:
     done = subprocess.run(router(*flags), env=clean_env(), capture_output=True, text=True, timeout=60)

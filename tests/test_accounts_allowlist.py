@@ -21,6 +21,7 @@ from loot.tokens import Key, mint
 from tests.client import Client, rows
 from tests.conftest import Logs, refused, start_cluster
 
+pytestmark = pytest.mark.cluster  # every test starts a router (with start_cluster or as a child process)
 WAIT = 60.0  # generous: the machine is shared
 
 

@@ -13,6 +13,8 @@ from jose import jwt
 from loot.cli.main import COMMANDS
 from tests.schemas import open_table
 
+pytestmark = pytest.mark.cluster  # every test runs the `loot` command as a subprocess
+
 
 def loot(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "loot", *args], input=stdin, capture_output=True, text=True,
@@ -95,3 +97,39 @@ def test_keygen_refuses_to_overwrite(key_file: Path) -> None:
 def test_help_is_there_for_every_command(command: str) -> None:
     shown = loot(*([command] if command else []), "--help")
     assert shown.returncode == 0 and "usage: loot" in shown.stdout
+
+
+PEM = b"""-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIGFY2UtHDTSrb+Uu6XBuzLPHD2aUaPcMQ8DOt2hhMl4q
+-----END PRIVATE KEY-----
+"""
+
+
+@pytest.mark.parametrize("name, content, said", [
+    ("notes.json", b"hello\n", "is not JSON"),
+    ("key.pem", PEM, "is a PEM file"),
+    ("binary.json", b"\x89PNG\r\n\xff\xfe", "is not JSON"),
+    ("list.json", b"[1, 2]", "holds JSON but not an object"),
+    ("public.json", b'{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}',
+     "not a private P-256 (ES256) or Ed25519 (EdDSA) JWK"),
+    ("a-directory", None, "is a directory"),
+    ("huge.json", b" " * 100_000 + b"{}", "is larger than 65536 bytes"),
+])
+def test_a_bad_key_file_says_what_a_key_file_is(tmp_path: Path, name: str, content: bytes | None, said: str) -> None:
+    path = tmp_path / name
+    path.mkdir() if content is None else path.write_bytes(content)
+    ran = loot("token", "--key", str(path), "--db", "app", "--tenant", "t")
+    assert ran.returncode != 0 and not ran.stdout and "Traceback" not in ran.stderr
+    assert said in ran.stderr and "loot keygen --out" in ran.stderr, ran.stderr
+    assert ran.stderr.count(str(path)) == 1 and len(ran.stderr.splitlines()) == 1
+
+
+def test_keygen_into_a_directory_is_one_line(tmp_path: Path) -> None:
+    ran = loot("keygen", "--out", str(tmp_path), "--force")
+    assert ran.returncode != 0 and "Traceback" not in ran.stderr and "--out takes a file path" in ran.stderr
+
+
+@pytest.mark.parametrize("ttl", ["0", "-60", "soon"])
+def test_token_ttl_must_be_positive(key_file: Path, ttl: str) -> None:
+    ran = loot("token", "--key", str(key_file), "--db", "app", "--tenant", "t", "--ttl", ttl)
+    assert ran.returncode != 0 and not ran.stdout and "every token expires" in ran.stderr

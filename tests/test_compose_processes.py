@@ -28,6 +28,8 @@ from tests.compose_file import ROOT, environment, load
 from tests.conftest import Logs, refused
 from tests.test_deploy_files import dockerfile_instructions
 
+pytestmark = pytest.mark.cluster  # runs compose.yaml's services as processes
+
 IMAGE_PORTS = {"LOOT_PORT", "LOOT_METRICS_PORT"}
 
 

@@ -65,7 +65,7 @@ def test_an_app_key_reaches_the_root_accounts_databases(client: Client, root: Ke
     provisioned = app.provision("user-1", NOTES, name="shared")
     assert provisioned.database.account == root.account
     client.execute(provisioned.token, "INSERT INTO notes VALUES ('provisioned')")
-    claims = verify(mint(app, "shared", "t1", ttl=10 * DAY))
+    claims = verify(mint(app, "shared", "t1", ttl=10 * DAY), max_lifetime=10 * DAY)
     assert claims.delegate == app.app.account and claims.expires_at == app.expires_at, "it expires with its certificate"
 
 
@@ -98,6 +98,18 @@ def test_a_certificate_out_of_time_or_malformed_is_refused(client: Client, root:
     app = Key.generate()
     payload = {k: v for k, v in payload_for(root, app, **members).items() if v is not None}
     refused(lambda: client.execute(app_token(app, certificate(root, payload), root.account), "SELECT 1"),
+            grpc.StatusCode.UNAUTHENTICATED, reason)
+
+
+@pytest.mark.parametrize("exp, reason", [(None, "MISSING_EXP"), (2 * DAY, "TOKEN_LIFETIME_TOO_LONG")],
+                         ids=["no-exp", "over-the-router-maximum"])
+def test_a_certified_token_expires_within_the_routers_maximum_like_any_token(client: Client, root: Key, exp,
+                                                                               reason: str) -> None:
+    """A certificate valid for days does not let its app key's tokens live past the router's 24 h."""
+    app = Key.generate()
+    cert = certificate(root, payload_for(root, app, exp=int(time.time()) + 3 * DAY))
+    token_exp = None if exp is None else int(time.time()) + exp
+    refused(lambda: client.execute(app_token(app, cert, root.account, exp=token_exp), "SELECT 1"),
             grpc.StatusCode.UNAUTHENTICATED, reason)
 
 
@@ -157,6 +169,7 @@ def revoking(tmp_path: Path, root: Key) -> Iterator[tuple[LocalCluster, Path]]:
     cluster.stop()
 
 
+@pytest.mark.cluster  # its fixture starts a router of its own
 def test_a_revoked_app_key_is_refused_from_its_next_call_and_its_account_is_not(revoking, root: Key) -> None:
     cluster, revoked = revoking
     app, successor = root.delegate(ttl=DAY), root.delegate(ttl=DAY)

@@ -135,6 +135,7 @@ def test_image_runs_either_role_as_non_root_with_a_health_probe_and_no_secret() 
     assert {"loot-data", ".env", "*.env", ".venv", ".git"} <= set(ignored), "data, secrets and keys stay out of the build"
 
 
+@pytest.mark.cluster  # runs git
 def test_git_ignores_the_secret_files_the_docs_tell_people_to_create() -> None:
     for path in (".env", "deploy/k8s/cluster-secret.env"):
         ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from loot.cli.main import parser
+
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
@@ -57,3 +59,28 @@ def test_shell_samples_run(page: Path, cluster, tmp_path: Path) -> None:
 
 def test_there_are_samples() -> None:
     assert len(samples("python")) >= 2 and len(samples("sh")) >= 2
+
+
+KEY_COMMAND = re.compile(r"\bloot (keygen|token|sql|shell|describe)\b([^\n)|;#]*)")
+
+
+def _flag(args: str, flag: str) -> str | None:
+    found = re.search(rf"{flag}[ =](\S+)", args)
+    return found[1] if found else None
+
+
+def test_commands_read_the_key_files_the_docs_make() -> None:
+    """Read in order, the pages make one set of keys: a command given no --key reads the file
+    `loot keygen` writes by default, so both defaults must be the file the docs make."""
+    cli = parser()  # the CLI's own defaults, not copies of them (token, sql, shell, describe share --key)
+    default_out, default_key = cli.parse_args(["keygen"]).out, cli.parse_args(["shell"]).key
+    written, read = set(), set()
+    for page in PAGES:
+        for language, body in FENCE.findall(page.read_text()):
+            for command, args in KEY_COMMAND.findall(body.replace("\\\n", " ")):
+                if command == "keygen":
+                    written.add(_flag(args, "--out") or default_out)
+                elif "--token" not in args:
+                    read.add((_flag(args, "--key") or default_key, page.name))
+    assert written and read
+    assert [(file, page) for file, page in read if file not in written] == []

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.node_packages import installed
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -42,6 +44,7 @@ def test_shared_database_patterns(cluster) -> None:
     assert "claim: bob cannot write as alice: rule own_rows on notes" in out
     assert "context: bob sees []" in out
     assert "context: bob's update touched 0 rows" in out
+    assert """context: o'brien sees [("o'brien", 'a quote is data')]""" in out, "the user id is a value, not SQL"
 
 
 def test_agent_uses_tools(cluster) -> None:
@@ -50,11 +53,17 @@ def test_agent_uses_tools(cluster) -> None:
     assert "[('read the spec', 1), ('write the tests', 0)]" in out
 
 
-def test_node_client(cluster) -> None:
-    """A non-Python client: node's jose signs, @grpc/grpc-js calls (packages from `npm ci --prefix examples/node`)."""
+@pytest.fixture(scope="session")
+def node_example() -> Path:
+    """examples/node, its packages installed (once, tests/node_packages.py)."""
+    installed(EXAMPLES / "node")
+    return EXAMPLES / "node"
+
+
+def test_node_client(cluster, node_example: Path) -> None:
+    """A non-Python client: node's jose signs, @grpc/grpc-js calls."""
     assert shutil.which("node"), "node is needed for the Node.js example"
-    assert (EXAMPLES / "node" / "node_modules").exists(), "run `npm ci --prefix examples/node` first (.ci/run does)"
-    done = subprocess.run(["node", str(EXAMPLES / "node" / "todos.mjs"), cluster.address],
+    done = subprocess.run(["node", str(node_example / "todos.mjs"), cluster.address],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1 | try Loot from node"

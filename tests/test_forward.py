@@ -25,6 +25,8 @@ from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from tests.conftest import refused, start_cluster
 
+pytestmark = pytest.mark.cluster  # its own clusters, started in test bodies too
+
 FORWARD = "/loot.internal.v1.Shard/Forward"
 SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
               "SELECT count(*) FROM c")
@@ -172,7 +174,7 @@ def test_a_stream_broken_mid_call_fails_the_call_and_the_router_reopens_after_a_
         calling.join(10)
         assert not calling.is_alive(), "the router fails the call when its stream breaks, not at the deadline"
         error = outcome["error"]
-        # It was running: not UNAVAILABLE, which tells the client nothing was applied (SPEC §7).
+        # It was running: not UNAVAILABLE, which tells the client nothing was applied (docs/errors.md).
         assert error.code() == grpc.StatusCode.UNKNOWN and error_info(error).reason == "OUTCOME_UNKNOWN"
         assert error_info(error).metadata["shard"] == "shard-0"
         assert isinstance(from_rpc_error(error), OutcomeUnknown)
@@ -183,7 +185,7 @@ def test_a_stream_broken_mid_call_fails_the_call_and_the_router_reopens_after_a_
 
 
 def test_a_stopping_shard_finishes_running_calls_refuses_new_ones_and_ends_the_stream(tmp_path, key: Key) -> None:
-    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60"})
+    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_SHUTDOWN_GRACE": "60", "LOOT_STATEMENT_SECONDS": "60"})
     stream = Stream(cluster.shards["shard-0"].address, cluster.env["LOOT_CLUSTER_SECRET"])
     try:
         running, later = tenants_on(cluster, key, "shard-0", 2)

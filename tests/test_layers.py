@@ -57,7 +57,8 @@ def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
 
 
 def imports(module: str) -> set[str]:
-    """The modules `module` imports at run time (anywhere in it, lazily or not)."""
+    """The modules `module` imports at run time (anywhere in it, lazily or not), with the packages
+    Python runs first to import them: importing a.b.c from outside package a.b runs a/b/__init__.py."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
@@ -70,7 +71,15 @@ def imports(module: str) -> set[str]:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
-    return found
+    return found | {parent for target in found for parent in _packages_entered(module, target)}
+
+
+def _packages_entered(importer: str, target: str) -> Iterator[str]:
+    parts = target.split(".")
+    for end in range(2, len(parts)):
+        package = ".".join(parts[:end])
+        if package in MODULES and not importer.startswith(package + ".") and importer != package:
+            yield package
 
 
 GRAPH = {module: imports(module) for module in MODULES}

@@ -8,7 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from loot.serving import parse_listening
+
+pytestmark = pytest.mark.cluster  # runs `loot up`
 
 
 def test_servers_exit_when_loot_up_is_killed(tmp_path: Path) -> None:

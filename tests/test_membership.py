@@ -83,6 +83,7 @@ def test_an_epoch_from_another_node_is_read_strictly(text: str, epoch: int) -> N
     assert parse_epoch(text) == epoch
 
 
+@pytest.mark.cluster  # starts `loot router` / `loot shard`
 @pytest.mark.parametrize("role, flags", [("router", ["--shards", "s=127.0.0.1:1", "--membership", "m.json"]),
                                          ("router", []), ("shard", ["--name", "s"])])
 def test_a_server_needs_exactly_one_way_to_get_membership(tmp_path: Path, role: str, flags: list[str]) -> None:

@@ -22,6 +22,8 @@ from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from tests.conftest import refused, start_cluster
 
+pytestmark = pytest.mark.cluster  # clusters started by its own fixtures
+
 TENANTS = [f"t{i}" for i in range(60)]
 TWO, THREE = ["shard-0", "shard-1"], ["shard-0", "shard-1", "shard-2"]
 

@@ -31,6 +31,8 @@ from loot.shard.storage import Storage
 from tests.conftest import start_cluster
 from tests.test_cluster import _shard_call
 
+pytestmark = pytest.mark.cluster  # clusters started by its own fixtures and test bodies, and `loot backup`/`loot health`
+
 NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
 # Half a second or more of SQLite work (more on a busy machine): in flight when SIGTERM lands.
 SLOW_ROWS = 4_000_000

@@ -4,11 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "protos"))
 import generate  # noqa: E402
 
 
+@pytest.mark.cluster  # runs protos/generate.py
 def test_generated_stubs_match_protos(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(REPO / "protos" / "generate.py"), "--out", str(tmp_path)], check=True)
     fresh = generate.generated_files(tmp_path)
@@ -19,7 +22,7 @@ def test_generated_stubs_match_protos(tmp_path: Path) -> None:
         assert committed.read_text() == path.read_text(), f"{committed} drifted from protos/: run `python protos/generate.py`"
 
 
-def test_public_service_is_the_spec_contract() -> None:
+def test_public_service_is_the_contract_in_docs_api() -> None:
     from loot.v1 import database_pb2
 
     service = database_pb2.DESCRIPTOR.services_by_name["Database"]

@@ -28,6 +28,8 @@ from tests.conftest import refused, start_cluster
 from tests.test_operations import scrape
 from tests.schemas import open_table
 
+pytestmark = pytest.mark.cluster  # clusters started by its own fixtures and test bodies
+
 SCHEMA = open_table("CREATE TABLE notes (n INTEGER)", "notes")
 SLOW_COUNT = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"
 

@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.client import Client, rows
 from loot.ids import database_id
 from loot.cli.local_cluster import shard_names
@@ -15,6 +17,8 @@ from loot.ring import Ring
 from loot.tokens import Key, mint
 from tests.schemas import open_table
 from tests.test_up import children_of, start_up
+
+pytestmark = pytest.mark.cluster  # runs `loot up` and `loot scale`
 
 SCHEMA = open_table("CREATE TABLE notes (body TEXT)", "notes")
 
@@ -51,6 +55,7 @@ def test_scale_moves_databases_between_processes_of_a_running_up(tmp_path: Path)
                 for tenant in tenants:
                     result = client.execute(mint(key, "app", tenant), "SELECT body FROM notes").result
                     assert rows(result) == [(tenant,)]
+        assert not [line for line in lines if line.startswith("loot: shard-")], "a drained shard is not restarted"
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0

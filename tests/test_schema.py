@@ -1,4 +1,4 @@
-"""The declarative schema engine on real database files (SPEC §4), below the gRPC layer."""
+"""The declarative schema engine on real database files (docs/schema.md), below the gRPC layer."""
 
 from __future__ import annotations
 
@@ -184,6 +184,35 @@ def test_filters_and_rules_converge_to_the_claim(conn: apsw.Connection) -> None:
     assert conn.execute("SELECT * FROM _filters").fetchall() == [("notes", "mine", "true")]
 
 
+def test_enforceable_filters_and_rules_are_accepted(conn: apsw.Connection) -> None:
+    claim = NOTES + """
+INSERT INTO _filters VALUES ('Notes', 'mine', 'owner = claim(''sub'') AND notes.stars >= 0');
+INSERT INTO _filters VALUES ('users', 'known', 'id IN (SELECT owner FROM notes)');
+INSERT INTO _rules VALUES ('NOTES', 'WRITE', 'mine', 'owner = claim(''sub'')'), ('users', 'Delete', 'never', 'false');"""
+    assert apply_checked(conn, claim)[-4:] == ["added filter Notes.mine", "added filter users.known",
+                                               "added rule NOTES.mine", "added rule users.never"]
+
+
+@pytest.mark.parametrize(("rows", "subject", "why"), [
+    ("INSERT INTO _filters VALUES ('_rules', 'all', 'true')", "filter _rules.all", "_rules is a system table"),
+    ("CREATE VIRTUAL TABLE search USING fts5(body); INSERT INTO _filters VALUES ('search', 'all', 'true')",
+     "filter search.all", "search is a virtual table: the request's SQL cannot reach it"),
+    ("INSERT INTO _filters VALUES ('notes', 'bytes', X'31')", "filter notes.bytes", "its predicate is not text"),
+    ("INSERT INTO _rules VALUES ('notes', 'read', 'r', 'true')", "rule notes.r", "its operation 'read' is none of"),
+    ("INSERT INTO _filters VALUES ('notes', 'away', 'owner IN (SELECT id FROM people)')", "filter notes.away",
+     "no such table: people"),
+])
+def test_a_policy_row_that_cannot_be_enforced_is_refused(conn: apsw.Connection, rows: str, subject: str, why: str) -> None:
+    schema.apply(conn, NOTES)
+    before = snapshot(conn)
+    with pytest.raises(Fault) as refused:
+        schema.apply(conn, f"{NOTES}\nCREATE TABLE extra (x);\n{rows};\nINSERT INTO _rules VALUES ('nowhere', 'write', 'w', 'true');")
+    assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_POLICY_INVALID")
+    assert refused.value.metadata["object"] == subject and why in refused.value.metadata["refusal"]
+    assert "rule nowhere.w: the schema has no table nowhere" in refused.value.message  # every row is named
+    assert snapshot(conn) == before
+
+
 @pytest.mark.parametrize("statement", [
     "DROP TABLE notes", "ALTER TABLE notes ADD COLUMN x", "DELETE FROM _filters", "UPDATE _rules SET predicate = 'true'",
     "INSERT INTO notes (body) VALUES ('x')", "SELECT 1", "PRAGMA foreign_keys = OFF", "ATTACH 'elsewhere.db' AS other",
@@ -307,7 +336,7 @@ def test_connections_share_one_copy_of_a_claim(tmp_path: Path) -> None:
 
 
 def test_temp_objects_named_like_tables_do_not_capture_the_schema(conn: apsw.Connection) -> None:
-    """Access control shadows each table with a TEMP VIEW of its name (SPEC §5); the schema works on main."""
+    """Access control shadows each table with a TEMP VIEW of its name (docs/access.md); the schema works on main."""
     with_rows(conn, NOTES + "\nCREATE INDEX i ON notes (owner);")
     conn.execute("CREATE TEMP VIEW notes AS SELECT * FROM main.notes WHERE 0; CREATE TEMP VIEW users AS SELECT * FROM main.users")
     grown = NOTES.replace("name TEXT", "name TEXT, age INTEGER") + (

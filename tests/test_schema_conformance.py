@@ -1,4 +1,4 @@
-"""The sqldef peer corpus (conformance/sqldef/README.md) against Loot's schema invariants."""
+"""The sqldef peer corpus (tests/conformance/sqldef/README.md) against Loot's schema invariants."""
 
 from __future__ import annotations
 
@@ -11,29 +11,18 @@ from loot.status import Fault
 from loot.shard import schema
 from tests.schema_invariants import apply_checked, fill, open_database, snapshot
 
-REPO = Path(__file__).resolve().parent.parent
-# The one case whose `desired` loses or rewrites data under SPEC §4: its renamed column is NOT NULL
+# The one case whose `desired` loses or rewrites data under docs/schema.md: its renamed column is NOT NULL
 # without a default, which SQLite can add only to an empty table. Every other case applies.
 REFUSED = {"tests:RenameColumnWithTypeChange"}
-
-
-def corpus() -> Path | None:
-    for shared in (REPO / ".." / "shared", Path("/work/shared")):
-        if (shared / "conformance" / "sqldef").is_dir():
-            return shared / "conformance" / "sqldef"
-    return None
+CORPUS = Path(__file__).resolve().parent / "conformance" / "sqldef"
 
 
 def cases() -> list[tuple[str, dict]]:
-    found = corpus()
-    if found is None:
-        return []
-    return [(f"{path.stem}:{name}", case) for path in sorted(found.glob("*.yml"))
+    return [(f"{path.stem}:{name}", case) for path in sorted(CORPUS.glob("*.yml"))
             for name, case in (yaml.safe_load(path.read_text()) or {}).items()]
 
 
 def test_the_corpus_is_there() -> None:
-    assert corpus() is not None, "conformance/sqldef not found beside the repository"
     assert len(cases()) == 66
 
 

@@ -120,6 +120,7 @@ def test_switches_and_empty_variables(monkeypatch, tmp_path: Path) -> None:
         parse([])
 
 
+@pytest.mark.cluster  # starts `loot router`
 @pytest.mark.parametrize("flag, value", [("--log-format", "xml"), ("--log-level", "loud")])
 def test_bad_log_settings_stop_the_server_with_a_clear_message(monkeypatch, flag: str, value: str) -> None:
     env = {"LOOT_CLUSTER_SECRET": "a-test-secret-of-enough-length", "PATH": "/usr/bin:/bin"}

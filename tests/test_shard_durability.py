@@ -1,4 +1,4 @@
-"""Acknowledged writes survive kill -9 of the shards (SPEC §6), and so does
+"""Acknowledged writes survive kill -9 of the shards (docs/shard.md), and so does
 every database file: complete and passing integrity_check, never half-made."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Execute, Batch, Describe and destroy through a real cluster (SPEC §3, §6)."""
+"""Execute, Batch, Describe and destroy through a real cluster (docs/api.md, docs/shard.md)."""
 
 from __future__ import annotations
 

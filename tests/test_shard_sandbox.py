@@ -1,4 +1,4 @@
-"""Hostile SQL against a real cluster (SPEC §6): each is refused with a clear
+"""Hostile SQL against a real cluster (docs/shard.md#the-sandbox): each is refused with a clear
 status, writes no file, and the shard keeps serving other databases."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from loot.ring import Ring
 from loot.tokens import Key, mint
 from tests.conftest import refused, start_cluster
 from tests.schemas import open_table
+
+pytestmark = pytest.mark.cluster  # a second, limited cluster from its own fixture
 
 NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
 DENIED = grpc.StatusCode.PERMISSION_DENIED

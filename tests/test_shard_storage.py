@@ -4,6 +4,7 @@ durable destroy, the LRU bound and queue bounds."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,7 @@ for i in range(100000):
 """
 
 
+@pytest.mark.cluster  # kills a creating process
 def test_kill_9_mid_creation_leaves_only_whole_databases(tmp_path: Path) -> None:
     for round in range(3):
         process = subprocess.Popen([sys.executable, "-c", CREATOR, str(tmp_path)], stdout=subprocess.PIPE, text=True)
@@ -110,6 +112,18 @@ def test_destroy_deletes_every_file_and_a_stale_wal_never_replays(tmp_path: Path
     assert not any(path.parent.iterdir()), "destroy left files behind"
     shutil.copy(stale_wal, f"{path}-wal")  # as if a crash had interrupted the deletion after the rename
     assert _user_rows(storage, "a") == []
+
+
+def test_destroy_writes_nothing_back_into_the_file_it_deletes(tmp_path: Path) -> None:
+    """A last close checkpoints with the GIL held (apsw); destroy has nothing to checkpoint for."""
+    database = Storage(tmp_path).open(_id("a"), SCHEMA)
+    database.conn.execute("INSERT INTO t VALUES ('only in the WAL')")
+    same_file = tmp_path / "same-inode"
+    os.link(database.path, same_file)  # outlives the deletion, so what close wrote into it shows
+    before = same_file.read_bytes()
+    database.destroy()
+    assert not database.path.exists() and not Path(f"{database.path}-wal").exists()
+    assert same_file.read_bytes() == before, "destroy checkpointed into the file it deletes"
 
 
 def test_closing_checkpoints_first_so_close_itself_has_no_disk_work_left(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""TLS on every port (SPEC §8): clients reach the router over TLS; router and shards use mutual TLS."""
+"""TLS on every port (docs/operations.md): clients reach the router over TLS; router and shards use mutual TLS."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from loot.v1 import database_pb2_grpc
 from tests.certs import Authority
 from tests.conftest import start_cluster
 from tests.schemas import open_table
+
+pytestmark = pytest.mark.cluster  # a TLS cluster from its own fixture
 
 
 @pytest.fixture(scope="module")

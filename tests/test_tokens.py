@@ -1,4 +1,4 @@
-"""Unit tests of token keys, minting and verification (SPEC §2), against published RFC vectors."""
+"""Unit tests of token keys, minting and verification (docs/tokens.md), against published RFC vectors."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from jose import jws
 
 from loot.cli.main import main as loot
+from loot.sdk.tokens import MintedToken
 from loot.status import Fault
 from loot.tokens import Key, mint, verify
 from loot.tokens.base64url import b64url, b64url_decode
@@ -20,6 +21,7 @@ from loot.tokens.ed25519 import Ed25519Key, is_valid_public_key
 from loot.tokens.jwk import thumbprint
 from loot.tokens.verify import MAX_TOKEN_BYTES
 from loot.router.auth import bearer_token
+from loot.shard.access.claims import flatten
 from tests.forge import claims, forge, header, token_of_size
 from tests.hostile_tokens import BAD_METADATA, CASES, Case, Keys
 
@@ -94,6 +96,14 @@ def test_load_refuses_keys_that_cannot_sign(tmp_path: Path) -> None:
         Key.generate("RS256")
 
 
+@pytest.mark.parametrize("cert", [5, None, ["a.b.c"], {"cert": "a.b.c"}, "a.b.c"])
+def test_load_refuses_an_app_key_file_whose_certificate_is_not_one(tmp_path: Path, cert) -> None:
+    path = tmp_path / "app-key.json"
+    path.write_text(json.dumps({**Key.generate().private_jwk(), "cert": cert}))
+    with pytest.raises(ValueError, match=f"{path}: not a usable certificate"):
+        Key.load(path)
+
+
 def test_keygen_and_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ed.json"
     loot(["keygen", "--alg", "EdDSA", "--out", str(path)])
@@ -117,9 +127,14 @@ def test_boundaries_that_are_accepted(alg: str) -> None:
     now = time.time()
     tenant = "é" * 128  # 256 UTF-8 bytes
     assert verify(mint(key, "n" * 256, tenant)).tenant == tenant
-    assert verify(mint(key, "app", "t", ttl=0, now=now - 29), now=now).name == "app"  # expired 29 s ago: within skew
+    assert verify(mint(key, "app", "t", ttl=1, now=now - 30), now=now).name == "app"  # expired 29 s ago: within skew
     assert verify(forge(header(key), claims(key, nbf=int(now) + 29), key), now=now).name == "app"
-    assert verify(forge(header(key), claims(key, exp=None, iat=None), key)).expires_at is None
+    assert verify(forge(header(key), claims(key, iat=int(now), exp=int(now) + 86_400 + 30), key), now=now).name == "app"
+    assert verify(forge(header(key), claims(key, iat=None, exp=int(now) + 86_400), key), now=now).name == "app"
+    assert verify(mint(key, "app", "t", ttl=7 * 86_400, now=now), now=now, max_lifetime=7 * 86_400).name == "app"
+    assert verify(forge(header(key), claims(key, x=json.loads("[" * 30 + "]" * 30)), key)).payload["x"]
+    assert verify(forge(header(key), claims(key, user={"id": 1}, **{"user.name": "ann", "x.y": 2}), key)).name == "app"
+    assert verify(forge(header(key), claims(key, big=10**400, exp=int(now) + 600.5), key)).payload["big"] == 10**400
     assert verify(forge(header(key, typ="jwt", kid="k1"), claims(key, exp=now + 60.5), key)).expires_at == now + 60.5
 
 
@@ -191,9 +206,27 @@ def test_bearer_scheme_is_case_insensitive() -> None:
     assert bearer_token((("x-other", "1"), ("authorization", "bearer  a.b.c "))) == "a.b.c"
 
 
-def test_the_examples_in_docs_tokens_run() -> None:
+def test_the_examples_in_docs_tokens_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (Path(__file__).parent.parent / "docs" / "tokens.md").read_text()
+    monkeypatch.chdir(tmp_path)  # the examples save key files, which must not land in the repository
     examples = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
     assert examples
     for example in examples:
         exec(compile(example, "docs/tokens.md", "exec"), {})
+
+
+@pytest.mark.parametrize("ttl", [None, 0, -900, 0.5, float("nan"), float("inf")])
+def test_every_minted_token_expires(ttl) -> None:
+    key = Key.generate()
+    for make in (lambda: mint(key, "app", "t", ttl=ttl), lambda: key.token("app", "t", ttl=ttl),
+                 lambda: MintedToken(key, "app", "t", ttl=ttl).current()):
+        with pytest.raises(ValueError, match="ttl"):
+            make()
+
+
+@pytest.mark.parametrize("claims_json", ["[" * 100_000 + "]" * 100_000, "{not json"], ids=["deep", "not JSON"])
+def test_a_shard_refuses_claims_no_router_would_send(claims_json: str) -> None:
+    # Routers refuse such tokens; a shard still answers INVALID_ARGUMENT, not INTERNAL, if one arrives anyway.
+    with pytest.raises(Fault) as refused:
+        flatten(claims_json)
+    assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_CLAIMS")

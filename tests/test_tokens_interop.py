@@ -1,7 +1,7 @@
 """Interop: tokens signed by node's `jose` and sent by @grpc/grpc-js reach the right database.
 
-The node packages are installed by `.ci/run` (`npm ci --prefix tests/interop`);
-without node or them this test fails, it does not skip.
+The node packages are installed by the test itself (tests/node_packages.py);
+without node this test fails, it does not skip.
 """
 
 from __future__ import annotations
@@ -17,14 +17,19 @@ from tests.client import Client, rows
 from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key, mint
 from loot.tokens.jwk import thumbprint
+from tests.node_packages import installed
 
 INTEROP = Path(__file__).parent / "interop"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interop_packages() -> None:
+    installed(INTEROP)
 
 
 def run_node(address: str, alg: str, tenant: str, script: str = "call.mjs") -> dict:
     node = shutil.which("node")
     assert node, "node (20+) is needed for the interop test"
-    assert (INTEROP / "node_modules" / "jose").is_dir(), "run `npm ci --prefix tests/interop` first"
     done = subprocess.run([node, str(INTEROP / script), address, alg, tenant],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

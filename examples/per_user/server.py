@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 from loot import Key
 
 # Every user's database starts from this template. Tables are closed by default
-# (SPEC §5): the filter and rule rows open `todos` to the token holder.
+# (docs/access.md): the filter and rule rows open `todos` to the token holder.
 TEMPLATE = """
 CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
 INSERT INTO _filters VALUES ('todos', 'all', 'true');

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> None:
 def text(description) -> str:
     lines = []
     for table in description.tables:
-        lines.append(f"table {table.name}")
+        lines.append(f"table {table.name}" + " (no filter: reads as empty; add one to _filters)" * table.no_filter)
         for column in table.columns:
             flags = [column.type or "ANY"] + (["PRIMARY KEY"] if column.pk else []) + (["NOT NULL"] if column.not_null else [])
             if column.HasField("default"):

@@ -24,5 +24,8 @@ def keygen(args: argparse.Namespace) -> None:
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; pass --force to replace it (its databases stay with the old key)")
     key = delegation.delegated_key(args) if delegation.wants_delegation(args) else Key.generate(args.alg)
-    key.save(path)
+    try:
+        key.save(path)
+    except OSError as error:
+        raise UserError(f"cannot write the key to {path}: {error.strerror}; --out takes a file path") from None
     print(f"wrote {path}; {delegation.describe(key)}")

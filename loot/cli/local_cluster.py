@@ -25,7 +25,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
-from loot.serving import parse_listening
+from loot.serving import parse_listening, parse_metrics
 
 Sink = Callable[[str, str], None]  # (process name, output line)
 SUPERVISOR_PID = "LOOT_SUPERVISOR_PID"
@@ -58,10 +58,13 @@ class Child:
     sink: Sink
     process: subprocess.Popen | None = None
     address: str | None = None
+    metrics: str | None = None  # host:port of its metrics endpoint, when it serves one
+    last_line: str = ""
     _ready: threading.Event = field(default_factory=threading.Event)
+    _pumping: threading.Thread | None = None
 
     def start(self) -> None:
-        self.address = None
+        self.address, self.last_line = None, ""
         self._ready.clear()
         # Its own process group, so the terminal's Ctrl-C reaches only the supervisor, which stops
         # children in order. No preexec_fn: it forces a plain fork, whose atfork handlers let gRPC
@@ -70,13 +73,16 @@ class Child:
             self.argv, env={**self.env, SUPERVISOR_PID: str(os.getpid())}, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, process_group=0,
         )
-        threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
+        self._pumping = threading.Thread(target=self._pump, args=(self.process,), daemon=True)
+        self._pumping.start()
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> str:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with status {self.process.returncode} while starting")
+                self._pumping.join(5)  # its last words, usually why it could not start
+                said = f": {self.last_line}" if self.last_line else ""
+                raise RuntimeError(f"{self.name} exited with status {self.process.returncode} while starting{said}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} did not start within {timeout:.0f}s")
         return self.address
@@ -84,11 +90,13 @@ class Child:
     def _pump(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             line = line.rstrip("\n")
+            self.last_line = line
+            self.metrics = parse_metrics(line) or self.metrics
+            self.sink(self.name, line)
             listening = parse_listening(line)
             if listening and self.address is None:
                 self.address = listening[2]
                 self._ready.set()
-            self.sink(self.name, line)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -148,11 +156,18 @@ class LocalCluster:
 
     def restart_shard(self, name: str) -> str:
         """Start a stopped shard again on its old port, so the router finds it."""
-        shard = self.shards[name]
-        port = shard.address.rsplit(":", 1)[1]
-        shard.argv[shard.argv.index("--port") + 1] = port
-        shard.start()
-        return shard.wait_ready()
+        self.restart(name)
+        return self.shards[name].wait_ready()
+
+    def restart(self, name: str) -> None:
+        """Start a stopped shard or router again on the port it last listened on, which the other
+        processes and clients know it by, without waiting for it to listen."""
+        child = self.router if self.router is not None and name == self.router.name else self.shards[name]
+        if child.address is not None:  # else it died while starting again: its port is pinned already
+            _pin(child.argv, "--port", child.address.rsplit(":", 1)[1])
+        if child.metrics is not None:
+            _pin(child.argv, "--metrics-port", child.metrics.rsplit(":", 1)[1])
+        child.start()
 
     def add_shard(self, name: str) -> str:
         """Start one more shard process (membership file only); it serves nothing of its own
@@ -223,6 +238,14 @@ class LocalCluster:
         for child in self.children():
             if child.process is not None:
                 child.wait(STOP_TIMEOUT)
+
+
+def _pin(argv: list[str], flag: str, value: str) -> None:
+    """Set `flag`'s value in `argv`, adding the flag if it is not there."""
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
 
 
 def exit_with_supervisor() -> None:

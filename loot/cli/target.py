@@ -28,9 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser, *, token_flag: bool = True) -
     parser.add_argument("--destroy", action="store_true", help="delete the database after this request")
     parser.add_argument("--claim", action="append", default=[], metavar="PATH=VALUE",
                         help="extra claim readable with claim('PATH'); VALUE is JSON or text; repeatable")
-    parser.add_argument("--ttl", type=int, default=900, help="token lifetime in seconds (default 900)")
+    parser.add_argument("--ttl", type=_lifetime, default=900,
+                        help="token lifetime in seconds, at least 1 and at most the router's --max-token-lifetime "
+                             "(default 900; routers accept 86400 unless told otherwise)")
     if token_flag:
         parser.add_argument("--token", help="use this ready token instead of minting one (--key/--db/--tenant unused)")
+
+
+def _lifetime(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds of at least 1: every token "
+                                         "expires (routers refuse tokens without `exp`)")
+    return seconds
 
 
 def parse_claims(items: list[str]) -> dict[str, Any]:
@@ -58,9 +71,13 @@ def load_key(path: str) -> Key:
     try:
         return Key.load(path)
     except FileNotFoundError:
-        raise UserError(f"no key at {path}; create one with `loot keygen --out {path}`")
-    except (ValueError, KeyError) as error:
-        raise UserError(f"{path}: {error}")
+        raise UserError(f"no key at {path}; create one with `loot keygen --out {path}`") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory; --key takes the key file `loot keygen --out FILE` writes") from None
+    except OSError as error:
+        raise UserError(f"cannot read the key file {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def token_claims(args: argparse.Namespace) -> dict[str, Any]:

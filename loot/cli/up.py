@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loot.cli import scale_requests
 from loot.cli.local_cluster import LocalCluster
+from loot.cli.supervisor import GaveUp, RestartPolicy, Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,14 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=Path("loot-data"), help="data directory, reused on restart (default ./loot-data)")
     parser.add_argument("--shards", type=int, default=2, help="number of shard processes (default 2; "
                         "a data directory scaled by `loot scale` keeps its own number)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="each process serves Prometheus metrics on a free port (printed at start)")
+    parser.add_argument("--max-restarts", type=int, default=RestartPolicy.max_restarts,
+                        help="a router or shard that exits is started again, up to this many times within "
+                             f"--restart-window; once more stops the cluster (default {RestartPolicy.max_restarts})")
+    parser.add_argument("--restart-window", type=float, default=RestartPolicy.window,
+                        help=f"seconds over which --max-restarts counts (default {RestartPolicy.window:g})")
 
 
 def run(args: argparse.Namespace) -> None:
     if args.shards < 1:
         sys.exit("loot: --shards must be at least 1")
+    if args.max_restarts < 0 or args.restart_window <= 0:
+        sys.exit("loot: --max-restarts must be 0 or more and --restart-window more than 0")
     if scale_requests.running_up(args.data):
         sys.exit(f"loot: a `loot up` already runs on {args.data}")
-    cluster = LocalCluster(args.data, port=args.port, shards=args.shards, membership_file=True)
+    env = {"LOOT_METRICS_PORT": "0"} if args.metrics else {}
+    cluster = LocalCluster(args.data, port=args.port, shards=args.shards, membership_file=True, env=env)
     if len(cluster.names) != args.shards:
         print(f"loot: {args.data} has {len(cluster.names)} shards (set by `loot scale`); starting those", flush=True)
     stop, scale = threading.Event(), threading.Event()
@@ -37,43 +48,57 @@ def run(args: argparse.Namespace) -> None:
         cluster.stop()
         sys.exit(f"loot: {error}")
     scale_requests.mark_running(args.data)
+    supervisor = Supervisor(cluster, RestartPolicy(args.max_restarts, args.restart_window),
+                            lambda line: print(line, flush=True))
     try:
         print(_banner(address, args.data), flush=True)
-        _supervise(cluster, args.data, stop, scale)
+        if args.metrics:
+            print(_metrics(cluster), flush=True)
+        _supervise(cluster, supervisor, args.data, stop, scale)
         print("loot: stopping…", flush=True)
+    except GaveUp as error:
+        print(f"loot: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
     finally:
         scale_requests.mark_stopped(args.data)
         cluster.stop()
 
 
-def _supervise(cluster: LocalCluster, data: Path, stop: threading.Event, scale: threading.Event) -> None:
+def _supervise(cluster: LocalCluster, supervisor: Supervisor, data: Path, stop: threading.Event,
+               scale: threading.Event) -> None:
     while not stop.wait(0.5):
         if scale.is_set():
             scale.clear()
-            _scale(cluster, data)
-        dead = [child.name for child in cluster.children() if not child.alive()]
-        if dead:
-            print(f"loot: {', '.join(dead)} exited; stopping the cluster", file=sys.stderr)
-            cluster.stop()
-            sys.exit(1)
+            _scale(cluster, supervisor, data)
+        supervisor.check()
 
 
-def _scale(cluster: LocalCluster, data: Path) -> None:
+def _scale(cluster: LocalCluster, supervisor: Supervisor, data: Path) -> None:
     request = scale_requests.take(data)
     if request is None:
         return
     request_id, count = request
     print(f"loot: scaling to {count} shard(s)", flush=True)
-    progress = lambda epoch, statuses: scale_requests.report(data, request_id, epoch, statuses)  # noqa: E731
+
+    def progress(epoch: int, statuses: dict) -> None:
+        scale_requests.report(data, request_id, epoch, statuses)
+        supervisor.check()  # a process that exits while databases move is restarted too
+
     try:
         membership = cluster.scale(count, progress)
-    except (RuntimeError, ValueError) as error:
+    except (RuntimeError, ValueError, GaveUp) as error:
         scale_requests.report(data, request_id, cluster.epoch, {}, done=True, error=str(error))
         print(f"loot: scaling failed: {error}", file=sys.stderr, flush=True)
+        if isinstance(error, GaveUp):
+            raise
         return
     scale_requests.report(data, request_id, membership.epoch,
                           {name: cluster.handoff_status(name) for name in membership.shards}, done=True)
     print(f"loot: {count} shard(s) at membership epoch {membership.epoch}", flush=True)
+
+
+def _metrics(cluster: LocalCluster) -> str:
+    return "Metrics: " + ", ".join(f"{child.name} http://{child.metrics}/metrics" for child in cluster.children())
 
 
 def _banner(address: str, data: Path) -> str:
@@ -81,10 +106,10 @@ def _banner(address: str, data: Path) -> str:
 Loot is up: router on {address}, data in {data}/ (Ctrl-C stops it).
 Try it from another terminal:
 
-    loot keygen --out key.json
-    loot sql --router {address} --key key.json --db app --tenant alice \\
+    loot keygen
+    loot sql --router {address} --db app --tenant alice \\
         --schema "CREATE TABLE notes (body TEXT);
         INSERT INTO _filters VALUES ('notes', 'all', 'true'); INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true')" \\
         "INSERT INTO notes VALUES (?)" hello
-    loot sql --router {address} --key key.json --db app --tenant alice "SELECT * FROM notes"
+    loot sql --router {address} --db app --tenant alice "SELECT * FROM notes"
 """

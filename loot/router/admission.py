@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2
 from loot.tokens import Claims, verify
+from loot.tokens.claims import MAX_LIFETIME
 from loot.router.envelope import context_field
 
 
@@ -22,9 +23,9 @@ class Admission:
         return self.claims.expires_at
 
 
-def admit(token: str, now: float | None = None) -> Admission:
+def admit(token: str, now: float | None = None, max_lifetime: float = MAX_LIFETIME) -> Admission:
     """Verify `token` and serialize the shard Context: the database id and the claims as JSON."""
-    claims = verify(token, now)
+    claims = verify(token, now, max_lifetime)
     context = shard_context(claims)
     return Admission(claims, context.database_id, context_field(context.SerializeToString()))
 

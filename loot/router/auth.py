@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import grpc
 
 from loot.tokens.cache import VerifiedTokens
+from loot.tokens.claims import MAX_LIFETIME
 from loot.tokens.errors import unauthenticated
 from loot.router.admission import Admission, admit
 
-# One per router process: the router serves every call on one event loop.
-VERIFIED: VerifiedTokens[Admission] = VerifiedTokens(verify=admit)
+
+def verified_tokens(max_lifetime: float = MAX_LIFETIME) -> VerifiedTokens[Admission]:
+    """The router's cache of admitted tokens (one per process: every call is served on one event loop)."""
+    return VerifiedTokens(verify=functools.partial(admit, max_lifetime=max_lifetime))
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -29,5 +33,5 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     return token.strip()
 
 
-def authenticate(context: grpc.aio.ServicerContext) -> Admission:
-    return VERIFIED.verify(bearer_token(context.invocation_metadata()))
+def authenticate(context: grpc.aio.ServicerContext, tokens: VerifiedTokens[Admission]) -> Admission:
+    return tokens.verify(bearer_token(context.invocation_metadata()))

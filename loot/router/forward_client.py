@@ -15,6 +15,10 @@ then breaks may have run: it fails as `InDoubt`, and is never sent again.
 
 A write is never cancelled with its caller (deadline, client gone): grpc.aio would cancel the whole
 stream, and with it every other call on it. The message goes out; its answer is dropped.
+
+The shard gets the call's deadline less ANSWER_RESERVE, so that its answer — DEADLINE_EXCEEDED, rolled
+back, when it could not finish — usually arrives before ours. A call written and still unanswered at our
+deadline may have been applied: InDoubt (OUTCOME_UNKNOWN), never DEADLINE_EXCEEDED, which promises nothing was.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from loot.forward_protocol import ACCEPTED, MAX_PAYLOAD
 from loot.status import Fault
 
 FORWARD = "/loot.internal.v1.Shard/Forward"
+# Of the seconds left, the part kept for the shard's answer to travel back: at most this, at most a fifth.
+ANSWER_RESERVE = 0.1
 
 
 class Refused(Exception):
@@ -83,11 +89,13 @@ class _Stream:
                 seconds_left = deadline - asyncio.get_running_loop().time()
                 if forwarded.call not in self._waiting or seconds_left <= 0 or not self.open:
                     return "not written: the caller gave up or the stream closed before its turn"
-                forwarded.seconds_left = seconds_left  # the shard's clock starts when it reads the call
+                # The shard's clock starts when it reads the call; set only as it is written (see `call`).
+                forwarded.seconds_left = seconds_left - min(ANSWER_RESERVE, seconds_left / 5)
                 await self._call.write(forwarded)
             return None
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, asyncio.CancelledError) as error:
             # Cancelled only with the stream itself (shielded from its caller): not written either.
+            forwarded.ClearField("seconds_left")
             self.open = False
             return type(error).__name__
 
@@ -151,17 +159,23 @@ class ShardStreams:
 
     async def call(self, method: int, request: bytes, timeout: float, epoch: int, call_request_id: str) -> bytes:
         """The shard's response bytes. Raises Refused (the shard's status, or REQUEST_TOO_LARGE),
-        InDoubt, NotSent or TimeoutError."""
+        InDoubt (written, then no answer: the stream broke or the deadline passed), NotSent or TimeoutError
+        (the deadline passed before the call was written)."""
         if len(request) > MAX_PAYLOAD:
             raise Refused(_too_large(len(request)))
         forwarded = shard_pb2.Forwarded(call=next(self._ids), method=method, request=request, epoch=epoch,
                                         request_id=call_request_id)
         deadline = asyncio.get_running_loop().time() + timeout
-        async with asyncio.timeout_at(deadline):
-            try:
-                answered = await self._stream().exchange(forwarded, deadline)
-            except NotSent:
-                answered = await self._stream().exchange(forwarded, deadline)  # the next (a broken one is replaced)
+        try:
+            async with asyncio.timeout_at(deadline):
+                try:
+                    answered = await self._stream().exchange(forwarded, deadline)
+                except NotSent:
+                    answered = await self._stream().exchange(forwarded, deadline)  # the next (a broken one is replaced)
+        except TimeoutError:
+            if forwarded.seconds_left:  # written: the shard may be committing it right now
+                raise InDoubt("no answer before the deadline") from None
+            raise
         if answered.WhichOneof("outcome") == "error":
             raise Refused(status_pb2.Status.FromString(answered.error))
         return answered.response

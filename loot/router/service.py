@@ -7,6 +7,8 @@ back untouched. One serialization per hop, by the client and by the shard.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
@@ -17,6 +19,7 @@ from loot.observability import request_id
 from loot.observability.handlers import observed
 from loot.serving import register
 from loot.status import Fault, abort, guard, status_info
+from loot.tokens.cache import VerifiedTokens
 from loot.router.admission import Admission
 from loot.router.allowlist import Allowlist
 from loot.router.auth import authenticate
@@ -26,18 +29,25 @@ from loot.router.shards import Shards
 from loot.router.forward_client import InDoubt, NotSent, Refused
 
 SERVICE = "loot.v1.Database"
+# When a stopping router answers the calls still running itself, as a share of its shutdown grace: before
+# gRPC cuts them off at the end of it with UNAVAILABLE, which would say that nothing was applied.
+GIVE_UP_AT = 0.9
 # Each public method and the shard method it is forwarded to.
 SHARD_METHODS = {"Execute": shard_pb2.FORWARDED_METHOD_EXECUTE, "Batch": shard_pb2.FORWARDED_METHOD_BATCH,
                  "Describe": shard_pb2.FORWARDED_METHOD_DESCRIBE}
 
 
 class DatabaseService:
-    def __init__(self, shards: Shards, forward_timeout: float, accounts: Allowlist, limits: RateLimits | None):
+    def __init__(self, shards: Shards, forward_timeout: float, tokens: VerifiedTokens[Admission],
+                 accounts: Allowlist, limits: RateLimits | None):
         self.shards = shards
         self.forward_timeout = forward_timeout
+        self.tokens = tokens
         self.accounts = accounts
         self.limits = limits
         self.in_flight = 0  # admitted calls not yet answered (loot_router_calls_in_flight)
+        self._running: set[asyncio.Task] = set()
+        self._gave_up = False
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -57,16 +67,41 @@ class DatabaseService:
     async def Describe(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return await self._forward("Describe", request, context)
 
+    def stopping(self, grace: float) -> None:
+        """The router stops: calls still running near the end of `grace` seconds are answered OUTCOME_UNKNOWN."""
+        asyncio.get_running_loop().call_later(grace * GIVE_UP_AT, self._give_up)
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        for task in self._running:
+            task.cancel()
+
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        admission = authenticate(context)
-        self.accounts.check(admission.claims)  # every call: a reload applies to the next one
-        if self.limits is not None:
-            self.limits.take(admission.claims.account)
+        admission = self._admit(context)
+        task = asyncio.current_task()
+        self._running.add(task)
         self.in_flight += 1
         try:
             return await self._route(method, admission, request, context)
+        except asyncio.CancelledError:
+            if not self._gave_up:
+                raise
+            task.uncancel()
+            # The call may be running on its shard, which goes on without us.
+            raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN", "the router stopped while the call was "
+                        "forwarded: it may or may not have been applied; read before retrying a write") from None
         finally:
             self.in_flight -= 1
+            self._running.discard(task)
+
+    def _admit(self, context: grpc.aio.ServicerContext) -> Admission:
+        """The call's token (through the verified-token cache), then its account: the allowlist and the rate
+        limit are checked on every call, cached token or not, so a reload applies to the next one."""
+        admission = authenticate(context, self.tokens)
+        self.accounts.check(admission.claims)
+        if self.limits is not None:
+            self.limits.take(admission.claims.account)
+        return admission
 
     async def _route(self, method: str, admission: Admission, request: bytes,
                      context: grpc.aio.ServicerContext) -> bytes:
@@ -82,11 +117,12 @@ class DatabaseService:
                 await abort(context, rpc_status.to_status(refused.status))  # the shard's own answer, unchanged
             except TimeoutError:
                 raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
-                            f"shard {name} did not answer before the deadline", shard=name) from None
+                            f"the deadline passed before the call reached shard {name}; nothing was applied",
+                            shard=name) from None
             except InDoubt as lost:
-                # Not UNAVAILABLE, which promises nothing was applied (SPEC §7): the call was running.
+                # Not UNAVAILABLE nor DEADLINE_EXCEEDED, which promise nothing was applied: the call was running.
                 raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN",
-                            f"shard {name} went away while running the call ({lost}): it may or may not "
+                            f"shard {name} did not answer the call it was running ({lost}): it may or may not "
                             "have been applied; read before retrying a write", shard=name) from None
             except NotSent as lost:
                 raise Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",

@@ -26,8 +26,9 @@ class MintedToken:
 
     def __init__(self, key: Key, name: str, tenant: str, *, ttl: int = 900,
                  clock: Callable[[], float] = time.time, **claims: Any):
-        if ttl <= REFRESH_BEFORE:
-            raise ValueError(f"ttl must exceed {REFRESH_BEFORE:.0f} seconds so tokens can be renewed in time")
+        if ttl is None or not REFRESH_BEFORE < ttl < float("inf"):  # None would be a token that never expires
+            raise ValueError(f"ttl must exceed {REFRESH_BEFORE:.0f} seconds so tokens can be renewed in time, and be "
+                             "at most the routers' --max-token-lifetime (24 h unless set)")
         self.key, self.name, self.tenant, self.ttl, self.claims = key, name, tenant, ttl, claims
         self.clock = clock
         self._token = ""

@@ -69,7 +69,8 @@ QUERY_TOOL = _tool(
 
 def from_description(description: pb.DescribeResponse) -> list[dict[str, Any]]:
     tables = [table for table in description.tables if _PLAIN.fullmatch(table.name)]
-    tables_text = "; ".join(f"{t.name}({', '.join(c.name + ' ' + c.type for c in t.columns)})" for t in tables)
+    tables_text = "; ".join(f"{t.name}({', '.join(c.name + ' ' + c.type for c in t.columns)})"
+                            + " [no filter: reads as empty]" * t.no_filter for t in tables)
     query = {**QUERY_TOOL, "description": f"{QUERY_TOOL['description']} Tables: {tables_text or 'none'}."}
     return [query] + [tool for table in tables for tool in _table_tools(table)]
 

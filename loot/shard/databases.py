@@ -6,21 +6,27 @@ recently used idle ones are closed. Waiting requests are bounded per database
 and per shard; past either bound a request is refused with RESOURCE_EXHAUSTED
 instead of queueing without limit.
 
-Work runs on worker threads, one request at a time per database. The one
-exception is `inline` work (short reads on an open database): it is tried right
-on the event loop first, saving the two thread hops, and gives up (RunOnWorker,
-having changed nothing) on anything that may write, wait or take long.
+Work runs on worker threads (loot/shard/workers.py: shared fairly between accounts),
+one request at a time per database. The one exception is `inline` work (short
+reads on an open database): it is tried right on the event loop first, saving
+the two thread hops, and gives up (RunOnWorker, having changed nothing) on
+anything that may write, wait or take long.
+
+A request holds its database from the moment it takes the lock until its work
+on the worker thread has ended, even if its caller gave up meanwhile: a call
+cancelled while its SQLite work runs never lets the next request in, nor the
+LRU close the connection under it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import grpc
@@ -28,6 +34,7 @@ import grpc
 from loot.status import Fault
 from loot.shard.limits import Limits
 from loot.shard.storage import OpenDatabase, Storage
+from loot.shard.workers import Workers
 
 T = TypeVar("T")
 Work = Callable[[OpenDatabase], T]
@@ -39,19 +46,23 @@ class RunOnWorker(Exception):
 
 class _Actor:
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        # Held while SQLite runs on the connection. The asyncio lock alone is not enough: a cancelled
-        # call releases it while its work may still run on a worker thread.
+        self.lock = asyncio.Lock()  # held from admission until the request's work has ended
+        # Held while SQLite runs on the connection, by whichever thread runs it (a worker, or the event
+        # loop for inline work, which takes it without waiting).
         self.in_use = threading.Lock()
         self.database: OpenDatabase | None = None
         self.pending = 0  # requests waiting for or holding the lock
 
 
 class Databases:
-    def __init__(self, storage: Storage, limits: Limits = Limits(), threads: int = 8):
+    def __init__(self, storage: Storage, limits: Limits = Limits(), threads: int | None = None):
+        """`threads` overrides `limits.workers` (tools and benchmarks)."""
         self.storage = storage
         self.limits = limits
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sqlite")
+        threads = threads or limits.workers
+        self.workers = Workers(threads, min(threads, limits.account_workers))
+        self._pool = self.workers.pool  # closing connections: the shard's own work, outside any account's share
+        self._working: set[asyncio.Task] = set()  # work on worker threads, whether or not its caller still waits
         self._actors: OrderedDict[str, _Actor] = OrderedDict()
         self._pending = 0
         self._hits = 0
@@ -66,14 +77,23 @@ class Databases:
         return {"open": sum(1 for actor in self._actors.values() if actor.database is not None),
                 "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
 
-    async def run(self, database_id: str, work: Work[T], schema_claim: str = "", inline: Work[T] | None = None) -> T:
+    async def run(self, database_id: str, work: Work[T], schema_claim: str = "", inline: Work[T] | None = None,
+                  *, account: str = "", deadline: float | None = None) -> T:
         """Run `work(database)` alone on the database, on a worker thread; create the database if new.
 
         If the database is open, `inline(database)` is tried first, on the event loop: it must raise
-        RunOnWorker, having changed nothing, before it writes, waits for a lock or runs long."""
+        RunOnWorker, having changed nothing, before it writes, waits for a lock or runs long.
+        `deadline` (monotonic) bounds the wait for the database and a worker (DEADLINE_EXCEEDED, nothing
+        ran); once on a worker, the work runs to its end, which the work itself keeps to the deadline."""
         actor = self._admit(database_id)
+        working = None
         try:
-            async with actor.lock:
+            if actor.lock.locked():
+                async with _before(deadline):
+                    await actor.lock.acquire()
+            else:
+                await actor.lock.acquire()  # free: taken at once, no timer needed
+            try:
                 self.still_owned(database_id)
                 if actor.database is None:
                     self._misses += 1
@@ -83,13 +103,34 @@ class Databases:
                     result = self._run_inline(actor, inline)
                     if result is not _GAVE_UP:
                         return result
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._pool, self._call, database_id, actor, work, schema_claim)
+                async with _before(deadline):
+                    await self.workers.turn(account)
+                working = asyncio.ensure_future(self._on_worker(database_id, actor, work, schema_claim, account))
+                self._working.add(working)
+                working.add_done_callback(self._working.discard)
+            finally:
+                if working is None:
+                    actor.lock.release()
         finally:
-            actor.pending -= 1
-            self._pending -= 1
-            if len(self._actors) > self.limits.open_databases:
-                await self._evict_idle()
+            if working is None:
+                await self._leave(actor)
+        return await asyncio.shield(working)  # a caller giving up leaves the work, and the database, to it
+
+    async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str) -> T:
+        """The work on a worker thread, then the database and the worker given back."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._call, database_id, actor, work, schema_claim)
+        finally:
+            self.workers.release(account)
+            actor.lock.release()
+            await self._leave(actor)
+
+    async def _leave(self, actor: _Actor) -> None:
+        actor.pending -= 1
+        self._pending -= 1
+        if len(self._actors) > self.limits.open_databases:
+            await self._evict_idle()
 
     def _admit(self, database_id: str) -> _Actor:
         actor = self._actors.get(database_id)
@@ -177,6 +218,17 @@ def _close_all(databases: list[tuple[threading.Lock, OpenDatabase]]) -> None:
     for in_use, database in databases:
         with in_use:
             database.close()
+
+
+@contextlib.asynccontextmanager
+async def _before(deadline: float | None) -> AsyncIterator[None]:
+    """A wait that ends at `deadline` (monotonic, as the event loop's clock), before the request ran."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            yield
+    except TimeoutError:
+        raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+                    "the deadline passed before the request could run; nothing of it ran") from None
 
 
 def _busy(what: str, bound: int) -> Fault:

@@ -4,7 +4,8 @@ Run privileged (`access.for_connection(conn).privileged()`): unqualified names
 would be the filtered TEMP views, so every name here is qualified with main.
 
 System and internal tables (`_filters`, `_rules`, `_loot*`, `sqlite_*`) are not
-listed as tables; filters and rules are listed from their tables. The schema
+listed as tables; filters and rules are listed from their tables, and a table
+no filter names is marked `no_filter` (the request's SQL reads it as empty). The schema
 hash covers structure (columns as PRAGMA table_xinfo reports them, indexes,
 views, triggers), not the stored CREATE TABLE text, which SQLite rewrites on
 ADD COLUMN.
@@ -18,6 +19,7 @@ import apsw
 
 from loot.v1 import database_pb2 as pb
 from loot.shard import system_tables
+from loot.shard.sql_text import fold
 
 _OBJECTS = "SELECT type, name, tbl_name, sql FROM main.sqlite_schema WHERE sql IS NOT NULL ORDER BY type, name"
 
@@ -39,6 +41,7 @@ def describe(conn: apsw.Connection) -> pb.DescribeResponse:
         f"SELECT table_name, filter_name, predicate FROM main.{system_tables.FILTERS} ORDER BY 1, 2"))
     response.rules.extend(pb.Rule(table=t, operation=o, name=n, predicate=p) for t, o, n, p in conn.execute(
         f"SELECT table_name, operation, rule_name, predicate FROM main.{system_tables.RULES} ORDER BY 1, 3"))
+    _mark_unfiltered(conn, response)
     response.schema_hash = schema_hash(response)
     return response
 
@@ -48,6 +51,14 @@ def schema_hash(response: pb.DescribeResponse) -> str:
     structure = pb.DescribeResponse(indexes=response.indexes, views=response.views, triggers=response.triggers)
     structure.tables.extend(pb.Table(name=table.name, columns=table.columns) for table in response.tables)
     return hashlib.sha256(structure.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _mark_unfiltered(conn: apsw.Connection, response: pb.DescribeResponse) -> None:
+    """`no_filter` on each ordinary table no filter names: the request's SQL reads it as empty."""
+    plain = {fold(name) for name, in conn.execute("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'")}
+    filtered = {fold(f.table) for f in response.filters}
+    for table in response.tables:
+        table.no_filter = fold(table.name) in plain - filtered
 
 
 def _columns(conn: apsw.Connection, table: str) -> list[pb.TableColumn]:

@@ -1,12 +1,12 @@
-"""Running a request on one open database, on a worker thread, in phases (SPEC §6):
+"""Running a request on one open database, on a worker thread, in phases (docs/shard.md#requests):
 
     schema claim (own transaction, privileged)
     BEGIN → [before] → the request's SQL (or `instead`) → [after] → COMMIT
     destroy, if asked
 
 Any failure inside the transaction rolls all of it back; `run_inline` is the same
-run for short reads, tried on the event loop (see `Databases.run`). Access control (SPEC §5)
-is loot/shard/access: its enforcer owns the connection's authorizer, runs the
+run for short reads, tried on the event loop (see `Databases.run`). Access control (docs/access.md)
+is shard/access: its enforcer owns the connection's authorizer, runs the
 transaction (`access.run_request`) and rewrites each of the request's statements;
 the sandbox (loot/shard/sandbox.py) adds the limits and the clock.
 """
@@ -25,7 +25,9 @@ from loot.internal.v1 import shard_pb2
 from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
-from loot.shard import access, schema
+from loot.shard import schema
+from loot.shard.access.enforcer import Enforcer, for_connection
+from loot.shard.access.request import run_request
 from loot.shard.databases import RunOnWorker
 from loot.shard.limits import Limits
 from loot.shard.storage import OpenDatabase
@@ -93,15 +95,22 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
         changes = _schema_phase(database, context.schema, reads_only)
         budget = _Budget(sandbox.limits.result_bytes)
 
-        def run_statements(guard: access.Enforcer) -> list[pb.Result]:
+        def run_statements(guard: Enforcer) -> list[pb.Result]:
             results = [_run_one(database, guard, statement, index, context.instead, budget, reads_only)
                        for index, statement in enumerate(statements)]
             sandbox.start_clock()  # `after` gets a time limit of its own
             return results
 
+        sandbox.check_deadline()  # the schema phase may have used it up
         sandbox.start_clock()  # for `before`
-        results = access.run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
-                                     before=context.before, after=context.after, statements=run_statements)
+        sandbox.commit_by_deadline()
+        try:
+            results = run_request(database.conn, claims_json=context.claims_json, readonly=context.readonly,
+                                  before=context.before, after=context.after, statements=run_statements)
+        except (apsw.ConstraintError, apsw.InterruptError) as error:  # COMMIT refused or interrupted: rolled back
+            if not sandbox.timed_out:
+                raise
+            raise sandbox.fault(error) from None
     if context.destroy:
         database.destroy()
     return Outcome(results, changes, destroyed=context.destroy)
@@ -143,10 +152,10 @@ def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[
 
 def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
     """The schema phase: privileged, in its own transaction, before the request's."""
-    return database.take_creation_changes() + access.for_connection(database.conn).apply_schema(claim)
+    return database.take_creation_changes() + for_connection(database.conn).apply_schema(claim)
 
 
-def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.Statement, index: int, instead: str,
+def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, index: int, instead: str,
              budget: _Budget, reads_only: bool) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
     conn, sandbox = database.conn, database.sandbox
@@ -158,7 +167,10 @@ def _run_one(database: OpenDatabase, guard: access.Enforcer, statement: pb.State
     sandbox.start_clock()
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
-            for row in cursor.execute(sql, _bindings(statement, index)):
+            bindings = _bindings(statement, index)
+            cursor.execute(sql, bindings)
+            tracer.describe(cursor, sql, bindings)
+            for row in cursor:
                 message = pb.Row(values=[to_value(value) for value in row])
                 budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
                 result.rows.append(message)
@@ -210,5 +222,41 @@ class _OneStatement:
         self.readonly = cursor.is_readonly
         if self.reads_only and not self.readonly:
             raise RunOnWorker
-        self.columns = tuple((column[0], column[1]) for column in cursor.description)
         return True
+
+    def describe(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> None:
+        """The result's columns, read after `cursor.execute` ran the statement's first step.
+
+        A statement the cache prepared before a schema change (a claim adding a column,
+        the TEMP views rebuilt) describes the old columns until that step prepares it again.
+        A statement that finished without a row can no longer be described: its prepared
+        copy, back in the cache, is described without running it.
+        """
+        if self.count == 0:
+            return
+        try:
+            description = cursor.description
+        except apsw.ExecutionCompleteError:
+            description = _prepared_description(cursor.connection, sql, bindings)
+        self.columns = tuple((column[0], column[1]) for column in description)
+
+
+def _prepared_description(conn: apsw.Connection, sql: str, bindings: Any) -> tuple:
+    """The description of `sql`'s first statement, taken from the statement cache; nothing runs."""
+    found: list[tuple] = []
+
+    def first(cursor: apsw.Cursor, *_: Any) -> bool:
+        if not cursor.has_vdbe:
+            return True
+        found.append(cursor.description)
+        return False
+
+    cursor = conn.cursor()
+    cursor.exec_trace = first
+    try:
+        cursor.execute(sql, bindings)
+    except apsw.ExecTraceAbort:
+        pass
+    finally:
+        cursor.close(force=True)
+    return found[0] if found else ()

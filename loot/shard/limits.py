@@ -1,4 +1,4 @@
-"""The shard's limits and durability setting (SPEC §6): defaults, flags, env."""
+"""The shard's limits and durability setting (docs/shard.md#the-sandbox): defaults, flags, env."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class Limits:
     # Requests waiting for (or running on) one database, and on the whole shard.
     queued_per_database: int = 64
     queued: int = 4096
+    # Worker threads running SQLite, and how many of them one account may hold at once (loot/shard/workers.py).
+    workers: int = 8
+    account_workers: int = 4
     open_databases: int = 256
     # Per-connection page cache; with `open_databases` it bounds the shard's SQLite memory.
     cache_kib: int = 512
@@ -40,6 +43,8 @@ _HELP = {
     "parameters": "most parameters in one statement (INVALID_ARGUMENT)",
     "queued_per_database": "most requests waiting on one database (RESOURCE_EXHAUSTED)",
     "queued": "most requests waiting on the whole shard (RESOURCE_EXHAUSTED)",
+    "workers": "threads running SQLite work",
+    "account_workers": "most workers one account holds at once; the rest stay free for other accounts",
     "open_databases": "databases kept open; the least recently used idle ones are closed",
     "cache_kib": "SQLite page cache per open database, in KiB",
     "durability": "full (survives power loss) or normal (survives a crash of the process)",
@@ -57,6 +62,8 @@ def from_arguments(args: argparse.Namespace) -> Limits:
     limits = Limits(**{field.name: getattr(args, field.name) for field in fields(Limits)})
     if limits.durability not in ("full", "normal"):
         raise SystemExit(f"--durability must be full or normal, not {limits.durability!r}")
+    if limits.workers < 1 or limits.account_workers < 1:
+        raise SystemExit("--workers and --account-workers must be at least 1")
     if limits.result_bytes > MAX_RESULT_BYTES:
         raise SystemExit(f"--result-bytes may be at most {MAX_RESULT_BYTES} (a response must fit in one gRPC message)")
     return limits

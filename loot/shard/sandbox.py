@@ -1,17 +1,21 @@
-"""The sandbox around a connection (SPEC §6): SQLite's own limits and a clock.
+"""The sandbox around a connection (docs/shard.md#the-sandbox): SQLite's own limits and a clock.
 
 What SQL may do is decided by the connection's one authorizer, owned by the
 access enforcer (loot/shard/access/authorizer.py): the request's SQL restricted,
 privileged SQL free except ATTACH, load_extension and storage pragmas. The
 sandbox adds what does not depend on the mode, set once per connection
-(`sqlite3_limit`, defensive mode, no extension loading), and the progress
-handler that stops a statement past its time limit or the client's deadline.
+(`sqlite3_limit`, defensive mode, no extension loading, bounded versions of
+SQLite's quadratic functions: loot/shard/bounded_functions.py), and the clock: the
+progress handler and the watchdog (loot/shard/watchdog.py) stop a statement past its
+time limit or the client's deadline, and a commit hook refuses to commit a
+request past the client's deadline (its answer would be DEADLINE_EXCEEDED).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ import apsw
 import grpc
 
 from loot.status import Fault
+from loot.shard import bounded_functions, watchdog
 from loot.shard.limits import Limits
 from loot.shard.sql_errors import fault_from_sqlite
 
@@ -45,19 +50,32 @@ class Sandbox:
         self._stop_at = float("inf")
         self._deadline = float("inf")
         self._inline_until = float("inf")  # the CPU time (thread_time) an attempt on the event loop may reach
+        self._clock = threading.Lock()  # the watchdog's interrupt against the start of the next statement's clock
+        self._commit_by_deadline = False
         self.timed_out: str | None = None
         self.gave_up = False
         _lock_down(conn, limits)
+        bounded_functions.install(conn, self, limits.result_bytes)
         conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+        conn.set_commit_hook(self._refuse_commit)
 
     @contextlib.contextmanager
     def request(self, deadline: float | None) -> Iterator[None]:
         """The span of one request, with the client's deadline (monotonic), if it set one."""
         self._deadline = float("inf") if deadline is None else deadline
+        watchdog.watch(self)
         try:
             yield
         finally:
-            self._deadline = self._stop_at = float("inf")
+            watchdog.unwatch(self)
+            with self._clock:
+                self._deadline = self._stop_at = float("inf")
+                self._commit_by_deadline = False
+
+    def commit_by_deadline(self) -> None:
+        """From here to the request's end, commit only before the client's deadline: past it, the commit
+        hook turns COMMIT into a rollback (apsw.ConstraintError, explained by `fault`)."""
+        self._commit_by_deadline = True
 
     @contextlib.contextmanager
     def inline(self, cpu_seconds: float, value_bytes: int) -> Iterator[None]:
@@ -80,8 +98,25 @@ class Sandbox:
 
     def start_clock(self) -> None:
         """Start the clock for what runs next: the statement limit, or the client's deadline if sooner."""
-        self.timed_out = None
-        self._stop_at = min(time.monotonic() + self.limits.statement_seconds, self._deadline)
+        with self._clock:
+            self.timed_out = None
+            self._stop_at = min(time.monotonic() + self.limits.statement_seconds, self._deadline)
+
+    def check(self) -> None:
+        """For work inside one VM step (loot/shard/bounded_functions.py): stop it once past the stop time."""
+        if time.monotonic() >= self._stop_at:
+            self.timed_out = self._why(time.monotonic())
+            raise apsw.InterruptError("interrupted")
+
+    def interrupt_if_late(self, now: float) -> None:
+        """The watchdog's look: interrupt the running statement if it is past its stop time."""
+        with self._clock:
+            if now < self._stop_at or self.timed_out is not None:
+                return
+            self.timed_out = self._why(now)
+            conn = self._conn()
+            if conn is not None:
+                conn.interrupt()
 
     def check_deadline(self) -> None:
         """Refuse to start work the client has stopped waiting for."""
@@ -99,6 +134,9 @@ class Sandbox:
                          **metadata)
         if isinstance(error, apsw.InterruptError) and self.timed_out:
             return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED", f"interrupted: {self.timed_out}", **metadata)
+        if getattr(error, "extendedresult", None) == apsw.SQLITE_CONSTRAINT_COMMITHOOK and self.timed_out:
+            return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+                         f"{self.timed_out}; rolled back, nothing applied", **metadata)
         return fault_from_sqlite(error, **metadata)
 
     def _progress(self) -> bool:
@@ -108,9 +146,18 @@ class Sandbox:
         now = time.monotonic()
         if now < self._stop_at:
             return False
-        self.timed_out = ("the client's deadline passed" if now >= self._deadline
-                          else f"the statement ran longer than {self.limits.statement_seconds:g} s")
+        self.timed_out = self._why(now)
         return True
+
+    def _refuse_commit(self) -> bool:
+        if self._commit_by_deadline and time.monotonic() >= self._deadline:
+            self.timed_out = "the client's deadline passed before the commit"
+            return True
+        return False
+
+    def _why(self, now: float) -> str:
+        return ("the client's deadline passed" if now >= self._deadline
+                else f"the statement ran longer than {self.limits.statement_seconds:g} s")
 
 
 def _sqlite_refusal(error: apsw.Error) -> str | None:

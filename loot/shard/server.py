@@ -19,6 +19,7 @@ from loot.settings import add_flag
 from loot.shard import limits as shard_limits
 from loot.shard.cluster_auth import ClusterSecret
 from loot.shard.databases import Databases
+from loot.shard.handoff import files, retention
 from loot.shard.handoff.fencing import Fencing
 from loot.shard.handoff.peers import Peers
 from loot.shard.handoff.progress import Progress, watch_progress
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--handoff-concurrency", default=4, type=int,
              help="databases copied at once from their previous owners after a membership change")
     tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
+    retention.add_arguments(parser)
     add_operations_flags(parser)
     shard_limits.add_arguments(parser)
 
@@ -50,6 +52,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"--name {args.name!r} is not in the shard list {', '.join(membership.current.shards)}")
     if args.handoff_concurrency < 0:
         raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
+    retention.check(args.keep_handed_off)
     limits = shard_limits.from_arguments(args)
     storage = Storage(Path(args.data), limits, SPARE_COPIES)
     databases = Databases(storage, limits)
@@ -65,16 +68,18 @@ async def run(args: argparse.Namespace) -> None:
         """The secret checked first; refusals observed too (the router needs no request id back)."""
         return observed_handler(method, secret.guard(method, handler), return_request_id=False)
 
-    server = new_server()
+    server = new_server(args.reuse_port)
     shard = ShardService(args.name, membership, databases, puller.ready)
     add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
     add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
                  HandoffService(args.name, membership, storage, fencing, progress), protected)
     membership.start_watching(args.membership_poll)
     puller.start()
+    sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
     services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff")]
 
     async def stop() -> None:
+        sweeping.cancel()
         await peers.close()
         await databases.close()
 

@@ -13,7 +13,8 @@ from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
-from loot.shard import access, engine
+from loot.shard import engine
+from loot.shard.access.enforcer import for_connection
 from loot.shard.databases import Databases
 from loot.shard.describe import describe
 from loot.shard.forward_server import Forwarding, Method
@@ -76,20 +77,22 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     async def describe(self, request: shard_pb2.ShardDescribeRequest, remaining: float | None,
                        router_epoch: int) -> pb.DescribeResponse:
         self._admit(request.context, router_epoch)
+        deadline = _deadline(remaining)
         await self.arrival(request.context.database_id, remaining)
         return await self.databases.run(request.context.database_id,
                                         functools.partial(_describe, claim=request.context.schema),
-                                        request.context.schema)
+                                        request.context.schema, account=request.context.account, deadline=deadline)
 
     async def _run(self, shard_context: shard_pb2.Context, statements, remaining: float | None,
                    router_epoch: int) -> engine.Outcome:
         self._admit(shard_context, router_epoch)
         engine.check_request(statements, self.databases.limits)
-        deadline = None if remaining is None else time.monotonic() + remaining
+        deadline = _deadline(remaining)
         await self.arrival(shard_context.database_id, remaining)
         request = dict(context=shard_context, statements=statements, deadline=deadline)
         return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
-                                        shard_context.schema, inline=functools.partial(engine.run_inline, **request))
+                                        shard_context.schema, inline=functools.partial(engine.run_inline, **request),
+                                        account=shard_context.account, deadline=deadline)
 
     def _admit(self, shard_context: shard_pb2.Context, router_epoch: int) -> None:
         if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,
@@ -108,6 +111,12 @@ class ShardService(shard_pb2_grpc.ShardServicer):
                         "the router's membership is stale", owner=owner, epoch=epoch)
 
 
+def _deadline(remaining: float | None) -> float | None:
+    """The client's deadline on the monotonic clock. Every wait and every statement ends by it, and the
+    request commits only before it: a DEADLINE_EXCEEDED from the shard means nothing was applied."""
+    return None if remaining is None else time.monotonic() + remaining
+
+
 def _router_epoch(context: grpc.aio.ServicerContext) -> int:
     for key, value in context.invocation_metadata() or ():
         if key == EPOCH_HEADER:
@@ -117,7 +126,7 @@ def _router_epoch(context: grpc.aio.ServicerContext) -> int:
 
 def _describe(database: OpenDatabase, claim: str) -> pb.DescribeResponse:
     changes = engine.apply_schema(database, claim)
-    with access.for_connection(database.conn).privileged():  # outside a request: see the real objects
+    with for_connection(database.conn).privileged():  # outside a request: see the real objects
         response = describe(database.conn)
     response.schema_changes.extend(changes)
     return response

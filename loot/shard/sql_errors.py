@@ -1,6 +1,8 @@
-"""SQLite errors as Loot faults (SPEC §7)."""
+"""SQLite errors as Loot faults (docs/errors.md)."""
 
 from __future__ import annotations
+
+import re
 
 import apsw
 import grpc
@@ -22,8 +24,22 @@ _BY_KIND: list[tuple[type[apsw.Error], grpc.StatusCode, str]] = [
 
 
 def fault_from_sqlite(error: apsw.Error, **metadata: object) -> Fault:
-    message = str(error).removeprefix(f"{type(error).__name__}: ")
+    message = sqlite_message(error)
     for kind, code, reason in _BY_KIND:
         if isinstance(error, kind):
             return Fault(code, reason, message, **metadata)
     return Fault(grpc.StatusCode.INTERNAL, "SQLITE_ERROR", message, **metadata)
+
+
+def sqlite_message(error: apsw.Error) -> str:
+    """SQLite's own words, without apsw's class name in front."""
+    return str(error).removeprefix(f"{type(error).__name__}: ")
+
+
+_QUOTED_NAME = re.compile(r'"[^"]*"')
+
+
+def quotes_a_value(error: apsw.Error) -> bool:
+    """Whether SQLite's message quotes a value: `'...'` (its %Q), as JSON path errors do, as opposed to
+    the SQL text and names it quotes `"..."` in syntax errors."""
+    return "'" in _QUOTED_NAME.sub("", str(error))

@@ -135,6 +135,10 @@ class Storage:
 
     def destroy(self, database: OpenDatabase) -> None:
         """Close and durably delete the database's files; the next touch creates it afresh."""
+        # Without the checkpoint a last close runs: it would write pages into a file about to be
+        # deleted, with the GIL held throughout (see checkpoint_before_close). The WAL it leaves
+        # is deleted below, and could never replay into a new file anyway (_create).
+        database.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
         database.conn.close()
         database.destroyed = True
         tombstone = self.scratch / f"destroyed-{uuid.uuid4().hex}"

@@ -1,4 +1,4 @@
-"""The tables every database has (SPEC §5): filters and rules, created with the file."""
+"""The tables every database has (docs/access.md): filters and rules, created with the file."""
 
 from __future__ import annotations
 

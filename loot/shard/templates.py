@@ -21,7 +21,8 @@ from pathlib import Path
 import apsw
 
 from loot.status import Fault
-from loot.shard import access, schema, system_tables
+from loot.shard import schema, system_tables
+from loot.shard.access.enforcer import for_connection
 from loot.shard.sandbox import Sandbox
 from loot.shard.schema.history import digest
 
@@ -86,6 +87,6 @@ class Templates:
 
 def _apply(conn: apsw.Connection, schema_claim: str) -> list[str] | None:
     try:
-        return access.for_connection(conn).apply_schema(schema_claim)
+        return for_connection(conn).apply_schema(schema_claim)
     except Fault:
         return None

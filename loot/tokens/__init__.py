@@ -1,4 +1,4 @@
-"""Self-issued tokens (SPEC §2): keys, minting, verification."""
+"""Self-issued tokens (docs/tokens.md): keys, minting, verification."""
 
 from loot.tokens.claims import Claims
 from loot.tokens.keys import Key

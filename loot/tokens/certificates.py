@@ -64,8 +64,7 @@ class Certificate:
             used = [claim for claim in PRIVILEGED_CLAIMS if claim in claims.payload]
             if used:
                 _exceeds("privileged", f"the certificate allows no privileged claims (got {', '.join(used)})")
-        expires = self.expires_at if claims.expires_at is None else min(claims.expires_at, self.expires_at)
-        return replace(claims, expires_at=expires, delegate=self.key)
+        return replace(claims, expires_at=min(claims.expires_at, self.expires_at), delegate=self.key)
 
     def allows_name(self, name: str) -> bool:
         if self.names is None and self.prefixes is None:

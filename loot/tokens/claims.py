@@ -1,19 +1,21 @@
-"""What a verified token grants (SPEC §2): one database and the privileged context.
+"""What a verified token grants (docs/tokens.md): one database and the privileged context.
 
 `claims_from` checks a payload whose signature already verified.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from loot.tokens.claim_paths import check_paths
 from loot.tokens.errors import invalid, shown, unauthenticated
 
 ISSUER = "https://self-issued.me"
 COMPAT_DATES = ("2025-08-01",)
 SKEW = 30.0  # seconds of clock difference allowed between the signer and the router
+MAX_LIFETIME = 24 * 3600.0  # the longest a token may live (`exp` - `iat`) unless the router is told otherwise
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: a later time claim is a mistake (and would overflow a float)
 MAX_NAME_BYTES = 256
 _TEXT_CLAIMS = ("schema", "before", "after", "instead")
 _FLAG_CLAIMS = ("readonly", "destroy")
@@ -36,10 +38,10 @@ class Claims:
         return self.payload.get(claim) is True
 
 
-def claims_from(payload: dict[str, Any], account: str, now: float) -> Claims:
+def claims_from(payload: dict[str, Any], account: str, now: float, max_lifetime: float = MAX_LIFETIME) -> Claims:
     """The claims of a signed payload for `account`, or the Fault naming the first rule it breaks."""
     _check_identity(payload, account)
-    _check_validity(payload, now)
+    _check_validity(payload, now, max_lifetime)
     _check_request(payload)
     db = payload["db"]
     return Claims(account, db["name"], db["tenant"], payload, payload.get("exp"))
@@ -54,9 +56,18 @@ def _check_identity(payload: dict[str, Any], account: str) -> None:
                               f"(got {shown(payload.get('sub'))})", expected=account)
 
 
-def _check_validity(payload: dict[str, Any], now: float) -> None:
+def _check_validity(payload: dict[str, Any], now: float, max_lifetime: float) -> None:
     times = {claim: _time(payload, claim) for claim in ("exp", "nbf", "iat")}
-    if times["exp"] is not None and now > times["exp"] + SKEW:
+    if times["exp"] is None:
+        raise unauthenticated("MISSING_EXP", "the token has no `exp`: tokens must expire (mint it with a ttl, at "
+                              f"most {max_lifetime:.0f} s)", limit=f"{max_lifetime:.0f}")
+    # From `iat` when the token says when it was minted, else from now: a leaked token is never good for longer.
+    start = now if times["iat"] is None else times["iat"]
+    if times["exp"] - start > max_lifetime + SKEW:
+        raise unauthenticated("TOKEN_LIFETIME_TOO_LONG", f"the token lives {times['exp'] - start:.0f} s; this router "
+                              f"accepts at most {max_lifetime:.0f} s (--max-token-lifetime): mint it with a shorter ttl",
+                              limit=f"{max_lifetime:.0f}")
+    if now > times["exp"] + SKEW:
         raise unauthenticated("TOKEN_EXPIRED", f"the token expired {now - times['exp']:.0f} s ago: mint a new one",
                               exp=times["exp"])
     for claim in ("nbf", "iat"):
@@ -69,9 +80,10 @@ def _time(payload: dict[str, Any], claim: str) -> float | None:
     value = payload.get(claim)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise unauthenticated("BAD_TIME_CLAIM", f"`{claim}` must be a number of seconds since 1970 "
-                              f"(got {shown(value)})", claim=claim)
+    # Compared before any arithmetic: a 400-digit integer cannot become a float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TIME:
+        raise unauthenticated("BAD_TIME_CLAIM", f"`{claim}` must be a number of seconds since 1970, at most "
+                              f"{MAX_TIME} (got {shown(value)})", claim=claim)
     return value
 
 
@@ -89,6 +101,7 @@ def _check_request(payload: dict[str, Any]) -> None:
                           "UTF-8 bytes", claim=f"db.{part}")
     _check_types(payload, _TEXT_CLAIMS, str, "a string of SQL")
     _check_types(payload, _FLAG_CLAIMS, bool, "true or false")
+    check_paths(payload)
 
 
 def _check_types(payload: dict[str, Any], claims: tuple[str, ...], kind: type, described: str) -> None:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 class DelegatedKey:
     def __init__(self, app: Key, certificate: str):
+        if not isinstance(certificate, str):  # a key file's `cert` member may hold anything
+            raise ValueError("not a usable certificate: `cert` must be the certificate (a compact JWS string) "
+                             "that `loot keygen --delegate ROOT --out FILE` writes")
         try:
             limits = read_certificate(certificate)
         except Fault as fault:

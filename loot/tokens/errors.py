@@ -1,4 +1,4 @@
-"""How a token is refused (SPEC §7): who you are -> UNAUTHENTICATED, what you asked for -> INVALID_ARGUMENT.
+"""How a token is refused (docs/tokens.md#refusals): who you are -> UNAUTHENTICATED, what you asked for -> INVALID_ARGUMENT.
 
 Every refusal carries a stable ErrorInfo reason; clients branch on the reason,
 people read the message.

@@ -1,4 +1,4 @@
-"""Signing keys: a key pair is an account (SPEC §1). ES256 (P-256) or EdDSA (Ed25519).
+"""Signing keys: a key pair is an account (docs/concepts.md). ES256 (P-256) or EdDSA (Ed25519).
 
 Keys are python-jose key objects (Ed25519 through the class loot.tokens.ed25519
 registers), saved as private JWKs.
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from loot.tokens.delegated_key import DelegatedKey
 
 ALGORITHMS = tuple(KEY_TYPES)
+MAX_KEY_FILE_BYTES = 64 * 1024  # a private JWK is about 250 bytes; `--key /dev/zero` must not read forever
+KEY_FILE = "a key file is the private JWK (JSON) that `loot keygen --out FILE` writes"
 _GENERATORS = {
     "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "EdDSA": ed25519.Ed25519PrivateKey.generate,
@@ -54,11 +56,12 @@ class Key:
             return cls.delegated(cls.from_jwk({k: v for k, v in private_jwk.items() if k != "cert"}),
                                  private_jwk["cert"])
         alg = private_jwk.get("alg") or _alg_of(private_jwk)
-        if "d" not in private_jwk or KEY_TYPES.get(alg) != (private_jwk.get("kty"), private_jwk.get("crv")):
-            raise ValueError("not a private P-256 (ES256) or Ed25519 (EdDSA) JWK; make one with `loot keygen`")
+        if not isinstance(alg, str) or "d" not in private_jwk or \
+                KEY_TYPES.get(alg) != (private_jwk.get("kty"), private_jwk.get("crv")):
+            raise ValueError("not a private P-256 (ES256) or Ed25519 (EdDSA) JWK; make one with `loot keygen --out FILE`")
         try:
             return cls(jwk.construct(private_jwk, alg), alg)
-        except JWKError as error:
+        except (JWKError, TypeError) as error:  # python-jose raises TypeError for members that are not strings
             raise ValueError(f"not a usable private JWK: {error}") from error
 
     def private_jwk(self) -> dict[str, Any]:
@@ -73,12 +76,25 @@ class Key:
 
     @classmethod
     def load(cls, path: str | Path) -> Key | DelegatedKey:
+        """The key `save` (or `loot keygen`) wrote to `path`: OSError if it cannot be read, ValueError saying
+        what the file should be if it is not such a key."""
+        with open(path, "rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise ValueError(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes; {KEY_FILE}")
         try:
-            return cls.from_jwk(json.loads(Path(path).read_text()))
-        except (ValueError, AttributeError) as error:
+            private_jwk = json.loads(data)
+        except ValueError:  # also UnicodeDecodeError
+            found = "a PEM file" if data.lstrip().startswith(b"-----BEGIN") else "not JSON"
+            raise ValueError(f"{path} is {found}; {KEY_FILE}") from None
+        if not isinstance(private_jwk, dict):
+            raise ValueError(f"{path} holds JSON but not an object; {KEY_FILE}")
+        try:
+            return cls.from_jwk(private_jwk)
+        except ValueError as error:
             raise ValueError(f"{path}: {error}") from error
 
-    def token(self, name: str, tenant: str, *, schema: str | None = None, ttl: int | None = 900,
+    def token(self, name: str, tenant: str, *, schema: str | None = None, ttl: int = 900,
               readonly: bool = False, before: str | None = None, **claims: Any) -> str:
         """A signed token for database (self.account, name, tenant); extra claims become readable by claim()."""
         from loot.tokens.mint import mint

@@ -14,8 +14,12 @@ if TYPE_CHECKING:  # keys.py imports this module when a Key mints
     from loot.tokens.keys import Key
 
 
-def mint(key: Key | DelegatedKey, name: str, tenant: str, *, ttl: float | None = 900, now: float | None = None, **claims: Any) -> str:
-    """A signed token for database (key.account, name, tenant) plus any extra claims."""
+def mint(key: Key | DelegatedKey, name: str, tenant: str, *, ttl: float = 900, now: float | None = None,
+         **claims: Any) -> str:
+    """A signed token for database (key.account, name, tenant) plus any extra claims, valid for `ttl` seconds.
+    Routers refuse tokens without `exp` or living longer than their --max-token-lifetime (24 h by default)."""
+    if ttl is None or not 1 <= ttl < float("inf"):
+        raise ValueError(f"ttl must be at least 1 second (got {ttl!r}): every token expires")
     issued = int(time.time() if now is None else now)
     payload: dict[str, Any] = {
         "iss": ISSUER,
@@ -23,9 +27,8 @@ def mint(key: Key | DelegatedKey, name: str, tenant: str, *, ttl: float | None =
         "compat": COMPAT_DATES[-1],
         "iat": issued,
         "db": {"name": name, "tenant": tenant},
+        "exp": issued + int(ttl),
     }
-    if ttl is not None:
-        payload["exp"] = issued + int(ttl)
     payload.update({k: v for k, v in claims.items() if v is not None})
     headers = {"typ": "JWT", "jwk": key.public_jwk}
     certificate = getattr(key, "certificate", None)  # an app key's (loot/tokens/delegated_key.py)

@@ -1,4 +1,4 @@
-"""Verifying tokens: the router's security boundary (SPEC §2).
+"""Verifying tokens: the router's security boundary (docs/tokens.md).
 
 Order matters: structure, header, embedded key and signature first, so that
 nothing an unsigned payload says is looked at; then the claims. The signature is
@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import time
 from typing import Any
 
 from loot.tokens.base64url import b64url_decode
-from loot.tokens.claims import Claims, claims_from
+from loot.tokens.claims import MAX_LIFETIME, Claims, claims_from
 from loot.tokens.errors import shown, unauthenticated
 from loot.tokens.jwk import KEY_TYPES, PublicKey, embedded_key
 
 MAX_TOKEN_BYTES = 64 * 1024
+# Objects and arrays inside one another, at most: the shard parses the claims again, on a deeper stack.
+MAX_NESTING = 32
 MAX_CACHED_HEADER = 1024  # an ES256 header with its jwk is about 250 bytes; bigger ones are parsed every time
 _LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def verify(token: str, now: float | None = None) -> Claims:
-    """The claims of a valid token, or a Fault (UNAUTHENTICATED / INVALID_ARGUMENT) with a stable reason."""
+def verify(token: str, now: float | None = None, max_lifetime: float = MAX_LIFETIME) -> Claims:
+    """The claims of a valid token, or a Fault (UNAUTHENTICATED / INVALID_ARGUMENT) with a stable reason.
+    `max_lifetime`: the longest `exp` - `iat` accepted, in seconds."""
     key, payload = verified_payload(token)
-    return claims_from(payload, key.account, time.time() if now is None else now)
+    return claims_from(payload, key.account, time.time() if now is None else now, max_lifetime)
 
 
 def verified_payload(token: str) -> tuple[PublicKey, dict[str, Any]]:
@@ -74,17 +78,33 @@ def _decode(segment: str, part: str) -> bytes:
 def _json_object(segment: str, part: str) -> dict[str, Any]:
     try:
         text = _decode(segment, part).decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant,
+                           parse_float=_finite)
         if _LONE_SURROGATE_ESCAPE.search(text):
             json.dumps(value, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError on a lone surrogate
     except ValueError:  # includes UnicodeError and JSONDecodeError
         raise unauthenticated("MALFORMED_TOKEN", f"the token {part} is not UTF-8 JSON without duplicate "
-                              "members") from None
+                              "members or numbers out of a double's range") from None
     except RecursionError:
         raise unauthenticated("MALFORMED_TOKEN", f"the token {part} nests too deeply") from None
     if not isinstance(value, dict):
         raise unauthenticated("MALFORMED_TOKEN", f"the token {part} must be a JSON object")
+    # The brackets in the text bound the nesting from above: most tokens have a few and skip the walk.
+    if text.count("{") + text.count("[") > MAX_NESTING and _nesting(value) > MAX_NESTING:
+        raise unauthenticated("MALFORMED_TOKEN", f"the token {part} nests objects and arrays more than {MAX_NESTING} "
+                              "deep", limit=MAX_NESTING)
     return value
+
+
+def _nesting(value: Any) -> int:
+    """How deep objects and arrays nest in `value` (1 for a flat object), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -97,6 +117,14 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    # 1e400 would parse as infinity, which the router could then only forward as the non-JSON `Infinity`.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _algorithm(header: dict[str, Any]) -> str:

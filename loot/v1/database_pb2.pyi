@@ -124,14 +124,16 @@ class DescribeResponse(_message.Message):
     def __init__(self, tables: _Optional[_Iterable[_Union[Table, _Mapping]]] = ..., indexes: _Optional[_Iterable[_Union[Index, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[View, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ..., schema_hash: _Optional[str] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ..., schema_changes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Table(_message.Message):
-    __slots__ = ("name", "columns", "sql")
+    __slots__ = ("name", "columns", "sql", "no_filter")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     SQL_FIELD_NUMBER: _ClassVar[int]
+    NO_FILTER_FIELD_NUMBER: _ClassVar[int]
     name: str
     columns: _containers.RepeatedCompositeFieldContainer[TableColumn]
     sql: str
-    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[TableColumn, _Mapping]]] = ..., sql: _Optional[str] = ...) -> None: ...
+    no_filter: bool
+    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[TableColumn, _Mapping]]] = ..., sql: _Optional[str] = ..., no_filter: _Optional[bool] = ...) -> None: ...
 
 class TableColumn(_message.Message):
     __slots__ = ("name", "type", "pk", "not_null", "default")

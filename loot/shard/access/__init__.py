@@ -1,7 +1,5 @@
-"""Row-level access control (SPEC §5): filters, rules and privileged SQL, enforced
-by SQLite itself through per-connection TEMP views and triggers."""
+"""Row-level access control (docs/access.md): filters, rules and privileged SQL, enforced
+by SQLite itself through per-connection TEMP views and triggers.
 
-from loot.shard.access.enforcer import Enforcer, for_connection
-from loot.shard.access.request import run_request
-
-__all__ = ["Enforcer", "for_connection", "run_request"]
+The package runs nothing when imported, so the schema engine can check a claim's policy
+rows (policy_check.py) without loading the enforcer, which itself applies schemas."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from loot.shard import system_tables
+from loot.shard.access.rewrite import FAST_VIEW
 from loot.shard.sql_text import fold
 
 _WRITES = {apsw.SQLITE_INSERT: "insert", apsw.SQLITE_UPDATE: "update", apsw.SQLITE_DELETE: "delete"}
@@ -70,8 +71,14 @@ class Authorizer:
         self.readonly = False
         self.target: str | None = None
         self.filtered: frozenset[str] = frozenset()
+        # Filtered names no filter names: every row hidden, so they read as empty.
+        self.unfiltered: frozenset[str] = frozenset()
         self.virtual: frozenset[str] = frozenset()
         self.readers: frozenset[str] = frozenset()
+        self.keys: frozenset[tuple[str, str]] = frozenset()
+        # Set per statement of the request's own: it reads through the fast views; it writes.
+        self.fast = False
+        self.writes = False
         self.refusal: Refusal | None = None
         # Whether a statement was prepared (so may sit in the cache) with privilege since the last attach.
         self.authorized_privileged = False
@@ -121,7 +128,7 @@ class Authorizer:
             return Refusal("VIRTUAL_TABLE", f"virtual table {first} is reachable from privileged SQL only "
                            "(instead, before, after): rules cannot guard it", {"table": first or ""})
         if action == apsw.SQLITE_READ:
-            return self._read(first or "", database, accessor)
+            return self._read(first or "", second or "", database, accessor)
         if action in _WRITES:
             return self._write(_WRITES[action], first or "", database)
         if action in _SCHEMA_CHANGES:
@@ -133,12 +140,20 @@ class Authorizer:
                            "in a request's SQL; only read-only introspection is")
         return None
 
-    def _read(self, table: str, database: str | None, accessor: str | None) -> Refusal | None:
-        name = fold(table)
+    def _read(self, table: str, column: str, database: str | None, accessor: str | None) -> Refusal | None:
+        name, reader = fold(table), fold(accessor or "")
+        if reader.startswith(FAST_VIEW) and not self.fast:
+            return Refusal("FILTERED_TABLE", f"{accessor} is Loot's own view of {table}: name it {table}",
+                           {"table": table})
         if database != "main" or name not in self.filtered:
             return None
-        if fold(accessor or "") in self.readers or (accessor is None and name == self.target):
+        if reader in self.readers or (accessor is None and name == self.target):
             return None
+        if accessor is None and self.writes and (name, fold(column)) in self.keys:
+            return None  # SQLite's foreign-key check: it tells whether a key exists, never a row's content
+        if name in self.unfiltered:  # e.g. count(*), which SQLite answers from the table itself
+            return Refusal("NO_FILTER", f"table {table} has no filter, so the request's SQL reads it as empty: "
+                           f"add a row for it to _filters to open it", {"table": table})
         return Refusal("FILTERED_TABLE", f"{database}.{table} is read through its filters: name it {table}",
                        {"table": table})
 

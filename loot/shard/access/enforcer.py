@@ -1,4 +1,4 @@
-"""Filters, rules and privileged SQL on one connection (SPEC §5).
+"""Filters, rules and privileged SQL on one connection (docs/access.md).
 
 One `Enforcer` per connection. Per request: `request(claims, readonly)`
 around everything, `apply_schema(claim)` first,
@@ -25,7 +25,9 @@ from loot.shard import schema
 from loot.shard.access import claims, policy
 from loot.shard.access.authorizer import Authorizer
 from loot.shard.access.install import POLICY_WRITTEN, PRIVILEGED, RULE_MESSAGE, Denial, Installed, install, uninstall
-from loot.shard.access.rewrite import changes_schema, filter_rows_first, retarget
+from loot.shard.access.rewrite import changes_schema, retarget
+from loot.shard.access.statement import plan
+from loot.shard.sql_errors import quotes_a_value
 from loot.shard.sql_text import split_statements
 
 _DENIAL = re.compile(re.escape(RULE_MESSAGE) + r"(\d+)")
@@ -43,6 +45,8 @@ class Enforcer:
         # Set by the TEMP triggers on _filters and _rules (install.py): the policy must be read again.
         self._policy_written = True
         self._installed = Installed([], {})
+        # Whether the last statement was the request's own (not privileged SQL): its errors may not quote values.
+        self._own = False
         conn.execute("PRAGMA recursive_triggers = ON")
         conn.create_scalar_function(PRIVILEGED, lambda: self.authorizer.privileged, 0, deterministic=True)
         conn.create_scalar_function("claim", self._claims.get, 1, deterministic=True)
@@ -117,25 +121,32 @@ class Enforcer:
         with self.privileged():
             self._installed = install(self.conn)
             self.authorizer.filtered = self._installed.filtered
+            self.authorizer.unfiltered = self._installed.unfiltered
             self.authorizer.virtual = self._installed.virtual
             self.authorizer.readers = self._installed.readers
+            self.authorizer.keys = self._installed.keys
         self._stamp = policy.stamp(self.conn)
         self._policy_written = False  # only now: a policy that failed to install is tried again, never skipped
 
     @contextmanager
     def statement(self, sql: str) -> Iterator[str]:
-        """The SQL to run for one statement: writes retargeted at main, reads kept on the filters."""
+        """The SQL to run for one statement: writes retargeted at main, reads kept on the filters
+        (the request's own through views and guards that keep its expressions off hidden rows)."""
         self.authorizer.refusal = None
-        if self.authorizer.privileged and changes_schema(sql):
-            self._unshadow()
-        rewritten, self.authorizer.target = retarget(sql, self.authorizer.filtered, not self.authorizer.privileged)
-        condition = self._installed.row_filters.get(self.authorizer.target or "")
-        if condition is not None and not self.authorizer.privileged:
-            rewritten = filter_rows_first(rewritten, condition)
+        self._own = not self.authorizer.privileged
+        if self._own:
+            planned = plan(sql, self._installed)
+            rewritten, self.authorizer.target = planned.sql, planned.target
+            self.authorizer.fast, self.authorizer.writes = planned.fast, planned.writes
+        else:
+            if changes_schema(sql):
+                self._unshadow()
+            rewritten, self.authorizer.target = retarget(sql, self.authorizer.filtered, restricted=False)
         try:
             yield rewritten
         finally:
             self.authorizer.target = None
+            self.authorizer.fast = self.authorizer.writes = False
 
     def run_script(self, script: str) -> None:
         """Run privileged SQL statement by statement, discarding results."""
@@ -161,6 +172,10 @@ class Enforcer:
             refusal = self.authorizer.refusal
             return Fault(grpc.StatusCode.PERMISSION_DENIED, refusal.reason, refusal.message,
                          **refusal.metadata, **metadata)
+        if self._own and isinstance(error, apsw.SQLError) and quotes_a_value(error):
+            return Fault(grpc.StatusCode.INVALID_ARGUMENT, "SQL_ERROR_WITHHELD",
+                         "the statement failed on a value; SQLite's message is withheld because it quotes the value "
+                         "(docs/access.md)", **metadata)
         return None
 
 

@@ -1,9 +1,17 @@
-"""The TEMP objects that enforce a policy on one connection (SPEC §5).
+"""The TEMP objects that enforce a policy on one connection (docs/access.md).
 
-- A TEMP VIEW per filtered table, named like it (temp shadows main), reading
-  `main."t"` where every filter holds. (Privileged SQL names `main."t"`
-  instead, rewritten so by loot/shard/access/rewrite.py: a switch inside the view,
-  `privileged() OR filters`, would stop SQLite using indexes for the filters.)
+- Two TEMP VIEWs per filtered table, reading `main."t"` where every filter
+  holds. The barrier view, named like the table (temp shadows main), ends in
+  `LIMIT -1 OFFSET 0`: SQLite neither flattens such a subquery into the query
+  reading it nor pushes that query's WHERE terms into it, so the reader's
+  expressions see only the rows it returns, visible ones. The fast view,
+  `_loot_fast_t`, is a plain view SQLite flattens, the reader's terms and the
+  filters planned together (indexes on both used), so it may evaluate the
+  reader's terms on hidden rows: only leakproof statements read it
+  (leakproof.py, rewrite.py), and the authorizer refuses it to the others.
+  (Privileged SQL names `main."t"` instead, rewritten so by rewrite.py: a
+  switch inside the view, `privileged() OR filters`, would stop SQLite using
+  indexes for the filters.)
 - A TEMP VIEW per schema view, same definition, so it reads the filtered views.
 - TEMP BEFORE triggers on `main."t"`: RAISE(IGNORE) skips a row that the
   filters hide (UPDATE and DELETE never touch it); RAISE(ABORT, 'loot-rule:N')
@@ -30,8 +38,9 @@ import grpc
 from loot.status import Fault
 from loot.shard import system_tables
 from loot.shard.access import policy as policies
+from loot.shard.access.guard import Filters, holds_on, row_source
 from loot.shard.access.policy import OPERATIONS, Policy, Rule, Table, is_true
-from loot.shard.access.rewrite import qualify_tables, retarget
+from loot.shard.access.rewrite import FAST_VIEW, qualify_tables, retarget
 from loot.shard.sql_text import fold, quote_name, tokens
 
 PRIVILEGED = "loot_privileged"
@@ -40,18 +49,22 @@ POLICY_WRITTEN = "loot_policy_written"
 RULE_MESSAGE = "loot-rule:"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: one per distinct content, a key of statement plans
 class Installed:
     """What the enforcer needs to know of an install."""
 
     denials: list[Denial]
-    # Filters that read nothing but the row (no subquery), by lower-cased table name.
-    row_filters: dict[str, str]
-    # For the authorizer, lower-cased: names shadowed by filtered views, virtual tables (and their
-    # shadows), and the objects that may read a filtered table directly (views, triggers).
+    # The filters of each filtered table (not view), by lower-cased name: each has a fast view.
+    filters: dict[str, Filters]
+    # For the authorizer, lower-cased: names shadowed by filtered views (`unfiltered`: the tables no filter
+    # names), virtual tables (and their
+    # shadows), the objects that may read a filtered table directly (views, triggers), and the
+    # (table, column) pairs of foreign keys, which SQLite's own checks read in main.
     filtered: frozenset[str] = frozenset()
+    unfiltered: frozenset[str] = frozenset()
     virtual: frozenset[str] = frozenset()
     readers: frozenset[str] = frozenset()
+    keys: frozenset[tuple[str, str]] = frozenset()
     statements: tuple[str, ...] = ()
 
 
@@ -74,25 +87,31 @@ class Installer:
         ddl = []
         for table in self.policy.tables.values():
             if not table.is_open:
-                ddl.append(self._filtered_view(table))
+                ddl += self._filtered_views(table)
             ddl += [trigger for operation in OPERATIONS if (trigger := self._trigger(table, operation))]
         filtered = frozenset(self.policy.filtered)
         ddl += [retarget(_temp_view(sql), filtered, restricted=True)[0] for _, sql in self.policy.views]
         return ddl
 
-    def row_filters(self) -> dict[str, str]:
-        return {fold(name): self._filters(table) for name, table in self.policy.tables.items()
-                if not table.is_open and not any(_has_subquery(predicate) for _, predicate in table.filters)}
+    def filters(self) -> dict[str, Filters]:
+        return {fold(name): Filters(table.name, tuple(table.columns), self._filters(table),
+                                    not any(_has_subquery(predicate) for _, predicate in table.filters))
+                for name, table in self.policy.tables.items() if not table.is_open}
 
     def checks(self) -> list[tuple[Table, str, str]]:
         """Each predicate as a query that compiles only if the predicate does: (table, name, query)."""
-        return [(table, name, f"SELECT 1 FROM {self._row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0")
-                for table in self.policy.tables.values()
+        return [(table, name, self.check(table, predicate)) for table in self.policy.tables.values()
                 for name, predicate in [*table.filters, *((rule.name, rule.predicate) for rule in table.rules)]]
 
-    def _filtered_view(self, table: Table) -> str:
-        return (f"CREATE TEMP VIEW {quote_name(table.name)} AS SELECT * FROM main.{quote_name(table.name)} "
-                f"WHERE {self._filters(table)}")
+    def check(self, table: Table, predicate: str) -> str:
+        """A query that compiles only if `predicate` does, on a row of `table`, as the TEMP objects use it."""
+        return f"SELECT 1 FROM {_row(table, None)} WHERE ({self._predicate(predicate)}) LIMIT 0"
+
+    def _filtered_views(self, table: Table) -> list[str]:
+        """The barrier view and the fast view (see above)."""
+        rows = f"SELECT * FROM main.{quote_name(table.name)} WHERE {self._filters(table)}"
+        return [f"CREATE TEMP VIEW {quote_name(table.name)} AS {rows} LIMIT -1 OFFSET 0",
+                f"CREATE TEMP VIEW {quote_name(FAST_VIEW + table.name)} AS {rows}"]
 
     def _filters(self, table: Table) -> str:
         if not table.filters:
@@ -128,14 +147,7 @@ class Installer:
 
     def _holds(self, table: Table, row: str, condition: str) -> str:
         """`condition` evaluated on the trigger's OLD or NEW row, seen under the table's own name."""
-        return f"EXISTS (SELECT 1 FROM {self._row(table, row)} WHERE {condition})"
-
-    @staticmethod
-    def _row(table: Table, row: str | None) -> str:
-        """A one-row subquery holding `row`'s columns (NULLs for None), named like the table."""
-        columns = ", ".join(f"{f'{row}.{quote_name(column)}' if row else 'NULL'} AS {quote_name(column)}"
-                            for column in table.columns)
-        return f"(SELECT {columns}) AS {quote_name(table.name)}"
+        return holds_on(table.name, table.columns, row, condition)
 
     def _predicate(self, predicate: str) -> str:
         return qualify_tables(predicate, self._tables)
@@ -143,6 +155,10 @@ class Installer:
     def _denial(self, denial: Denial) -> str:
         self.denials.append(denial)
         return f"{RULE_MESSAGE}{len(self.denials) - 1}"
+
+
+def _row(table: Table, row: str | None) -> str:
+    return row_source(table.name, table.columns, row)
 
 
 def trigger_name(table: str, operation: str) -> str:
@@ -201,11 +217,13 @@ def _plan(conn: apsw.Connection, policy: Policy) -> Installed:
                         f"predicate {name} of table {table.name} does not compile: {error}",
                         table=table.name, predicate=name) from error
     statements = (*installer.statements(), *_policy_watches())
-    readers = ({fold(name) for name, table in policy.tables.items() if not table.is_open}
+    shadowed = {fold(name) for name, table in policy.tables.items() if not table.is_open}
+    readers = (shadowed | {FAST_VIEW + name for name in shadowed}
                | {fold(trigger_name(name, operation)) for name in policy.tables for operation in OPERATIONS}
                | policy.triggers)
-    return Installed(installer.denials, installer.row_filters(), frozenset(policy.filtered),
-                     frozenset(policy.virtual), frozenset(readers), statements)
+    unfiltered = frozenset(fold(name) for name, table in policy.tables.items() if not table.filters)
+    return Installed(installer.denials, installer.filters(), frozenset(policy.filtered), unfiltered,
+                     frozenset(policy.virtual), frozenset(readers), frozenset(policy.keys), statements)
 
 
 def uninstall(conn: apsw.Connection) -> None:

@@ -1,5 +1,5 @@
 """What access control must enforce on a database: its tables, views,
-triggers, filters and rules, read from the database itself (SPEC §5)."""
+triggers, filters and rules, read from the database itself (docs/access.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from loot.shard import system_tables
 from loot.shard.sql_text import fold
 
 OPERATIONS = ("insert", "update", "delete")
+# What a rule's operation may say (any case): one operation, or all three.
+RULE_OPERATIONS = (*OPERATIONS, "write")
+FILTER_ROWS = f"SELECT table_name, filter_name, predicate FROM main.{system_tables.FILTERS} ORDER BY 1, 2"
+RULE_ROWS = f"SELECT table_name, operation, rule_name, predicate FROM main.{system_tables.RULES} ORDER BY 1, 3"
 _OPEN = ("true", "1")
 
 
@@ -48,6 +52,8 @@ class Policy:
     triggers: set[str]
     # Virtual tables and their shadow tables: no triggers can guard them.
     virtual: set[str]
+    # (table, column), lower-cased: both ends of every foreign key, which SQLite's own checks read.
+    keys: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def filtered(self) -> set[str]:
@@ -59,19 +65,18 @@ class Policy:
 def read(conn: apsw.Connection) -> Policy:
     tables = {name: Table(name, _columns(conn, name)) for name in _plain_tables(conn)}
     by_name = {fold(name): table for name, table in tables.items()}
-    for table_name, filter_name, predicate in conn.execute(
-            f"SELECT table_name, filter_name, predicate FROM main.{system_tables.FILTERS} ORDER BY 1, 2"):
+    for table_name, filter_name, predicate in conn.execute(FILTER_ROWS):
         if (table := by_name.get(fold(str(table_name)))) is not None:
             table.filters.append((filter_name, predicate))
-    for table_name, operation, rule_name, predicate in conn.execute(
-            f"SELECT table_name, operation, rule_name, predicate FROM main.{system_tables.RULES} ORDER BY 1, 3"):
+    for table_name, operation, rule_name, predicate in conn.execute(RULE_ROWS):
         if (table := by_name.get(fold(str(table_name)))) is not None:
             table.rules.append(Rule(table.name, str(operation), rule_name, predicate))
     views = conn.execute("SELECT name, sql FROM main.sqlite_schema WHERE type = 'view' ORDER BY rowid").fetchall()
     triggers = {fold(name) for name, in conn.execute("SELECT name FROM main.sqlite_schema WHERE type = 'trigger'")}
     virtual = {fold(name) for name, in conn.execute(
         "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('virtual', 'shadow')")}
-    return Policy(tables, views, triggers - {fold(name) for name, _ in views}, virtual)
+    keys = {key for name in tables for key in _foreign_key_columns(conn, name)}
+    return Policy(tables, views, triggers - {fold(name) for name, _ in views}, virtual, keys)
 
 
 def stamp(conn: apsw.Connection) -> tuple[int, int, int]:
@@ -85,6 +90,18 @@ def stamp(conn: apsw.Connection) -> tuple[int, int, int]:
         conn.execute("PRAGMA temp.schema_version").fetchone()[0],
         conn.execute("PRAGMA main.data_version").fetchone()[0],
     )
+
+
+def _foreign_key_columns(conn: apsw.Connection, table: str) -> set[tuple[str, str]]:
+    """Both ends of `table`'s foreign keys; a key naming no parent column references its primary key."""
+    keys = set()
+    for parent, child, parent_column in conn.execute(
+            'SELECT "table", "from", "to" FROM pragma_foreign_key_list(?, \'main\')', (table,)):
+        keys.add((fold(table), fold(child)))
+        parent_columns = [parent_column] if parent_column is not None else [name for name, in conn.execute(
+            "SELECT name FROM pragma_table_info(?, 'main') WHERE pk > 0", (parent,))]
+        keys |= {(fold(parent), fold(column)) for column in parent_columns}
+    return keys
 
 
 def _plain_tables(conn: apsw.Connection) -> list[str]:

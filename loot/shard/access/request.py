@@ -1,4 +1,4 @@
-"""One request's transaction with access control around it (SPEC §6):
+"""One request's transaction with access control around it (docs/shard.md#requests):
 `before`, the request's SQL (or `instead`), `after`, one transaction, all or nothing."""
 
 from __future__ import annotations

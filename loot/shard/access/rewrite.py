@@ -1,14 +1,14 @@
 """Rewriting SQL text by token positions, never by parsing it.
 
-Three rewrites:
+Three rewrites (guard.py adds conditions to writes):
 - the table references of a predicate, or of privileged SQL, are pointed at
   `main.`, so they read unfiltered data even though the filtered TEMP views
   shadow every table;
 - a statement that writes gets its target pointed at `main."t"` (the TEMP
   triggers there enforce filters and rules), while any other `main.t`/`temp.t`
   of a filtered table it names is pointed at the filtered view `temp."t"`;
-- an UPDATE or DELETE gets its target's row-only filters as the first terms
-  of its WHERE.
+- a leakproof statement (leakproof.py) reads its filtered tables through their
+  fast views instead of the barrier views named like them (install.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import apsw
+
 from loot.shard.sql_text import Token, fold, quote_name, tokens
+
+FAST_VIEW = "_loot_fast_"
+KEYWORDS = frozenset(fold(word) for word in apsw.keywords)
 
 _SCHEMAS = ("main", "temp")
 _CLAUSE_ENDS = ("where", "group", "having", "order", "limit", "window", "union", "intersect", "except",
@@ -25,7 +30,7 @@ _VERBS = ("insert", "replace", "update", "delete", "select", "values")
 
 
 @dataclass(frozen=True)
-class _Name:
+class Name:
     """A table name as written: `t` or `schema.t`, spanning tokens [first, last]."""
 
     schema: str | None
@@ -66,54 +71,65 @@ def _retarget(sql: str, filtered: frozenset[str], restricted: bool) -> tuple[str
     schema = "temp" if restricted else "main"
     edits = {name.first: (name, schema) for name in names
              if name.table in filtered and name.schema in (None, *_SCHEMAS)}
-    target = _write_target(found)
+    target = write_target(found)
     written = target.table if target is not None and target.table in filtered else None
     if target is not None and written is not None:
         edits[target.first] = (target, "main")
-    return _apply(sql, [(found[name.first].start, found[name.last].end, f"{schema}.{quote_name(name.table)}")
+    return apply_edits(sql, [(found[name.first].start, found[name.last].end, f"{schema}.{quote_name(name.table)}")
                         for name, schema in edits.values()]), written
 
 
-_AFTER_TARGET = ("set", "where", "returning", "indexed", "not", "order", "limit")
+# Words that may follow a table in FROM or JOIN without being its alias.
+_AFTER_TABLE = ("where", "join", "left", "right", "full", "inner", "cross", "natural", "outer", "on", "using", "group",
+                "order", "limit", "window", "union", "except", "intersect", "indexed", "not", "returning", "set",
+                "having")
 
 
-@functools.lru_cache(maxsize=1024)
-def filter_rows_first(sql: str, condition: str) -> str:
-    """An UPDATE or DELETE whose WHERE starts with the target's filters: `WHERE (filters) AND (its own)`.
+def to_fast_views(sql: str, tables: frozenset[str]) -> str | None:
+    """`sql` (retargeted) reading each of `tables` through its fast view, under the table's own name.
 
-    The triggers already skip hidden rows, but only after the statement's own
-    WHERE ran on them, where an expression that raises an error could reveal
-    them; and this way the filter's index is used. Left as is (the triggers
-    still guard it) when the target is aliased or UPDATE joins FROM other
-    tables, where the filters' bare column names could mean something else.
+    None when a reference cannot be moved for sure (a CTE named like a table,
+    a word after the name that may or may not be an alias): the statement then
+    reads through the barrier views, which is always right.
     """
     found = tokens(sql)
-    index = _verb_index(found)
-    target = _write_target(found)
-    if index is None or target is None or not found[index].is_word("update", "delete"):
-        return sql
-    after = target.last + 1
-    if after < len(found) and found[after].name is not None and not found[after].is_word(*_AFTER_TARGET):
-        return sql
-    where, last, depth = None, target.last, 0
-    for position in range(after, len(found)):
-        token = found[position]
-        depth += (token.text == "(") - (token.text == ")")
-        if depth < 0:  # unbalanced: SQLite refuses it as written, and must not get a balanced version
-            return sql
-        if depth == 0 and (token.is_word("returning", "order", "limit") or token.text == ";"):
-            break
-        if depth == 0 and token.is_word("from") and where is None:
-            return sql
-        if depth == 0 and token.is_word("where") and where is None:
-            where = position
-        last = position
-    if depth != 0:
-        return sql
-    if where is None:
-        return _apply(sql, [(found[last].end, found[last].end, f" WHERE ({condition})")])
-    return _apply(sql, [(found[where].end, found[where].end, f" ({condition}) AND ("),
-                        (found[last].end, found[last].end, ")")])
+    if _names_a_cte(found, tables):
+        return None
+    edits = []
+    for name in _table_references(found):
+        if name.table not in tables or name.schema not in (None, "temp"):
+            continue
+        view = f"temp.{quote_name(FAST_VIEW + name.table)}"
+        if _is_word(found, name.first - 1, "in"):
+            edits.append((found[name.first].start, found[name.last].end, view))
+            continue
+        aliased = _aliased(found, name.last + 1)
+        if aliased is None:
+            return None
+        edits.append((found[name.first].start, found[name.last].end,
+                      view if aliased else f"{view} AS {quote_name(name.table)}"))
+    return apply_edits(sql, edits)
+
+
+def _aliased(found: list[Token], index: int) -> bool | None:
+    """Whether the token at `index` starts an alias of the table before it; None if unsure."""
+    if index >= len(found):
+        return False
+    token = found[index]
+    if token.kind == "quoted" or token.is_word("as") or (token.kind == "word" and fold(token.text) not in KEYWORDS):
+        return True
+    if token.is_word(*_AFTER_TABLE) or token.text in (",", ")", ";"):
+        return False
+    return None
+
+
+def _names_a_cte(found: list[Token], tables: frozenset[str]) -> bool:
+    """Whether a WITH clause may define a CTE named like one of `tables` (`t AS (` or `t(a) AS (`)."""
+    if not any(token.is_word("with") for token in found):
+        return False
+    return any(token.name in tables and _text(found, index + 1).lower() in ("as", "(")
+               and (_is_word(found, index - 1, "with", "recursive") or _text(found, index - 1) == ",")
+               for index, token in enumerate(found))
 
 
 def changes_schema(sql: str) -> bool:
@@ -122,7 +138,7 @@ def changes_schema(sql: str) -> bool:
     return bool(found) and found[0].is_word("create", "drop", "alter")
 
 
-def _table_references(found: list[Token]) -> list[_Name]:
+def _table_references(found: list[Token]) -> list[Name]:
     """Names in table position: after FROM, JOIN, a FROM-list comma, or `x IN t`."""
     names, in_from, expect = [], [False], False
     for index, token in enumerate(found):
@@ -147,7 +163,7 @@ def _table_references(found: list[Token]) -> list[_Name]:
     return names
 
 
-def _qualified_names(found: list[Token]) -> list[_Name]:
+def _qualified_names(found: list[Token]) -> list[Name]:
     """Every `main.x` / `temp.x` naming a table (not `main.x.column`)."""
     names = []
     for index, token in enumerate(found):
@@ -158,8 +174,8 @@ def _qualified_names(found: list[Token]) -> list[_Name]:
     return names
 
 
-def _write_target(found: list[Token]) -> _Name | None:
-    index = _verb_index(found)
+def write_target(found: list[Token]) -> Name | None:
+    index = verb_index(found)
     if index is None:
         return None
     verb = fold(found[index].text)
@@ -175,7 +191,7 @@ def _write_target(found: list[Token]) -> _Name | None:
     return _name_at(found, index)
 
 
-def _verb_index(found: list[Token]) -> int | None:
+def verb_index(found: list[Token]) -> int | None:
     """Where the statement's own verb is: past EXPLAIN and any WITH clause."""
     index = 0
     while _is_word(found, index, "explain", "query", "plan"):
@@ -191,12 +207,12 @@ def _verb_index(found: list[Token]) -> int | None:
     return None
 
 
-def _name_at(found: list[Token], index: int) -> _Name | None:
+def _name_at(found: list[Token], index: int) -> Name | None:
     if index >= len(found) or found[index].name is None:
         return None
     if _text(found, index + 1) == "." and index + 2 < len(found) and found[index + 2].name is not None:
-        return _Name(found[index].name, found[index + 2].name, index, index + 2)
-    return _Name(None, found[index].name, index, index)
+        return Name(found[index].name, found[index + 2].name, index, index + 2)
+    return Name(None, found[index].name, index, index)
 
 
 def _is_call(found: list[Token], index: int) -> bool:
@@ -211,7 +227,7 @@ def _text(found: list[Token], index: int) -> str:
     return found[index].text if 0 <= index < len(found) else ""
 
 
-def _apply(sql: str, edits: list[tuple[int, int, str]]) -> str:
+def apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
     """`sql` with each [start, end) span replaced, in one pass (SQL may be a MiB of names)."""
     pieces, position = [], 0
     for start, end, text in sorted(edits):

@@ -1,12 +1,13 @@
 """The old owner's files: which it holds for a new owner, a consistent copy of one, and retiring it.
 
-Retired files go to DATA/handed-off/ (kept for recovery until an operator deletes them),
-out of the layout storage and `loot backup` read, so a retired database is never served
-or backed up again.
+Retired files go to DATA/handed-off/ (kept for recovery for --keep-handed-off days:
+loot/shard/handoff/retention.py), out of the layout storage and `loot backup` read, so a
+retired database is never served or backed up again.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,4 +35,9 @@ def copy(storage: Storage, database_id: str) -> Path | None:
 
 def retire(storage: Storage, database_id: str, epoch: int) -> bool:
     """Move the database's files out of service; False when already done (a repeated confirmation)."""
-    return storage.retire(database_id, storage.root / RETIRED / f"{database_id}.epoch-{epoch}.sqlite")
+    target = storage.root / RETIRED / f"{database_id}.epoch-{epoch}.sqlite"
+    if not storage.retire(database_id, target):
+        return False
+    for path in target.parent.glob(f"{target.name}*"):  # with its WAL: how long it is kept counts from now
+        os.utime(path)
+    return True

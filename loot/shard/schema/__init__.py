@@ -1,4 +1,4 @@
-"""Applying the token's declarative schema claim to a database (SPEC §4).
+"""Applying the token's declarative schema claim to a database (docs/schema.md).
 
 `apply` moves the live database to the schema the claim describes: the claim
 is built in a pristine in-memory database (validate.py, shared by every
@@ -18,8 +18,7 @@ from loot.shard.schema.inspect import Catalog
 from loot.shard.schema.plan import Plan, plan
 from loot.shard.schema.pristine import claimed
 from loot.shard.schema.claim_text import is_blank
-from loot.shard.schema.validate import sqlite_message
-from loot.shard.sql_errors import fault_from_sqlite
+from loot.shard.sql_errors import fault_from_sqlite, sqlite_message
 
 __all__ = ["apply", "known_current", "unchanged"]
 

@@ -14,7 +14,7 @@ import apsw
 from loot.shard import system_tables
 from loot.shard.schema.inspect import Catalog, Column, Entry, Table
 from loot.shard.schema.claim_text import fold, in_main, tokens
-from loot.shard.schema.validate import sqlite_message
+from loot.shard.sql_errors import sqlite_message
 
 _NULL = ("id:null",)
 _PROBE = "_loot_probe"  # a reserved name, so never the live table's own

@@ -14,7 +14,9 @@ import grpc
 
 from loot.status import Fault
 from loot.shard import system_tables
+from loot.shard.access import policy_check
 from loot.shard.schema.claim_text import fold, statements, tokens
+from loot.shard.sql_errors import sqlite_message
 
 _STATEMENT_KINDS = {apsw.SQLITE_CREATE_TABLE, apsw.SQLITE_CREATE_VTABLE, apsw.SQLITE_CREATE_INDEX,
                     apsw.SQLITE_CREATE_VIEW, apsw.SQLITE_CREATE_TRIGGER, apsw.SQLITE_INSERT}
@@ -92,11 +94,18 @@ def build(claim: str) -> apsw.Connection:
             raise _invalid(index, statement, "SCHEMA_INVALID", sqlite_message(error))
     pristine.authorizer = None
     pristine.set_progress_handler(None)
+    _check_policy(pristine)
     return pristine
 
 
-def sqlite_message(error: apsw.Error) -> str:
-    return str(error).removeprefix(f"{type(error).__name__}: ")
+def _check_policy(pristine: apsw.Connection) -> None:
+    """Refuse the claim if access control could not enforce one of its filter or rule rows on its tables."""
+    pristine.create_scalar_function("claim", lambda path: None, 1, deterministic=True)  # as every database has
+    found = policy_check.refusals(pristine)
+    if found:
+        said = "; ".join(f"{row}: {why}" for row, why in found)
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_POLICY_INVALID",
+                    f"schema claim refused, nothing applied: {said}", object=found[0][0], refusal=found[0][1])
 
 
 def _invalid(index: int, statement: str, reason: str, why: str) -> Fault:

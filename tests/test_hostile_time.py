@@ -1,0 +1,134 @@
+"""Hostile statements against time (docs/shard.md, "Time and fairness"): every statement stops at its
+limit whatever one SQLite step does, one account's slow work leaves workers to the others, a call its
+client gave up on keeps its database until its work ends, and DEADLINE_EXCEEDED means nothing applied.
+
+The cluster has one shard (every database on it) and a 1 s statement limit; the calls' own deadlines are
+generous, so an answer that is the shard's (it carries Loot's ErrorInfo) shows what the shard did."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from tests.client import Client, rows
+from loot.cli.local_cluster import LocalCluster
+from loot.status import error_info
+from loot.tokens import Key, mint
+from tests.conftest import start_cluster
+from tests.schemas import open_table
+
+pytestmark = pytest.mark.cluster  # its clusters are started by its own fixtures
+
+NOTES = open_table("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "notes")
+GENEROUS = 60.0  # seconds: far past the 1 s statement limit, so only the shard's limits decide
+
+
+def _text(chars: int, then: str = "") -> str:
+    return f"(printf('%.*c', {chars}, 'a') || '{then}')"
+
+
+def _rows_forever(condition: str) -> str:
+    return f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c WHERE {condition}"
+
+
+# One VM step of SQLite's own instr/replace/LIKE/GLOB on these took minutes to hours, out of reach of the clock.
+HOSTILE = {
+    "instr": (f"SELECT instr({_text(8_000_000)}, {_text(4_000_000, 'b')})", "OK"),
+    "replace": (f"SELECT length(replace({_text(8_000_000)}, {_text(4_000_000, 'b')}, 'x'))", "OK"),
+    "like, a long literal piece": (f"SELECT {_text(8_000_000)} LIKE '%' || {_text(40_000, 'b')} || '%'", "OK"),
+    "like, a piece with _": (f"SELECT {_text(8_000_000)} LIKE '%' || {_text(40_000, '_b')} || '%'",
+                             "TOO_EXPENSIVE"),
+    "glob, a piece with ?": (f"SELECT {_text(8_000_000)} GLOB '*' || {_text(40_000, '?b')} || '*'", "TOO_EXPENSIVE"),
+    "instr on every row": (_rows_forever(f"instr({_text(2_000_000)} || n, 'ab') = 0"), "INTERRUPTED"),
+    "group by 1 MiB keys": (f"SELECT count(*) FROM (SELECT {_text(1_000_000)} || n AS k FROM "
+                            f"(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c) "
+                            "GROUP BY k)", "INTERRUPTED"),
+}
+# One step the bounded functions do not shorten: a row of 60 values of 16 MB (seconds, no interrupt check in it).
+LONG_STEP = " + ".join(["length(printf('%.*c', 16000000, 'a'))"] * 60)
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    env = {"LOOT_STATEMENT_SECONDS": "1", "LOOT_OPEN_DATABASES": "1"}
+    cluster = start_cluster(tmp_path_factory.mktemp("hostile-time"), shards=1, env=env)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def client(shard: LocalCluster) -> Iterator[Client]:
+    with Client(shard.address) as client:
+        yield client
+
+
+def answer(call: Callable[[], object]) -> str:
+    """"OK", or the reason of Loot's answer; fails if the answer is the client library's own (no ErrorInfo)."""
+    try:
+        call()
+    except grpc.RpcError as error:
+        info = error_info(error)
+        assert info is not None, f"no answer from Loot: {error.code()} {error.details()}"
+        return info.reason
+    return "OK"
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_statement_stops_at_its_limit_whatever_one_step_does(client: Client, key: Key, name: str) -> None:
+    sql, expected = HOSTILE[name]
+    assert answer(lambda: client.execute(mint(key, "hostile", name), sql, timeout=GENEROUS)) == expected
+
+
+def test_a_neighbours_cheap_request_is_served_while_another_account_runs_hostile_statements(
+        client: Client, key: Key) -> None:
+    hostile = _rows_forever(f"instr({_text(2_200_000)}, {_text(1_100_000, 'b')}) = 0")
+    tokens = [mint(key, "hostile", f"tenant-{i}") for i in range(10)]  # ten databases, more than the workers
+    neighbour = mint(Key.generate(), "calm", "tenant", schema=NOTES)  # another account
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        running = [pool.submit(answer, lambda token=token: client.execute(token, hostile, timeout=GENEROUS))
+                   for token in tokens]
+        served = 0
+        while not any(call.done() for call in running):
+            client.execute(neighbour, "INSERT INTO notes (body) VALUES ('cheap')", timeout=GENEROUS / 2)
+            served += 1
+        assert [call.result() for call in running] == ["INTERRUPTED"] * len(tokens)
+    assert served > 0
+
+
+def test_deadline_exceeded_means_nothing_applied(client: Client, key: Key) -> None:
+    token = mint(key, "deadline", "insert", schema=NOTES)
+    client.execute(token, "SELECT 1")  # created, so the deadline falls in the statement
+    with pytest.raises(grpc.RpcError) as failed:
+        client.execute(token, f"INSERT INTO notes (body) SELECT 'late' WHERE {LONG_STEP} > 0", timeout=0.5)
+    assert failed.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN)
+    # The shard stopped at its deadline and rolled back: whatever the answer, nothing was applied.
+    assert rows(client.execute(token, "SELECT count(*) FROM notes", timeout=GENEROUS).result) == [(0,)]
+
+
+def test_a_call_given_up_keeps_its_database_until_its_work_ends(client: Client, key: Key) -> None:
+    """A destroy whose caller gave up must not run beside the next request on a second connection (the
+    shard keeps one open database, so any other database's request closes the idle ones)."""
+    victim, other = mint(key, "race", "victim", schema=NOTES), mint(key, "race", "other")
+    doomed = mint(key, "race", "victim", destroy=True)
+    client.execute(other, "SELECT 1")
+    client.execute(victim, "INSERT INTO notes (body) VALUES ('first')")
+    with pytest.raises(grpc.RpcError) as failed:
+        client.execute(doomed, f"SELECT {LONG_STEP}", timeout=0.5)
+    shards_answer = error_info(failed.value)  # None: the client library's own deadline fired first
+    evicting = threading.Thread(target=client.execute, args=(other, "SELECT 1"), kwargs={"timeout": GENEROUS})
+    evicting.start()  # closes the victim's connection, if the victim counted as idle
+    # Time for that to begin while the destroy's step still runs, so the write below would open a second
+    # connection if it could (it must not: whatever the timing, the write is kept).
+    time.sleep(0.3)
+    client.execute(victim, "INSERT INTO notes (body) VALUES ('second')", timeout=GENEROUS)
+    evicting.join()
+    client.execute(other, "SELECT 1", timeout=GENEROUS)  # closes the victim's connection: read it from its file
+    bodies = [body for (body,) in rows(client.execute(victim, "SELECT body FROM notes", timeout=GENEROUS).result)]
+    assert "second" in bodies, "a write acknowledged after the destroy's answer was lost"
+    if shards_answer is not None and shards_answer.reason == "DEADLINE_EXCEEDED":
+        assert "first" in bodies, "answered DEADLINE_EXCEEDED, yet the destroy was applied"
