@@ -11,10 +11,8 @@ Two ways to give it, the same on every node (docs/rebalancing.md):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 from loot.json_files import write_json
 from loot.ring import Ring
 from loot.settings import add_flag
+from loot.reloading import FileChanges, watch
 
 log = logging.getLogger("loot.membership")
 EPOCH_HEADER = "loot-epoch"  # router -> shard: the epoch the router routed under
@@ -87,9 +86,8 @@ class MembershipSource:
     def __init__(self, current: Membership, path: Path | None = None):
         self.current = current
         self.path = path
-        self._seen = _fingerprint(path) if path else None
+        self._changes = FileChanges(path) if path else None
         self._listeners: list[Callable[[Membership], None]] = []
-        self._poller: asyncio.Task | None = None
 
     @classmethod
     def from_file(cls, path: Path) -> MembershipSource:
@@ -105,12 +103,8 @@ class MembershipSource:
     def reload(self) -> bool:
         """Read the file again if it changed; True when a new membership took effect.
         A bad file or an older epoch is logged and ignored: the node keeps serving what it had."""
-        if self.path is None:
+        if self._changes is None or not self._changes.changed():
             return False
-        seen = _fingerprint(self.path)
-        if seen == self._seen:
-            return False
-        self._seen = seen
         try:
             loaded = parse_membership(self.path.read_text())
         except (OSError, ValueError) as error:
@@ -136,23 +130,7 @@ class MembershipSource:
         Needs the running loop; asyncio.run cancels the poller when the server's main returns."""
         if self.path is None:
             return
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        if poll_seconds > 0:
-            self._poller = loop.create_task(self._poll(poll_seconds))
-
-    async def _poll(self, poll_seconds: float) -> None:
-        while True:
-            await asyncio.sleep(poll_seconds)
-            self.reload()
-
-
-def _fingerprint(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()  # follows the symlink a ConfigMap swaps
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+        watch(self.reload, poll_seconds)
 
 
 def add_membership_flags(parser: argparse.ArgumentParser, shards_help: str) -> None:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.client import Client, rows
@@ -24,7 +25,7 @@ from loot.secret import new_secret
 from loot.tokens import Key, mint
 from tests.schemas import open_table
 from tests.compose_file import ROOT, environment, load
-from tests.conftest import Logs
+from tests.conftest import Logs, refused
 from tests.test_deploy_files import dockerfile_instructions
 
 pytestmark = pytest.mark.cluster  # runs compose.yaml's services as processes
@@ -75,8 +76,9 @@ class ComposeOnLoopback:
         for mount in self.services[name].get("volumes", []):
             volume, target, *_ = mount.split(":")
             if volume.startswith("./"):  # a host directory: a copy whose addresses are on loopback too
+                inside = re.compile(re.escape(target) + r"(?=/|$)")  # /etc/loot, not /etc/loot-accounts
                 for variable, value in loopback.items():
-                    loopback[variable] = value.replace(target, str(self._host_directory(volume)))
+                    loopback[variable] = inside.sub(str(self._host_directory(volume)), value)
             else:
                 assert target == container["LOOT_DATA"]
                 loopback["LOOT_DATA"] = str(self.data / volume)
@@ -93,6 +95,11 @@ class ComposeOnLoopback:
     def _loopback_address(self, match: re.Match) -> str:
         service = match[1]
         return f"127.0.0.1:{self.ports[service]['LOOT_PORT']}" if service in self.services else match[0]
+
+    def allow(self, *keys: Key) -> None:
+        """List these accounts in the router's accounts file (its host directory's copy)."""
+        path = Path(self.environment_of("router")["LOOT_ACCOUNTS_FILE"])
+        path.write_text(path.read_text() + "".join(f"{key.account}\n" for key in keys))
 
     def start(self, name: str) -> None:
         child = Child(name, image_command(self.services[name]), self.environment_of(name), self.logs)
@@ -121,6 +128,7 @@ def composed(tmp_path: Path) -> Iterator[ComposeOnLoopback]:
 
 
 def test_compose_services_run_as_given_and_serve_end_to_end(composed: ComposeOnLoopback, key: Key) -> None:
+    composed.allow(key)
     order = sorted(composed.services, key=lambda name: bool(composed.services[name].get("depends_on")))
     for name in order:  # dependencies first, as compose does with depends_on: service_healthy
         for dependency in composed.services[name].get("depends_on", {}):
@@ -138,6 +146,8 @@ def test_compose_services_run_as_given_and_serve_end_to_end(composed: ComposeOnL
                            "INSERT INTO t VALUES (?)", [tenant])
         for tenant in tenants:
             assert rows(client.execute(mint(key, "compose", tenant), "SELECT who FROM t").result) == [(tenant,)]
+        refused(lambda: client.execute(mint(Key.generate(), "compose", "stranger"), "SELECT 1"),
+                grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_NOT_ALLOWED")
 
     shards = [name for name in composed.services if composed.services[name]["command"] == ["shard"]]
     for name in shards:

@@ -16,6 +16,7 @@ from compose_spec import PyCompose
 from kubernetes_validate import utils as kubernetes
 
 from loot.membership import Membership, parse_membership
+from loot.thumbprint_list import parse_thumbprints
 from tests.compose_file import COMPOSE, ROOT, MissingVariable, environment, load
 
 K8S = ROOT / "deploy" / "k8s"
@@ -229,17 +230,31 @@ def test_every_container_is_probed_bounded_non_root_and_gets_membership_and_secr
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert {"secretRef": {"name": "loot-cluster"}} in container["envFrom"]
-            assert_membership_is_a_mounted_file(pod, container)
+            assert_mounted_config_file(pod, container, "LOOT_MEMBERSHIP", "loot-membership")
 
 
-def assert_membership_is_a_mounted_file(pod: dict[str, Any], container: dict[str, Any]) -> None:
-    """A mounted ConfigMap, not environment and not subPath: only then do running pods see a new epoch."""
-    path = Path(next(item["value"] for item in container["env"] if item["name"] == "LOOT_MEMBERSHIP"))
+def assert_mounted_config_file(pod: dict[str, Any], container: dict[str, Any], variable: str, config_map: str) -> str:
+    """A mounted ConfigMap, not environment and not subPath: only then do running pods see a change.
+    Returns the file's content."""
+    path = Path(next(item["value"] for item in container["env"] if item["name"] == variable))
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     mount = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == str(path.parent))
     assert "subPath" not in mount and mount["readOnly"] is True
-    assert volumes[mount["name"]]["configMap"]["name"] == "loot-membership"
-    assert path.name in find("ConfigMap", "loot-membership")["data"]
+    assert volumes[mount["name"]]["configMap"]["name"] == config_map
+    return find("ConfigMap", config_map)["data"][path.name]
+
+
+def test_routers_serve_only_the_listed_accounts_in_compose_and_kubernetes(compose) -> None:
+    """Both publish the router beyond loopback, so both give it an accounts file it reloads; neither is open."""
+    router = compose["services"]["router"]
+    inside = Path(environment(router)["LOOT_ACCOUNTS_FILE"])
+    host = next(host for host, target, *options in (mount.split(":") for mount in router["volumes"])
+                if target == str(inside.parent) and options == ["ro"])
+    assert parse_thumbprints((ROOT / host / inside.name).read_text(), "compose") == frozenset()
+    pod = find("Deployment", "router")["spec"]["template"]["spec"]
+    listed = assert_mounted_config_file(pod, pod["containers"][0], "LOOT_ACCOUNTS_FILE", "loot-accounts")
+    assert parse_thumbprints(listed, "kubernetes") == frozenset()
+    assert "OPEN_ACCOUNTS" not in COMPOSE.read_text() + "".join(path.read_text() for path in K8S.glob("*.yaml"))
 
 
 def test_network_policy_lets_only_routers_and_shards_reach_the_shards_grpc_port() -> None:

@@ -96,6 +96,14 @@ def test_load_refuses_keys_that_cannot_sign(tmp_path: Path) -> None:
         Key.generate("RS256")
 
 
+@pytest.mark.parametrize("cert", [5, None, ["a.b.c"], {"cert": "a.b.c"}, "a.b.c"])
+def test_load_refuses_an_app_key_file_whose_certificate_is_not_one(tmp_path: Path, cert) -> None:
+    path = tmp_path / "app-key.json"
+    path.write_text(json.dumps({**Key.generate().private_jwk(), "cert": cert}))
+    with pytest.raises(ValueError, match=f"{path}: not a usable certificate"):
+        Key.load(path)
+
+
 def test_keygen_and_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ed.json"
     loot(["keygen", "--alg", "EdDSA", "--out", str(path)])
@@ -198,8 +206,9 @@ def test_bearer_scheme_is_case_insensitive() -> None:
     assert bearer_token((("x-other", "1"), ("authorization", "bearer  a.b.c "))) == "a.b.c"
 
 
-def test_the_examples_in_docs_tokens_run() -> None:
+def test_the_examples_in_docs_tokens_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (Path(__file__).parent.parent / "docs" / "tokens.md").read_text()
+    monkeypatch.chdir(tmp_path)  # the examples save key files, which must not land in the repository
     examples = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
     assert examples
     for example in examples:

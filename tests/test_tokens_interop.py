@@ -27,10 +27,10 @@ def interop_packages() -> None:
     installed(INTEROP)
 
 
-def run_node(address: str, alg: str, tenant: str) -> dict:
+def run_node(address: str, alg: str, tenant: str, script: str = "call.mjs") -> dict:
     node = shutil.which("node")
     assert node, "node (20+) is needed for the interop test"
-    done = subprocess.run([node, str(INTEROP / "call.mjs"), address, alg, tenant],
+    done = subprocess.run([node, str(INTEROP / script), address, alg, tenant],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -50,3 +50,18 @@ def test_node_jose_tokens_over_grpc_js(cluster: LocalCluster, alg: str) -> None:
     with Client(cluster.address) as client:
         token = mint(key, "interop", tenant)
         assert rows(client.execute(token, "SELECT body FROM notes").result) == [(f"written by node {alg}",)]
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_node_jose_delegated_keys_follow_the_documented_format(cluster: LocalCluster, alg: str) -> None:
+    """Node certifies its app key with its root key (docs/tokens.md, "Delegated keys"); the root's account
+    owns what the app key wrote, and the certificate's limits hold."""
+    tenant = f"node-delegated-{alg}"
+    result = run_node(cluster.address, alg, tenant, "delegate.mjs")
+    assert result["rows"] == [[f"written by a node {alg} app key"]]
+    assert result["outside"]["code"] == 7 and "does not cover" in result["outside"]["details"]  # PERMISSION_DENIED
+    root = Key.from_jwk(result["rootPrivateJwk"])
+    assert root.account == result["rootAccount"] != result["appAccount"]
+    with Client(cluster.address) as client:
+        token = mint(root, "interop-delegated", tenant)
+        assert rows(client.execute(token, "SELECT body FROM notes").result) == [(f"written by a node {alg} app key",)]

@@ -112,6 +112,10 @@ def test_the_router_setting_bounds_token_lifetime(tmp_path) -> None:
             assert rows(call(stub, bearer(mint(key, "app", "hour", ttl=3600))).result) == [(1,)]
             info = error_info(refused(stub, bearer(mint(key, "app", "day", ttl=86_400))))
             assert (info.reason, info.metadata["limit"]) == ("TOKEN_LIFETIME_TOO_LONG", "3600")
+            app = key.delegate(ttl=86_400)  # a certificate for a day bounds its tokens by the router's hour too
+            assert rows(call(stub, bearer(mint(app, "app", "hour", ttl=3600))).result) == [(1,)]
+            info = error_info(refused(stub, bearer(mint(app, "app", "two-hours", ttl=7200))))
+            assert (info.reason, info.metadata["limit"]) == ("TOKEN_LIFETIME_TOO_LONG", "3600")
     finally:
         cluster.stop()
 

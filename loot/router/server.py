@@ -7,10 +7,12 @@ import asyncio
 
 from loot import tls
 from loot.membership import add_membership_flags, membership_from_arguments
+from loot.observability.metrics import watch_calls_in_flight
 from loot.serving import add_operations_flags, new_server, serve
 from loot.secret import SECRET_HEADER, cluster_secret
 from loot.settings import add_flag, positive_number
 from loot.tokens.claims import MAX_LIFETIME
+from loot.router import allowlist, rate_limits
 from loot.router.auth import verified_tokens
 from loot.router.service import SERVICE, DatabaseService
 from loot.router.shards import Shards
@@ -24,20 +26,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              help="longest wait for a shard, in seconds, when the client sets no deadline")
     add_flag(parser, "--max-token-lifetime", default=MAX_LIFETIME, type=positive_number,
              help="longest token lifetime accepted, in seconds (`exp` - `iat`); tokens without `exp` are refused")
+    allowlist.add_arguments(parser)
+    rate_limits.add_arguments(parser)
     add_operations_flags(parser)
     tls.add_shard_client_flags(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
+    accounts = allowlist.from_arguments(args, "router")
+    limits = rate_limits.from_arguments(args, "router", label_accounts=accounts.listed is not None)
     source = membership_from_arguments(args, "router")
     try:
         shards = Shards(source, (SECRET_HEADER, cluster_secret()), tls.shard_channel_credentials(args))
     except ValueError as error:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
+    accounts.start_watching(args.accounts_poll)
     server = new_server(args.reuse_port)  # the service observes its own handlers
-    service = DatabaseService(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime))
+    service = DatabaseService(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime), accounts, limits)
     service.add_to(server)
+    watch_calls_in_flight(lambda: service.in_flight)
     await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close,
                 on_stopping=lambda: service.stopping(args.shutdown_grace))
 

@@ -21,7 +21,9 @@ from loot.serving import register
 from loot.status import Fault, abort, guard, status_info
 from loot.tokens.cache import VerifiedTokens
 from loot.router.admission import Admission
+from loot.router.allowlist import Allowlist
 from loot.router.auth import authenticate
+from loot.router.rate_limits import RateLimits
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
 from loot.router.forward_client import InDoubt, NotSent, Refused
@@ -36,10 +38,14 @@ SHARD_METHODS = {"Execute": shard_pb2.FORWARDED_METHOD_EXECUTE, "Batch": shard_p
 
 
 class DatabaseService:
-    def __init__(self, shards: Shards, forward_timeout: float, tokens: VerifiedTokens[Admission]):
+    def __init__(self, shards: Shards, forward_timeout: float, tokens: VerifiedTokens[Admission],
+                 accounts: Allowlist, limits: RateLimits | None):
         self.shards = shards
         self.forward_timeout = forward_timeout
         self.tokens = tokens
+        self.accounts = accounts
+        self.limits = limits
+        self.in_flight = 0  # admitted calls not yet answered (loot_router_calls_in_flight)
         self._running: set[asyncio.Task] = set()
         self._gave_up = False
 
@@ -71,10 +77,12 @@ class DatabaseService:
             task.cancel()
 
     async def _forward(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        admission = self._admit(context)
         task = asyncio.current_task()
         self._running.add(task)
+        self.in_flight += 1
         try:
-            return await self._route(method, request, context)
+            return await self._route(method, admission, request, context)
         except asyncio.CancelledError:
             if not self._gave_up:
                 raise
@@ -83,10 +91,20 @@ class DatabaseService:
             raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN", "the router stopped while the call was "
                         "forwarded: it may or may not have been applied; read before retrying a write") from None
         finally:
+            self.in_flight -= 1
             self._running.discard(task)
 
-    async def _route(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    def _admit(self, context: grpc.aio.ServicerContext) -> Admission:
+        """The call's token (through the verified-token cache), then its account: the allowlist and the rate
+        limit are checked on every call, cached token or not, so a reload applies to the next one."""
         admission = authenticate(context, self.tokens)
+        self.accounts.check(admission.claims)
+        if self.limits is not None:
+            self.limits.take(admission.claims.account)
+        return admission
+
+    async def _route(self, method: str, admission: Admission, request: bytes,
+                     context: grpc.aio.ServicerContext) -> bytes:
         message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
             name, shard, routed_under = self.shards.for_database(admission.database_id)

@@ -20,7 +20,7 @@ from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from loot.byte_lru import ByteLRU, footprint
 from loot.tokens.claims import SKEW
-from loot.tokens.verify import verify as verify_token
+from loot.tokens.delegated_tokens import verify_token
 
 
 class Expiring(Protocol):

@@ -28,6 +28,7 @@ class Claims:
     tenant: str
     payload: dict[str, Any] = field(repr=False)
     expires_at: float | None = None
+    delegate: str | None = None  # the app key's thumbprint, when a certificate let it sign for the account
 
     def text(self, claim: str) -> str:
         value = self.payload.get(claim)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jose import jwk
@@ -18,6 +18,9 @@ from jose.exceptions import JWKError
 
 from loot.tokens import ed25519 as _registers_eddsa  # noqa: F401  (jose.jwk learns alg EdDSA)
 from loot.tokens.jwk import KEY_TYPES, thumbprint
+
+if TYPE_CHECKING:
+    from loot.tokens.delegated_key import DelegatedKey
 
 ALGORITHMS = tuple(KEY_TYPES)
 MAX_KEY_FILE_BYTES = 64 * 1024  # a private JWK is about 250 bytes; `--key /dev/zero` must not read forever
@@ -47,8 +50,11 @@ class Key:
         return cls(jwk.construct(_GENERATORS[alg](), alg), alg)
 
     @classmethod
-    def from_jwk(cls, private_jwk: dict[str, Any]) -> Key:
+    def from_jwk(cls, private_jwk: dict[str, Any]) -> Key | DelegatedKey:
         """A key from a private JWK (ours, or one exported by another JOSE library)."""
+        if "cert" in private_jwk:  # an app key saved with its certificate
+            return cls.delegated(cls.from_jwk({k: v for k, v in private_jwk.items() if k != "cert"}),
+                                 private_jwk["cert"])
         alg = private_jwk.get("alg") or _alg_of(private_jwk)
         if not isinstance(alg, str) or "d" not in private_jwk or \
                 KEY_TYPES.get(alg) != (private_jwk.get("kty"), private_jwk.get("crv")):
@@ -69,7 +75,7 @@ class Key:
             file.write(data)
 
     @classmethod
-    def load(cls, path: str | Path) -> Key:
+    def load(cls, path: str | Path) -> Key | DelegatedKey:
         """The key `save` (or `loot keygen`) wrote to `path`: OSError if it cannot be read, ValueError saying
         what the file should be if it is not such a key."""
         with open(path, "rb") as file:
@@ -100,6 +106,25 @@ class Key:
         from loot.tokens.provision import provision
 
         return provision(self, subject, template, name=name, ttl=ttl)
+
+    # Delegation (docs/tokens.md, "Delegated keys"): this key, an account's root, vouches for app keys.
+    def certify(self, public_jwk: dict[str, Any], *, ttl: float, **limits: Any) -> str:
+        """A certificate letting the key `public_jwk` sign tokens for this account for `ttl` seconds;
+        limits: names=[...], prefixes=[...], readonly=True, privileged=True (allow before/after/instead/destroy)."""
+        from loot.tokens.certificates import certify
+
+        return certify(self, public_jwk, ttl=ttl, **limits)
+
+    def delegate(self, *, ttl: float, alg: str | None = None, **limits: Any) -> DelegatedKey:
+        """A new app key, certified by this one: it signs tokens for this account (see `certify`)."""
+        app = Key.generate(alg or self.alg)
+        return self.delegated(app, self.certify(app.public_jwk, ttl=ttl, **limits))
+
+    @staticmethod
+    def delegated(app: Key, certificate: str) -> DelegatedKey:
+        from loot.tokens.delegated_key import DelegatedKey
+
+        return DelegatedKey(app, certificate)
 
 
 def _require_known(alg: str) -> None:

@@ -10,10 +10,12 @@ from jose import jws
 from loot.tokens.claims import COMPAT_DATES, ISSUER
 
 if TYPE_CHECKING:  # keys.py imports this module when a Key mints
+    from loot.tokens.delegated_key import DelegatedKey
     from loot.tokens.keys import Key
 
 
-def mint(key: Key, name: str, tenant: str, *, ttl: float = 900, now: float | None = None, **claims: Any) -> str:
+def mint(key: Key | DelegatedKey, name: str, tenant: str, *, ttl: float = 900, now: float | None = None,
+         **claims: Any) -> str:
     """A signed token for database (key.account, name, tenant) plus any extra claims, valid for `ttl` seconds.
     Routers refuse tokens without `exp` or living longer than their --max-token-lifetime (24 h by default)."""
     if ttl is None or not 1 <= ttl < float("inf"):
@@ -29,4 +31,7 @@ def mint(key: Key, name: str, tenant: str, *, ttl: float = 900, now: float | Non
     }
     payload.update({k: v for k, v in claims.items() if v is not None})
     headers = {"typ": "JWT", "jwk": key.public_jwk}
+    certificate = getattr(key, "certificate", None)  # an app key's (loot/tokens/delegated_key.py)
+    if certificate is not None:
+        headers["cert"] = certificate
     return jws.sign(payload, key.jose_key, headers=headers, algorithm=key.alg)

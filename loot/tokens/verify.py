@@ -30,14 +30,19 @@ _LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 def verify(token: str, now: float | None = None, max_lifetime: float = MAX_LIFETIME) -> Claims:
     """The claims of a valid token, or a Fault (UNAUTHENTICATED / INVALID_ARGUMENT) with a stable reason.
     `max_lifetime`: the longest `exp` - `iat` accepted, in seconds."""
+    key, payload = verified_payload(token)
+    return claims_from(payload, key.account, time.time() if now is None else now, max_lifetime)
+
+
+def verified_payload(token: str) -> tuple[PublicKey, dict[str, Any]]:
+    """The key a token embeds and its payload, once its structure, header and signature hold."""
     header_text, payload_text, signature_text = _segments(token)
     key = signer(header_text) if len(header_text) <= MAX_CACHED_HEADER else _signer(header_text)
     signature = _decode(signature_text, "signature")
     if not key.verifies(signature, f"{header_text}.{payload_text}".encode("ascii")):
         raise unauthenticated("BAD_SIGNATURE", "the signature does not verify with the key in the `jwk` header: the "
                               "token was altered or signed by another key")
-    payload = _json_object(payload_text, "payload")
-    return claims_from(payload, key.account, time.time() if now is None else now, max_lifetime)
+    return key, _json_object(payload_text, "payload")
 
 
 @functools.lru_cache(maxsize=4096)

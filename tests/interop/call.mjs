@@ -5,24 +5,11 @@
 //
 // Prints one JSON line: the key (public and private JWK), the thumbprint jose
 // computed, the rows read back, and what the router said to a tampered token.
-import { fileURLToPath } from "node:url";
-import path from "node:path";
 import * as jose from "jose";
-import grpc from "@grpc/grpc-js";
-import protoLoader from "@grpc/proto-loader";
-
-// Tables are closed until a filter and a rule open them (docs/access.md).
-const SCHEMA = "CREATE TABLE notes (body TEXT); " +
-  "INSERT INTO _filters VALUES ('notes', 'all', 'true'); " +
-  "INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');";
+import { SCHEMA, connect, execute as call, values } from "./database.mjs";
 
 const [address, alg, tenant] = process.argv.slice(2);
-const protos = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../protos");
-const definition = protoLoader.loadSync("loot/v1/database.proto", {
-  includeDirs: [protos], keepCase: true, longs: String, defaults: true, oneofs: true,
-});
-const { Database } = grpc.loadPackageDefinition(definition).loot.v1;
-const client = new Database(address, grpc.credentials.createInsecure());
+const client = connect(address);
 
 const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
 const jwk = await jose.exportJWK(publicKey);
@@ -38,15 +25,7 @@ async function token() {
     .sign(privateKey);
 }
 
-function execute(bearer, sql, params = []) {
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${bearer}`);
-  const request = { statement: { sql, params: params.map((text) => ({ text })) } };
-  return new Promise((resolve, reject) => {
-    client.Execute(request, metadata, { deadline: Date.now() + 20000 }, (error, response) =>
-      error ? reject(error) : resolve(response));
-  });
-}
+const execute = (bearer, sql, params) => call(client, bearer, sql, params);
 
 function tampered(bearer) {
   const [header, payload, signature] = bearer.split(".");
@@ -62,6 +41,6 @@ const refusal = await execute(tampered(first), "SELECT 1").then(() => null, (err
 client.close();
 console.log(JSON.stringify({
   account, jwk, privateJwk: await jose.exportJWK(privateKey),
-  rows: read.result.rows.map((row) => row.values.map((value) => value[value.kind])),
+  rows: values(read),
   tampered: refusal,
 }));
