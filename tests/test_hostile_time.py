@@ -49,8 +49,25 @@ HOSTILE = {
                             f"(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c) "
                             "GROUP BY k)", "INTERRUPTED"),
 }
-# One step the bounded functions do not shorten: a row of 60 values of 16 MB (seconds, no interrupt check in it).
-LONG_STEP = " + ".join(["length(printf('%.*c', 16000000, 'a'))"] * 60)
+# One step as long as the value-operations budget allows (32 at the default): a row of 30 random values of
+# 16 MB (a second or more, no interrupt check in it).
+LONG_STEP = " + ".join(["length(randomblob(16000000))"] * 30)
+
+
+def _sum(term: str, times: int, source: str = "") -> str:
+    return f"SELECT {' + '.join([term] * times)} {source}"
+
+
+# One row of many operations on big values, each one step with no interrupt check between them: 300 columns
+# of them took 15 s against a 1 s limit, and the SQL limit allows minutes.
+BIG_VALUE = "FROM (SELECT printf('%.*c', 8000000, 'a') AS v)"
+FLATTENED = "FROM (SELECT printf('%.*c', 16000000, column1) AS v FROM (VALUES ('a')))"  # v: a printf per use
+LONG_ROWS = {
+    "randomblob": _sum("length(randomblob(16000000))", 300),
+    "hex": _sum("length(hex(v))", 300, BIG_VALUE),
+    "||": f"SELECT {', '.join(['length(v || v)'] * 1500)} {BIG_VALUE}",
+    "a subquery's printf copied to each use": _sum("length(v)", 300, FLATTENED),
+}
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +149,32 @@ def test_a_call_given_up_keeps_its_database_until_its_work_ends(client: Client, 
     assert "second" in bodies, "a write acknowledged after the destroy's answer was lost"
     if shards_answer is not None and shards_answer.reason == "DEADLINE_EXCEEDED":
         assert "first" in bodies, "answered DEADLINE_EXCEEDED, yet the destroy was applied"
+
+
+@pytest.mark.parametrize("name", LONG_ROWS)
+def test_a_row_of_many_operations_on_big_values_is_refused_and_a_neighbour_is_served(
+        client: Client, key: Key, name: str) -> None:
+    assert answer(lambda: client.execute(mint(key, "long-row", name), LONG_ROWS[name], timeout=GENEROUS)) == \
+        "TOO_EXPENSIVE"
+    neighbour = mint(Key.generate(), "calm", "long-row", schema=NOTES)
+    client.execute(neighbour, "INSERT INTO notes (body) VALUES ('cheap')", timeout=GENEROUS)
+
+
+def test_a_big_column_loaded_again_and_again_is_refused(client: Client, key: Key) -> None:
+    token = mint(key, "long-row", "column", schema=NOTES)
+    client.execute(token, "INSERT INTO notes (id, body) VALUES (1, printf('%.*c', 8000000, 'a'))", timeout=GENEROUS)
+    each_loads_it = "SELECT " + " AND ".join(["body > id"] * 300) + " FROM notes"
+    assert answer(lambda: client.execute(token, each_loads_it, timeout=GENEROUS)) == "TOO_EXPENSIVE"
+
+
+def test_statements_within_the_value_operations_budget_run(client: Client, key: Key) -> None:
+    token = mint(key, "budget", "ordinary", schema=NOTES)
+    client.execute(token, "INSERT INTO notes (id, body) VALUES (1, 'ab'), (2, 'cd')")
+    ordinary = ("SELECT upper(body) || ' ' || printf('%d', id), substr(body, 1, 1), hex(body), quote(body), "
+                "length(body), abs(id), typeof(body) FROM notes ORDER BY id")
+    assert rows(client.execute(token, ordinary).result) == [
+        ("AB 1", "a", "6162", "'ab'", 2, 1, "text"), ("CD 2", "c", "6364", "'cd'", 2, 2, "text")]
+    at_the_limit = _sum("length(upper(b))", 32, "FROM (SELECT 'ab' AS b)")  # the default budget, 32
+    assert rows(client.execute(token, at_the_limit).result) == [(64,)]
+    refused = answer(lambda: client.execute(token, _sum("length(upper(b))", 33, "FROM (SELECT 'ab' AS b)")))
+    assert refused == "TOO_EXPENSIVE"
