@@ -49,9 +49,9 @@ HOSTILE = {
                             f"(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c) "
                             "GROUP BY k)", "INTERRUPTED"),
 }
-# One step as long as the value-operations budget allows (32 at the default): a row of 30 random values of
-# 16 MB (a second or more, no interrupt check in it).
-LONG_STEP = " + ".join(["length(randomblob(16000000))"] * 30)
+# One step nearly as long as the value-operations budget allows (32 at the default; a length counts 1/8):
+# a row of 28 random values of 16 MB (a second or more, no interrupt check in it).
+LONG_STEP = " + ".join(["length(randomblob(16000000))"] * 28)
 
 
 def _sum(term: str, times: int, source: str = "") -> str:
@@ -67,6 +67,8 @@ LONG_ROWS = {
     "hex": _sum("length(hex(v))", 300, BIG_VALUE),
     "||": f"SELECT {', '.join(['length(v || v)'] * 1500)} {BIG_VALUE}",
     "a subquery's printf copied to each use": _sum("length(v)", 300, FLATTENED),
+    "comparisons": "SELECT " + " AND ".join(["v < w"] * 900) + (  # each compares 8 MB: counts 1/8
+        " FROM (SELECT printf('%.*c', 8000000, 'a') AS v, printf('%.*c', 8000000, 'a') || 'b' AS w)"),
 }
 
 
@@ -163,7 +165,7 @@ def test_a_row_of_many_operations_on_big_values_is_refused_and_a_neighbour_is_se
 def test_a_big_column_loaded_again_and_again_is_refused(client: Client, key: Key) -> None:
     token = mint(key, "long-row", "column", schema=NOTES)
     client.execute(token, "INSERT INTO notes (id, body) VALUES (1, printf('%.*c', 8000000, 'a'))", timeout=GENEROUS)
-    each_loads_it = "SELECT " + " AND ".join(["body > id"] * 300) + " FROM notes"
+    each_loads_it = "SELECT " + " AND ".join(["body > id"] * 600) + " FROM notes"  # a load counts 1/8
     assert answer(lambda: client.execute(token, each_loads_it, timeout=GENEROUS)) == "TOO_EXPENSIVE"
 
 
@@ -174,7 +176,8 @@ def test_statements_within_the_value_operations_budget_run(client: Client, key: 
                 "length(body), abs(id), typeof(body) FROM notes ORDER BY id")
     assert rows(client.execute(token, ordinary).result) == [
         ("AB 1", "a", "6162", "'ab'", 2, 1, "text"), ("CD 2", "c", "6364", "'cd'", 2, 2, "text")]
-    at_the_limit = _sum("length(upper(b))", 32, "FROM (SELECT 'ab' AS b)")  # the default budget, 32
-    assert rows(client.execute(token, at_the_limit).result) == [(64,)]
-    refused = answer(lambda: client.execute(token, _sum("length(upper(b))", 33, "FROM (SELECT 'ab' AS b)")))
-    assert refused == "TOO_EXPENSIVE"
+    def upper_columns(count: int) -> str:
+        return f"SELECT {', '.join(f'upper(?{i + 1})' for i in range(count))}"
+
+    assert rows(client.execute(token, upper_columns(32), ["ab"] * 32).result) == [("AB",) * 32]  # the default
+    assert answer(lambda: client.execute(token, upper_columns(33), ["ab"] * 33)) == "TOO_EXPENSIVE"

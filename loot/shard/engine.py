@@ -203,7 +203,7 @@ def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, i
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
             bindings = _bindings(statement, index)
             if not instead and value_work.may_be_costly(statement.sql):
-                value_work.check(conn, sql, bindings, sandbox.limits.value_operations, index)
+                value_work.check(conn, sql, bindings, sandbox.limits.value_operations, index, guard.compiled_for)
             cursor.execute(sql, bindings)
             tracer.describe(cursor, sql, bindings)
             for row in cursor:

@@ -3,8 +3,8 @@
 
 SQLite looks at its clock (progress handler, sqlite3_interrupt) only where its program jumps back: at a
 loop's end and at Goto. Between two such jumps the program runs straight through, and one operation on a
-16 MiB value takes 10-80 ms (`printf`, `randomblob`, `hex`, `upper`, `||`, loading a big column again), so
-one row of hundreds of them overran a 1 s limit by seconds to minutes. The program is the truth about what
+16 MiB value takes 4-80 ms (`printf`, `randomblob`, `hex`, `upper`, `||`; comparing it, loading a big
+column again), so one row of hundreds of them overran a 1 s limit by seconds to minutes. The program is the truth about what
 one row does: a subquery SQLite flattens copies its expressions to every place that names its column
 (`SELECT length(v) + length(v) ... FROM (SELECT printf(..., x) AS v FROM t)` runs `printf` once per
 `length`), which counting function names in the SQL text would miss.
@@ -16,15 +16,24 @@ run, from the statement cache: prepared once) is read and these operations count
 - a call of any function but the cheap ones (`_CHEAP`: numbers, dates, type tests, Loot's own) and the
   bounded ones, which check the clock themselves (loot/shard/bounded_functions.py);
 - `||` (Concat);
-- a column load of a column the program already loaded (the same cursor and column), which reads a big
-  value again.
+- an eighth of one for each comparison, scanning call (`length`, `min`, `max`) and load of a column the
+  program already loaded (the same cursor and column): they only read a value, 4-10 ms at 16 MiB
+  against 20-80 ms for the others.
 
 More than the limit (`--value-operations`) is refused, RESOURCE_EXHAUSTED `TOO_EXPENSIVE`, before any
-step runs. Statements that can hold none of them cheaply (no `(`, `|` or `->`, and short) are not read.
+step runs. Statements that can hold none of them cheaply (no `(`, `|` or `->`, and short) are not read;
+counts of short SQL are kept until the schema or policy changes (switching a statement to EXPLAIN and
+back prepares it twice).
+
+Not counted: copies of a value into a result row (Copy: every copy stays in memory until the row is done,
+so the memory limit bounds them), building an IN list's index (MakeRecord, IdxInsert: ordinary in long
+lists of parameters), and the rest of SQLite's opcodes, whose cost does not grow with a value's size.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import apsw
@@ -32,14 +41,20 @@ import grpc
 
 from loot.status import Fault
 
-# Longer SQL is read whatever it holds: a column named again and again needs no `(` (`a < b AND a < b ...`).
-_SHORT_SQL = 256
-# Functions whose cost does not grow with a value's size (or barely: a scan at memory speed, like `length`),
-# and the bounded functions, which check the statement's clock before each call.
+# Longer SQL is read whatever it holds: a column named again and again needs no `(` (`a < b AND a < b ...`),
+# nor does naming a view's column again and again.
+_SHORT_SQL = 64
+# What one operation counts, in eighths: one that builds or transforms a whole value, and one that only
+# reads it (a comparison, a scanning function, a column loaded again).
+_BUILD, _SCAN = 8, 1
+_SCANS = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge"})
+_SCANNING_FUNCTIONS = frozenset({"length", "min", "max"})
+# Functions whose cost does not grow with a value's size, and the bounded functions, which check the
+# statement's clock before each call.
 _CHEAP = frozenset({
     "abs", "changes", "coalesce", "ifnull", "iif", "if", "nullif", "likely", "unlikely", "likelihood",
-    "last_insert_rowid", "random", "sign", "total_changes", "typeof", "subtype", "octet_length", "length",
-    "unicode", "sqlite_version", "sqlite_source_id", "round", "min", "max",
+    "last_insert_rowid", "random", "sign", "total_changes", "typeof", "subtype", "octet_length",
+    "unicode", "sqlite_version", "sqlite_source_id", "round",
     "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh", "degrees",
     "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians", "sin", "sinh",
     "sqrt", "tan", "tanh", "trunc",
@@ -48,6 +63,8 @@ _CHEAP = frozenset({
     "instr", "replace", "like", "glob",
 })
 _CALLS = frozenset({"Function", "PureFunc"})
+_CACHED_SQL_CHARS = 4096
+_CACHED_COUNTS = 1024
 
 
 def may_be_costly(sql: str) -> bool:
@@ -55,25 +72,59 @@ def may_be_costly(sql: str) -> bool:
     return len(sql) > _SHORT_SQL or "(" in sql or "|" in sql or "->" in sql
 
 
-def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int) -> None:
+def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int, compiled_for: object) -> None:
     """Refuse the statement `sql` (the first in it) if its program holds more than `limit` whole-value
-    operations. Errors preparing it are left to the run that follows, which reports them."""
-    cursor = conn.cursor()
-    try:
-        count = _count(cursor, sql, bindings)
-    except (apsw.Error, KeyError):
-        return
-    finally:
-        cursor.close(force=True)
-    if count > limit:
+    operations. Errors preparing it are left to the run that follows, which reports them. `compiled_for`
+    is replaced whenever the schema may have changed: counts are kept per SQL text until it is."""
+    eighths = _counts.get(sql, compiled_for)
+    if eighths is None:
+        cursor = conn.cursor()
+        try:
+            eighths = _eighths(cursor, sql, bindings)
+        except (apsw.Error, KeyError):
+            return
+        finally:
+            cursor.close(force=True)
+        _counts.put(sql, compiled_for, eighths)
+    if eighths > limit * _BUILD:
         raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_EXPENSIVE",
-                    f"the statement makes or reads whole values {count} times in one program (functions such as "
-                    f"printf, hex, upper, substr, ||, a column named again); at most {limit} are allowed, as SQLite "
-                    "cannot stop one row's worth of them at the time limit: split it into several statements",
-                    statement_index=index, limit=limit)
+                    f"the statement makes or reads whole values {eighths / _BUILD:g} times in one program (functions "
+                    "such as printf, hex, upper, substr; ||; a comparison, length or a column named again counts "
+                    f"1/8); at most {limit} are allowed, as SQLite cannot stop one row's worth of them at the time "
+                    "limit: split it into several statements", statement_index=index, limit=limit)
 
 
-def _count(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
+class _Counts:
+    """The last counts (in eighths) by SQL text, each with what it was compiled for; short SQL only, so bounded in bytes
+    (_CACHED_SQL_CHARS x _CACHED_COUNTS)."""
+
+    def __init__(self) -> None:
+        self._counts: OrderedDict[str, tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sql: str, compiled_for: object) -> int | None:
+        with self._lock:
+            found = self._counts.get(sql)
+            if found is None or found[0] is not compiled_for:
+                return None
+            self._counts.move_to_end(sql)
+            return found[1]
+
+    def put(self, sql: str, compiled_for: object, count: int) -> None:
+        if len(sql) > _CACHED_SQL_CHARS:
+            return
+        with self._lock:
+            self._counts[sql] = (compiled_for, count)
+            self._counts.move_to_end(sql)
+            if len(self._counts) > _CACHED_COUNTS:
+                self._counts.popitem(last=False)
+
+
+_counts = _Counts()
+
+
+def _eighths(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
+    """The whole-value operations of the first statement's main program, in eighths."""
     statements = 0
 
     def first_only(*_: Any) -> bool:
@@ -89,11 +140,14 @@ def _count(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
                 break
             last = address
             if opcode in _CALLS:
-                count += _function_name(p4) not in _CHEAP
+                name = _function_name(p4)
+                count += _SCAN if name in _SCANNING_FUNCTIONS else 0 if name in _CHEAP else _BUILD
             elif opcode == "Concat":
-                count += 1
+                count += _BUILD
+            elif opcode in _SCANS:
+                count += _SCAN
             elif opcode == "Column":
-                count += (p1, p2) in loaded
+                count += _SCAN if (p1, p2) in loaded else 0
                 loaded.add((p1, p2))
     except apsw.ExecTraceAbort:
         pass  # a second statement: the run itself refuses it

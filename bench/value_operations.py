@@ -1,0 +1,106 @@
+"""The value-operations budget (loot/shard/value_work.py): what it costs the hot path, and what it bounds.
+
+    python bench/value_operations.py [--calls 20000] [--rounds 5]
+
+1. Requests through `engine.run` on one open database, in process, with the program check as built
+   against the same requests with it switched off, rounds interleaved: a point select (not read: no `(`)
+   and one calling upper and || (its program is read). Ratio off/on: 1.0 means free.
+2. One operation on a value of the shard's largest size (16 MiB, SQLITE_LIMIT_LENGTH), per kind, and a
+   row of `value_operations` (the default budget) of the slowest kind: the most one uninterruptible step
+   of an accepted statement can take, against the default statement limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apsw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.engine_point_select import CLAIMS, per_call_us  # noqa: E402
+from bench.point_select import SCHEMA  # noqa: E402
+from loot.ids import database_id  # noqa: E402
+from loot.internal.v1 import shard_pb2  # noqa: E402
+from loot.shard import engine, value_work  # noqa: E402
+from loot.shard.limits import Limits  # noqa: E402
+from loot.shard.storage import Storage  # noqa: E402
+from loot.v1 import database_pb2 as pb  # noqa: E402
+from loot.values import to_value  # noqa: E402
+
+SELECT = pb.Statement(sql="SELECT id, body, score FROM notes WHERE id = ?", params=[to_value(42)])
+FLAGGED = pb.Statement(sql="SELECT id, upper(body) || '!' FROM notes WHERE id = ?", params=[to_value(42)])
+LIMITS = Limits()
+BIG = 16_000_000  # just under the value limit (16 MiB): printf refuses a value of exactly the limit
+# One operation on a maximal value (and what builds its argument, if it needs one), each kind.
+KINDS = [
+    ("randomblob", f"SELECT length(randomblob({BIG}))"),
+    ("printf", f"SELECT length(printf('%.*c', {BIG}, column1)) FROM (VALUES ('a'))"),
+    ("hex of half", f"SELECT length(hex(v)) FROM (SELECT randomblob({BIG // 2}) AS v)"),
+    ("upper", f"SELECT length(upper(v)) FROM (SELECT printf('%.*c', {BIG}, 'a') AS v)"),
+    ("quote of half", f"SELECT length(quote(v)) FROM (SELECT randomblob({BIG // 2 - 2}) AS v)"),
+    ("substr", f"SELECT length(substr(v, 2)) FROM (SELECT printf('%.*c', {BIG}, 'a') AS v)"),
+    ("|| of halves", f"SELECT length(v || v) FROM (SELECT printf('%.*c', {BIG // 2}, 'a') AS v)"),
+]
+
+
+def hot_path(calls: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        database = Storage(Path(root)).open(database_id("bench", "values", "warm"), SCHEMA)
+        database.conn.execute("INSERT INTO main.notes VALUES (42, 'hello', 1.5)")
+        context = shard_pb2.Context(schema=SCHEMA, claims_json=CLAIMS)
+        checked = value_work.may_be_costly
+        for name, statement in (("point select", SELECT), ("point select with upper and ||", FLAGGED)):
+            call = lambda: engine.run(database, context, [statement], None)  # noqa: E731
+            call()
+            on, off = [], []
+            for _ in range(rounds):
+                value_work.may_be_costly = checked
+                on.append(per_call_us(call, calls))
+                value_work.may_be_costly = lambda sql: False
+                off.append(per_call_us(call, calls))
+            value_work.may_be_costly = checked
+            print(f"{name}: {statistics.median(on):.1f} µs/call checked, {statistics.median(off):.1f} unchecked, "
+                  f"ratio unchecked/checked {statistics.median(off) / statistics.median(on):.3f}")
+        database.close()
+
+
+def one_step_costs() -> None:
+    conn = apsw.Connection(":memory:")
+    conn.limit(apsw.SQLITE_LIMIT_LENGTH, LIMITS.result_bytes)
+    costs = {}
+    for name, sql in KINDS:
+        conn.execute(sql).fetchall()
+        costs[name] = min(_seconds(conn, sql) for _ in range(3))
+        print(f"{name}: {costs[name] * 1000:.0f} ms")
+    slowest = max(costs, key=costs.get)
+    ops = LIMITS.value_operations
+    row = "SELECT " + " + ".join([f"length(randomblob({BIG}))"] * ops)
+    if slowest != "randomblob":
+        print(f"(the slowest kind is {slowest}; the row below uses randomblob)")
+    seconds = _seconds(conn, row)
+    print(f"a row of {ops} randomblob({BIG}): {seconds:.2f} s, "
+          f"{seconds / LIMITS.statement_seconds:.2f} x the default {LIMITS.statement_seconds:g} s statement limit")
+
+
+def _seconds(conn: apsw.Connection, sql: str) -> float:
+    started = time.perf_counter()
+    conn.execute(sql).fetchall()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    hot_path(args.calls, args.rounds)
+    one_step_costs()
+
+
+if __name__ == "__main__":
+    main()
