@@ -4,10 +4,10 @@
 SQLite looks at its clock (progress handler, sqlite3_interrupt) only where its program jumps back: at a
 loop's end and at Goto. Between two such jumps the program runs straight through, and one operation on a
 16 MiB value takes 4-80 ms (`printf`, `randomblob`, `hex`, `upper`, `||`; comparing it, loading a big
-column again), so one row of hundreds of them overran a 1 s limit by seconds to minutes. The program is the truth about what
-one row does: a subquery SQLite flattens copies its expressions to every place that names its column
-(`SELECT length(v) + length(v) ... FROM (SELECT printf(..., x) AS v FROM t)` runs `printf` once per
-`length`), which counting function names in the SQL text would miss.
+column again), so one row of hundreds of them overran a 1 s limit by seconds to minutes. The program is
+the truth about what one row does: a subquery SQLite flattens copies its expressions to every place that
+names its column (`SELECT length(v) + length(v) ... FROM (SELECT printf(..., x) AS v FROM t)` runs
+`printf` once per `length`), which counting function names in the SQL text would miss.
 
 So before the request's own statement runs, its program (apsw's `explain=1` on the statement about to
 run, from the statement cache: prepared once) is read and these operations counted, in the main program
@@ -26,7 +26,7 @@ counts of short SQL are kept until the schema or policy changes (switching a sta
 back prepares it twice).
 
 Not counted: copies of a value into a result row (Copy: every copy stays in memory until the row is done,
-so the memory limit bounds them), building an IN list's index (MakeRecord, IdxInsert: ordinary in long
+so memory bounds them, not time), building an IN list's index (MakeRecord, IdxInsert: ordinary in long
 lists of parameters), and the rest of SQLite's opcodes, whose cost does not grow with a value's size.
 """
 
@@ -95,8 +95,8 @@ def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int
 
 
 class _Counts:
-    """The last counts (in eighths) by SQL text, each with what it was compiled for; short SQL only, so bounded in bytes
-    (_CACHED_SQL_CHARS x _CACHED_COUNTS)."""
+    """The last counts (in eighths) by SQL text, each with what it was compiled for; short SQL only, so
+    bounded in bytes (_CACHED_SQL_CHARS x _CACHED_COUNTS)."""
 
     def __init__(self) -> None:
         self._counts: OrderedDict[str, tuple[object, int]] = OrderedDict()
