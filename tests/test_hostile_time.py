@@ -181,3 +181,15 @@ def test_statements_within_the_value_operations_budget_run(client: Client, key: 
 
     assert rows(client.execute(token, upper_columns(32), ["ab"] * 32).result) == [("AB",) * 32]  # the default
     assert answer(lambda: client.execute(token, upper_columns(33), ["ab"] * 33)) == "TOO_EXPENSIVE"
+
+
+def test_a_changed_schema_is_counted_again(client: Client, key: Key) -> None:
+    """Counts are kept per SQL text: a schema whose view now makes values must not keep the old count."""
+    plain = "CREATE VIEW loud AS SELECT id, body AS shout FROM notes"
+    making = "CREATE VIEW loud AS SELECT id, upper(body) AS shout FROM notes"
+    each_use = f"SELECT {', '.join(['shout'] * 40)} FROM loud"  # SQLite copies the view's column to each use
+    first = mint(key, "budget", "schema", schema=f"{NOTES} {plain};")
+    client.execute(first, "INSERT INTO notes (body) VALUES ('ab')")
+    assert rows(client.execute(first, each_use).result) == [("ab",) * 40]
+    then = mint(key, "budget", "schema", schema=f"{NOTES} {making};")
+    assert answer(lambda: client.execute(then, each_use)) == "TOO_EXPENSIVE"

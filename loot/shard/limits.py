@@ -67,6 +67,8 @@ def from_arguments(args: argparse.Namespace) -> Limits:
         raise SystemExit(f"--durability must be full or normal, not {limits.durability!r}")
     if limits.workers < 1 or limits.account_workers < 1:
         raise SystemExit("--workers and --account-workers must be at least 1")
+    if limits.value_operations < 1:
+        raise SystemExit("--value-operations must be at least 1")
     if limits.result_bytes > MAX_RESULT_BYTES:
         raise SystemExit(f"--result-bytes may be at most {MAX_RESULT_BYTES} (a response must fit in one gRPC message)")
     return limits
