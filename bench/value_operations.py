@@ -5,8 +5,8 @@
 1. Requests through `engine.run` on one open database, in process, with the program check as built
    against the same requests with it switched off, rounds interleaved: a point select (not read: no `(`)
    and one calling upper and || (its program is read). Ratio off/on: 1.0 means free.
-2. One operation on a value of the shard's largest size (16 MiB, SQLITE_LIMIT_LENGTH), per kind, and a
-   row of `value_operations` (the default budget) of it: about the most one uninterruptible step of an
+2. For each kind of operation on values of the shard's largest size (16 MiB, SQLITE_LIMIT_LENGTH), the
+   longest row of it the default budget accepts, timed: about the most one uninterruptible step of an
    accepted statement can take, against the default statement limit.
 """
 
@@ -30,14 +30,16 @@ from loot.shard import engine, value_work  # noqa: E402
 from loot.shard.limits import Limits  # noqa: E402
 from loot.shard.storage import Storage  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
+from loot.status import Fault  # noqa: E402
 from loot.values import to_value  # noqa: E402
 
 SELECT = pb.Statement(sql="SELECT id, body, score FROM notes WHERE id = ?", params=[to_value(42)])
 FLAGGED = pb.Statement(sql="SELECT id, upper(body) || '!' FROM notes WHERE id = ?", params=[to_value(42)])
 LIMITS = Limits()
 BIG = 16_000_000  # just under the value limit (16 MiB): printf refuses a value of exactly the limit
-# One operation on a maximal value, each kind: the operation and where its argument comes from (built once:
-# SQLite computes a constant subquery's value once).
+# One operation on a maximal value, each kind: the term and where its value comes from (a constant subquery's
+# value is computed once; LIMIT keeps SQLite from copying the subquery into each use).
+DIGITS = f"FROM (SELECT printf('%.*c', {BIG}, '1') AS v, printf('%.*c', {BIG}, '1') AS w LIMIT 1)"
 KINDS = [
     ("randomblob", f"length(randomblob({BIG}))", ""),
     ("printf", f"length(printf('%.*c', {BIG}, 'a' || column1))", "FROM (VALUES (''))"),
@@ -46,6 +48,10 @@ KINDS = [
     ("quote of half", "length(quote(v))", f"FROM (SELECT randomblob({BIG // 2 - 2}) AS v)"),
     ("substr", "length(substr(v, 2))", f"FROM (SELECT printf('%.*c', {BIG}, 'a') AS v)"),
     ("|| of halves", "length(v || v)", f"FROM (SELECT printf('%.*c', {BIG // 2}, 'a') AS v)"),
+    ("arithmetic on digits", "(v + 0)", DIGITS),
+    ("cast of digits", "CAST(v AS REAL)", DIGITS),
+    ("truth test of digits", "(v AND w)", DIGITS),
+    ("comparison", "(v < w)", DIGITS),
 ]
 
 
@@ -71,17 +77,34 @@ def hot_path(calls: int, rounds: int) -> None:
 
 
 def one_step_costs() -> None:
-    """Each kind: a row of one operation, and a row of the budget's worth (each in a `length`, 1/8 more)."""
+    """Each kind: the longest row of it the budget accepts, timed (less building its values)."""
     conn = apsw.Connection(":memory:")
     conn.limit(apsw.SQLITE_LIMIT_LENGTH, LIMITS.result_bytes)
-    ops = LIMITS.value_operations
     for name, term, source in KINDS:
-        one, row = f"SELECT {term} {source}", f"SELECT {' + '.join([term] * ops)} {source}"
-        base = min(_seconds(conn, f"SELECT 1 {source}") for _ in range(3))  # building the argument
-        each = min(_seconds(conn, one) for _ in range(3)) - base
-        whole = _seconds(conn, row) - base
-        print(f"{name}: {each * 1000:.0f} ms each; {ops} in one row {whole:.2f} s, "
+        count = _most_accepted(conn, term, source)
+        base = min(_seconds(conn, f"SELECT 1 {source}") for _ in range(3))  # building the values
+        whole = _seconds(conn, _row(term, count, source)) - base
+        print(f"{name}: {count} in one row (the most accepted) {whole:.2f} s, "
               f"{whole / LIMITS.statement_seconds:.2f} x the default {LIMITS.statement_seconds:g} s statement limit")
+
+
+def _row(term: str, count: int, source: str) -> str:
+    return f"SELECT {' + '.join([term] * count)} {source}"
+
+
+def _most_accepted(conn: apsw.Connection, term: str, source: str) -> int:
+    count = 1
+    while _accepted(conn, _row(term, count + 1, source)):
+        count += 1
+    return count
+
+
+def _accepted(conn: apsw.Connection, sql: str) -> bool:
+    try:
+        value_work.check(conn, sql, None, LIMITS.value_operations, 0, object())
+    except Fault:
+        return False
+    return True
 
 
 def _seconds(conn: apsw.Connection, sql: str) -> float:

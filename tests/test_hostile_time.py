@@ -49,9 +49,9 @@ HOSTILE = {
                             f"(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c) "
                             "GROUP BY k)", "INTERRUPTED"),
 }
-# One step nearly as long as the value-operations budget allows (32 at the default; a length counts 1/8):
-# a row of 28 random values of 16 MB (a second or more, no interrupt check in it).
-LONG_STEP = " + ".join(["length(randomblob(16000000))"] * 28)
+# One step nearly as long as the value-operations budget allows (32 at the default; a length and an addition
+# count 1/4 each): a row of 21 random values of 16 MB (a second or more, no interrupt check in it).
+LONG_STEP = " + ".join(["length(randomblob(16000000))"] * 21)
 
 
 def _sum(term: str, times: int, source: str = "") -> str:
@@ -67,7 +67,7 @@ LONG_ROWS = {
     "hex": _sum("length(hex(v))", 300, BIG_VALUE),
     "||": f"SELECT {', '.join(['length(v || v)'] * 1500)} {BIG_VALUE}",
     "a subquery's printf copied to each use": _sum("length(v)", 300, FLATTENED),
-    "comparisons": "SELECT " + " AND ".join(["v < w"] * 900) + (  # each compares 8 MB: counts 1/8
+    "comparisons": "SELECT " + " AND ".join(["v < w"] * 900) + (  # each compares 8 MB: counts 1/4
         " FROM (SELECT printf('%.*c', 8000000, 'a') AS v, printf('%.*c', 8000000, 'a') || 'b' AS w)"),
 }
 
@@ -165,7 +165,7 @@ def test_a_row_of_many_operations_on_big_values_is_refused_and_a_neighbour_is_se
 def test_a_big_column_loaded_again_and_again_is_refused(client: Client, key: Key) -> None:
     token = mint(key, "long-row", "column", schema=NOTES)
     client.execute(token, "INSERT INTO notes (id, body) VALUES (1, printf('%.*c', 8000000, 'a'))", timeout=GENEROUS)
-    each_loads_it = "SELECT " + " AND ".join(["body > id"] * 600) + " FROM notes"  # a load counts 1/8
+    each_loads_it = "SELECT " + " AND ".join(["body > id"] * 600) + " FROM notes"  # a load counts 1/4
     assert answer(lambda: client.execute(token, each_loads_it, timeout=GENEROUS)) == "TOO_EXPENSIVE"
 
 
@@ -179,9 +179,9 @@ def test_statements_within_the_value_operations_budget_run(client: Client, key: 
     def upper_columns(count: int) -> str:
         return f"SELECT {', '.join(f'upper(?{i + 1})' for i in range(count))}"
 
-    assert rows(client.execute(token, upper_columns(32), ["ab"] * 32).result) == [("AB",) * 32]  # the default
-    assert answer(lambda: client.execute(token, upper_columns(33), ["ab"] * 33)) == "TOO_EXPENSIVE"
-
+    # Each upper is one operation and a copy into the row a quarter: 25 are 31.25, within the default 32.
+    assert rows(client.execute(token, upper_columns(25), ["ab"] * 25).result) == [("AB",) * 25]
+    assert answer(lambda: client.execute(token, upper_columns(26), ["ab"] * 26)) == "TOO_EXPENSIVE"
 
 def test_a_changed_schema_is_counted_again(client: Client, key: Key) -> None:
     """Counts are kept per SQL text: a schema whose view now makes values must not keep the old count."""

@@ -3,31 +3,32 @@
 
 SQLite looks at its clock (progress handler, sqlite3_interrupt) only where its program jumps back: at a
 loop's end and at Goto. Between two such jumps the program runs straight through, and one operation on a
-16 MiB value takes 4-80 ms (`printf`, `randomblob`, `hex`, `upper`, `||`; comparing it, loading a big
-column again), so one row of hundreds of them overran a 1 s limit by seconds to minutes. The program is
-the truth about what one row does: a subquery SQLite flattens copies its expressions to every place that
-names its column (`SELECT length(v) + length(v) ... FROM (SELECT printf(..., x) AS v FROM t)` runs
-`printf` once per `length`), which counting function names in the SQL text would miss.
+16 MiB value takes 4-80 ms (`printf`, `randomblob`, `hex`, `upper`, `||`; comparing, copying or
+converting it, loading a big column again), so one row of hundreds of them overran a 1 s limit by seconds
+to minutes. The program is the truth about what one row does: a subquery SQLite flattens copies its
+expressions to every place that names its column (`SELECT length(v) + length(v) ... FROM (SELECT
+printf(..., x) AS v FROM t)` runs `printf` once per `length`), which counting names in the SQL would miss.
 
 So before the request's own statement runs, its program (apsw's `explain=1` on the statement about to
 run, from the statement cache: prepared once) is read and these operations counted, in the main program
 (triggers are the application's own SQL):
 
-- a call of any function but the cheap ones (`_CHEAP`: numbers, dates, type tests, Loot's own) and the
-  bounded ones, which check the clock themselves (loot/shard/bounded_functions.py);
+- a call of any function but the cheap ones (numbers, dates, type tests, Loot's own: a quarter or nothing)
+  and the bounded ones, which check the clock themselves (loot/shard/bounded_functions.py);
 - `||` (Concat);
-- an eighth of one for each comparison, scanning call (`length`, `min`, `max`) and load of a column the
-  program already loaded (the same cursor and column): they only read a value, 4-10 ms at 16 MiB
-  against 20-80 ms for the others.
+- a quarter of one for each comparison, copy, cast, arithmetic, truth test, numeric or scanning call
+  (`length`, `abs`, `sqrt`, `date` ...) and load of a column the program already loaded (the same cursor
+  and column): they read, copy or convert a value, 4-45 ms at 16 MiB (converting a text of digits to a
+  number reads every digit) against 20-80 ms for the others.
 
 More than the limit (`--value-operations`) is refused, RESOURCE_EXHAUSTED `TOO_EXPENSIVE`, before any
 step runs. Statements that can hold none of them cheaply (no `(`, `|` or `->`, and short) are not read;
 counts of short SQL are kept until the schema or policy changes (switching a statement to EXPLAIN and
 back prepares it twice).
 
-Not counted: copies of a value into a result row (Copy: every copy stays in memory until the row is done,
-so memory bounds them, not time), building an IN list's index (MakeRecord, IdxInsert: ordinary in long
-lists of parameters), and the rest of SQLite's opcodes, whose cost does not grow with a value's size.
+Not counted: building an IN list's index and a record (MakeRecord, IdxInsert: ordinary in long lists of
+parameters, and a record is at most one value limit), the first load of each column (a row is at most one
+value limit), and the rest of SQLite's opcodes, whose cost does not depend on a value's size.
 """
 
 from __future__ import annotations
@@ -44,22 +45,28 @@ from loot.status import Fault
 # Longer SQL is read whatever it holds: a column named again and again needs no `(` (`a < b AND a < b ...`),
 # nor does naming a view's column again and again.
 _SHORT_SQL = 64
-# What one operation counts, in eighths: one that builds or transforms a whole value, and one that only
-# reads it (a comparison, a scanning function, a column loaded again).
-_BUILD, _SCAN = 8, 1
-_SCANS = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge"})
-_SCANNING_FUNCTIONS = frozenset({"length", "min", "max"})
-# Functions whose cost does not grow with a value's size, and the bounded functions, which check the
-# statement's clock before each call.
-_CHEAP = frozenset({
-    "abs", "changes", "coalesce", "ifnull", "iif", "if", "nullif", "likely", "unlikely", "likelihood",
-    "last_insert_rowid", "random", "sign", "total_changes", "typeof", "subtype", "octet_length",
-    "unicode", "sqlite_version", "sqlite_source_id", "round",
+# What one operation counts, in quarters: one that builds or transforms a whole value, and one that reads,
+# copies or converts it (a comparison, a copy, arithmetic, a truth test, a numeric function, a column loaded
+# again): 4-45 ms on 16 MiB (a numeric conversion reads every digit) against 20-80 ms for the others.
+_BUILD, _SCAN = 4, 1
+_SCANS = frozenset({
+    "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Copy", "Cast", "Affinity", "MustBeInt",
+    "Add", "Subtract", "Multiply", "Divide", "Remainder", "BitAnd", "BitOr", "ShiftLeft", "ShiftRight", "BitNot",
+    "If", "IfNot", "IsTrue", "Not",
+})
+_SCANNING_FUNCTIONS = frozenset({
+    "length", "min", "max", "abs", "round", "sign", "claim",
     "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh", "degrees",
-    "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians", "sin", "sinh",
+    "exp", "floor", "ln", "log", "log10", "log2", "mod", "pow", "power", "radians", "sin", "sinh",
     "sqrt", "tan", "tanh", "trunc",
     "date", "time", "datetime", "julianday", "unixepoch",
-    "claim", "loot_privileged", "loot_policy_written",
+})
+# Functions whose cost does not depend on a value's size, and the bounded functions, which check the
+# statement's clock before each call.
+_FREE = frozenset({
+    "changes", "coalesce", "ifnull", "iif", "if", "nullif", "likely", "unlikely", "likelihood",
+    "last_insert_rowid", "random", "total_changes", "typeof", "subtype", "octet_length", "unicode", "pi",
+    "sqlite_version", "sqlite_source_id", "loot_privileged", "loot_policy_written",
     "instr", "replace", "like", "glob",
 })
 _CALLS = frozenset({"Function", "PureFunc"})
@@ -76,26 +83,26 @@ def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int
     """Refuse the statement `sql` (the first in it) if its program holds more than `limit` whole-value
     operations. Errors preparing it are left to the run that follows, which reports them. `compiled_for`
     is replaced whenever the schema may have changed: counts are kept per SQL text until it is."""
-    eighths = _counts.get(sql, compiled_for)
-    if eighths is None:
+    quarters = _counts.get(sql, compiled_for)
+    if quarters is None:
         cursor = conn.cursor()
         try:
-            eighths = _eighths(cursor, sql, bindings)
+            quarters = _quarters(cursor, sql, bindings)
         except (apsw.Error, KeyError):
             return
         finally:
             cursor.close(force=True)
-        _counts.put(sql, compiled_for, eighths)
-    if eighths > limit * _BUILD:
+        _counts.put(sql, compiled_for, quarters)
+    if quarters > limit * _BUILD:
         raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_EXPENSIVE",
-                    f"the statement makes or reads whole values {eighths / _BUILD:g} times in one program (functions "
-                    "such as printf, hex, upper, substr; ||; a comparison, length or a column named again counts "
-                    f"1/8); at most {limit} are allowed, as SQLite cannot stop one row's worth of them at the time "
-                    "limit: split it into several statements", statement_index=index, limit=limit)
+                    f"the statement makes or reads whole values {quarters / _BUILD:g} times in one program "
+                    "(functions such as printf, hex, upper, substr, and ||; a comparison, copy, arithmetic or length "
+                    f"counts 1/4); at most {limit} are allowed, as SQLite cannot stop one row's worth of them at the "
+                    "time limit: split it into several statements", statement_index=index, limit=limit)
 
 
 class _Counts:
-    """The last counts (in eighths) by SQL text, each with what it was compiled for; short SQL only, so
+    """The last counts (in quarters) by SQL text, each with what it was compiled for; short SQL only, so
     bounded in bytes (_CACHED_SQL_CHARS x _CACHED_COUNTS)."""
 
     def __init__(self) -> None:
@@ -123,8 +130,8 @@ class _Counts:
 _counts = _Counts()
 
 
-def _eighths(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
-    """The whole-value operations of the first statement's main program, in eighths."""
+def _quarters(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
+    """The whole-value operations of the first statement's main program, in quarters."""
     statements = 0
 
     def first_only(*_: Any) -> bool:
@@ -141,7 +148,7 @@ def _eighths(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
             last = address
             if opcode in _CALLS:
                 name = _function_name(p4)
-                count += _SCAN if name in _SCANNING_FUNCTIONS else 0 if name in _CHEAP else _BUILD
+                count += _SCAN if name in _SCANNING_FUNCTIONS else 0 if name in _FREE else _BUILD
             elif opcode == "Concat":
                 count += _BUILD
             elif opcode in _SCANS:
