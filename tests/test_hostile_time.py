@@ -67,6 +67,8 @@ LONG_ROWS = {
     "hex": _sum("length(hex(v))", 300, BIG_VALUE),
     "||": f"SELECT {', '.join(['length(v || v)'] * 1500)} {BIG_VALUE}",
     "a subquery's printf copied to each use": _sum("length(v)", 300, FLATTENED),
+    "numbers read from 16 MB of digits": _sum("(v + 0)", 300,  # LIMIT: v computed once, copied to each use
+                                              "FROM (SELECT printf('%.*c', 16000000, '1') AS v LIMIT 1)"),
     "comparisons": "SELECT " + " AND ".join(["v < w"] * 900) + (  # each compares 8 MB: counts 1/4
         " FROM (SELECT printf('%.*c', 8000000, 'a') AS v, printf('%.*c', 8000000, 'a') || 'b' AS w)"),
 }
