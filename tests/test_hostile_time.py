@@ -19,6 +19,7 @@ from tests.client import Client, rows
 from loot.cli.local_cluster import LocalCluster
 from loot.status import error_info
 from loot.tokens import Key, mint
+from tests.capped_memory import cap_memory, status_kib
 from tests.conftest import start_cluster
 from tests.schemas import open_table
 
@@ -49,16 +50,48 @@ HOSTILE = {
                             f"(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c) "
                             "GROUP BY k)", "INTERRUPTED"),
 }
-# One step the bounded functions do not shorten: a row of 60 values of 16 MB (seconds, no interrupt check in it).
-LONG_STEP = " + ".join(["length(printf('%.*c', 16000000, 'a'))"] * 60)
+# One step nearly as long as the value-operations budget allows (32 at the default; a length and an addition
+# count 1/4 each): a row of 21 random values of 16 MB (a second or more, no interrupt check in it).
+LONG_STEP = " + ".join(["length(randomblob(16000000))"] * 21)
+
+
+def _sum(term: str, times: int, source: str = "") -> str:
+    return f"SELECT {' + '.join([term] * times)} {source}"
+
+
+# One row of many operations on big values, each one step with no interrupt check between them: 300 columns
+# of them took 15 s against a 1 s limit, and the SQL limit allows minutes.
+BIG_VALUE = "FROM (SELECT printf('%.*c', 8000000, 'a') AS v)"
+FLATTENED = "FROM (SELECT printf('%.*c', 16000000, column1) AS v FROM (VALUES ('a')))"  # v: a printf per use
+BUDGET_MIB = 2048  # the shard's default memory budget
+LONG_ROWS = {
+    "randomblob": _sum("length(randomblob(16000000))", 300),
+    "hex": _sum("length(hex(v))", 300, BIG_VALUE),
+    "||": f"SELECT {', '.join(['length(v || v)'] * 1500)} {BIG_VALUE}",
+    "a subquery's printf copied to each use": _sum("length(v)", 300, FLATTENED),
+    "numbers read from 16 MB of digits": _sum("(v + 0)", 300,  # LIMIT: v computed once, copied to each use
+                                              "FROM (SELECT printf('%.*c', 16000000, '1') AS v LIMIT 1)"),
+    "comparisons": "SELECT " + " AND ".join(["v < w"] * 900) + (  # each compares 8 MB: counts 1/4
+        " FROM (SELECT printf('%.*c', 8000000, 'a') AS v, printf('%.*c', 8000000, 'a') || 'b' AS w)"),
+    # Its program shows the literal's bytes, which are not text: the count must not give up on it.
+    "beside a blob literal that is not UTF-8": "SELECT x'abff', " + ", ".join(["length(randomblob(16000000))"] * 300),
+}
 
 
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    env = {"LOOT_STATEMENT_SECONDS": "1", "LOOT_OPEN_DATABASES": "1"}
+    """One shard with a 1 s statement limit, held to its memory budget (the default --memory-mib): every
+    statement below runs against it, and it must end the module alive and within that budget."""
+    env = {"LOOT_STATEMENT_SECONDS": "1", "LOOT_OPEN_DATABASES": "1", "LOOT_MEMORY_MIB": str(BUDGET_MIB)}
     cluster = start_cluster(tmp_path_factory.mktemp("hostile-time"), shards=1, env=env)
+    process = cluster.shards["shard-0"].process
+    cap_memory(process.pid, BUDGET_MIB)
     yield cluster
-    cluster.stop()
+    try:
+        assert cluster.shards["shard-0"].alive() and cluster.shards["shard-0"].process is process, "the shard died"
+        assert status_kib(process.pid, "VmHWM") < BUDGET_MIB * 1024
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +165,45 @@ def test_a_call_given_up_keeps_its_database_until_its_work_ends(client: Client, 
     assert "second" in bodies, "a write acknowledged after the destroy's answer was lost"
     if shards_answer is not None and shards_answer.reason == "DEADLINE_EXCEEDED":
         assert "first" in bodies, "answered DEADLINE_EXCEEDED, yet the destroy was applied"
+
+
+@pytest.mark.parametrize("name", LONG_ROWS)
+def test_a_row_of_many_operations_on_big_values_is_refused_and_a_neighbour_is_served(
+        client: Client, key: Key, name: str) -> None:
+    assert answer(lambda: client.execute(mint(key, "long-row", name), LONG_ROWS[name], timeout=GENEROUS)) == \
+        "TOO_EXPENSIVE"
+    neighbour = mint(Key.generate(), "calm", "long-row", schema=NOTES)
+    client.execute(neighbour, "INSERT INTO notes (body) VALUES ('cheap')", timeout=GENEROUS)
+
+
+def test_a_big_column_loaded_again_and_again_is_refused(client: Client, key: Key) -> None:
+    token = mint(key, "long-row", "column", schema=NOTES)
+    client.execute(token, "INSERT INTO notes (id, body) VALUES (1, printf('%.*c', 8000000, 'a'))", timeout=GENEROUS)
+    each_loads_it = "SELECT " + " AND ".join(["body > id"] * 600) + " FROM notes"  # a load counts 1/4
+    assert answer(lambda: client.execute(token, each_loads_it, timeout=GENEROUS)) == "TOO_EXPENSIVE"
+
+
+def test_statements_within_the_value_operations_budget_run(client: Client, key: Key) -> None:
+    token = mint(key, "budget", "ordinary", schema=NOTES)
+    client.execute(token, "INSERT INTO notes (id, body) VALUES (1, 'ab'), (2, 'cd')")
+    ordinary = ("SELECT upper(body) || ' ' || printf('%d', id), substr(body, 1, 1), hex(body), quote(body), "
+                "length(body), abs(id), typeof(body) FROM notes ORDER BY id")
+    assert rows(client.execute(token, ordinary).result) == [
+        ("AB 1", "a", "6162", "'ab'", 2, 1, "text"), ("CD 2", "c", "6364", "'cd'", 2, 2, "text")]
+    def upper_columns(count: int) -> str:
+        return f"SELECT {', '.join(f'upper(?{i + 1})' for i in range(count))}"
+
+    # Each upper is one operation and a copy into the row a quarter: 25 are 31.25, within the default 32.
+    assert rows(client.execute(token, upper_columns(25), ["ab"] * 25).result) == [("AB",) * 25]
+    assert answer(lambda: client.execute(token, upper_columns(26), ["ab"] * 26)) == "TOO_EXPENSIVE"
+
+def test_a_changed_schema_is_counted_again(client: Client, key: Key) -> None:
+    """Counts are kept per SQL text: a schema whose view now makes values must not keep the old count."""
+    plain = "CREATE VIEW loud AS SELECT id, body AS shout FROM notes"
+    making = "CREATE VIEW loud AS SELECT id, upper(body) AS shout FROM notes"
+    each_use = f"SELECT {', '.join(['shout'] * 40)} FROM loud"  # SQLite copies the view's column to each use
+    first = mint(key, "budget", "schema", schema=f"{NOTES} {plain};")
+    client.execute(first, "INSERT INTO notes (body) VALUES ('ab')")
+    assert rows(client.execute(first, each_use).result) == [("ab",) * 40]
+    then = mint(key, "budget", "schema", schema=f"{NOTES} {making};")
+    assert answer(lambda: client.execute(then, each_use)) == "TOO_EXPENSIVE"

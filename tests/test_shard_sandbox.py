@@ -108,10 +108,14 @@ def test_read_only_introspection_is_allowed(client: Client, attacker: str, sql: 
 
 def test_oversized_values_and_results_are_resource_exhausted(client: Client, attacker: str) -> None:
     refused(lambda: client.execute(attacker, "SELECT randomblob(2e9)"), grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG")
-    # Each value under the limit, the row 640 MB: refused before SQLite makes it (it took shards past their memory).
+    # Each value under the limit, the row 640 MB: refused before SQLite makes it (it took shards past their
+    # memory), here by the value-operations budget (40 randomblobs), which also bounds its time.
     forty = "SELECT " + ", ".join(["randomblob(16000000)"] * 40)
-    info = refused(lambda: client.execute(attacker, forty), grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG")
-    assert info.metadata["limit"] == str(16 * 1024 * 1024 // 40)
+    refused(lambda: client.execute(attacker, forty), grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_EXPENSIVE")
+    # Within that budget, the row 320 MB: no value may exceed the result size / the row's 20 columns.
+    twenty = "SELECT " + ", ".join(["randomblob(16000000)"] * 20)
+    info = refused(lambda: client.execute(attacker, twenty), grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_BIG")
+    assert info.metadata["limit"] == str(16 * 1024 * 1024 // 20)
     hundred_mb = ("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000) "
                   "SELECT n, randomblob(1000) FROM c")
     info = refused(lambda: client.execute(attacker, hundred_mb), grpc.StatusCode.RESOURCE_EXHAUSTED, "RESULT_TOO_LARGE")

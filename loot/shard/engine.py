@@ -28,7 +28,7 @@ from loot.internal.v1 import shard_pb2
 from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.values import from_value, to_value
-from loot.shard import schema
+from loot.shard import schema, value_work
 from loot.shard.access.enforcer import Enforcer, for_connection
 from loot.shard.sql_errors import fault_from_sqlite
 from loot.shard.databases import RunOnWorker
@@ -216,6 +216,8 @@ def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, i
     try:
         with guard.privileged() if instead else contextlib.nullcontext(), guard.statement(instead or statement.sql) as sql:
             bindings = _bindings(statement, index)
+            if not instead and value_work.may_be_costly(statement.sql):
+                value_work.check(conn, sql, bindings, sandbox.limits.value_operations, index, guard.compiled_for)
             cursor.execute(sql, bindings, can_cache=database.kept.may_keep(conn, sql))
             tracer.describe(cursor, sql, bindings)
             for row in cursor:

@@ -20,6 +20,8 @@ class Limits:
     sql_bytes: int = 1 * MIB
     batch_statements: int = 1000
     parameters: int = 32766
+    # Whole-value operations (functions, ||) in one statement's program (loot/shard/value_work.py).
+    value_operations: int = 32
     # Requests waiting for (or running on) one database, and on the whole shard.
     queued_per_database: int = 64
     queued: int = 4096
@@ -45,6 +47,7 @@ _HELP = {
     "sql_bytes": "longest SQL text of one statement, in bytes (INVALID_ARGUMENT)",
     "batch_statements": "most statements in one Batch (INVALID_ARGUMENT)",
     "parameters": "most parameters in one statement (INVALID_ARGUMENT)",
+    "value_operations": "most whole-value operations (printf, hex, ||, ...) in one statement (RESOURCE_EXHAUSTED)",
     "queued_per_database": "most requests waiting on one database (RESOURCE_EXHAUSTED)",
     "queued": "most requests waiting on the whole shard (RESOURCE_EXHAUSTED)",
     "workers": "threads running SQLite work",
@@ -71,6 +74,8 @@ def from_arguments(args: argparse.Namespace) -> Limits:
         raise SystemExit(f"--durability must be full or normal, not {limits.durability!r}")
     if limits.workers < 1 or limits.account_workers < 1:
         raise SystemExit("--workers and --account-workers must be at least 1")
+    if limits.value_operations < 1:
+        raise SystemExit("--value-operations must be at least 1")
     if limits.result_bytes > MAX_RESULT_BYTES:
         raise SystemExit(f"--result-bytes may be at most {MAX_RESULT_BYTES} (a response must fit in one gRPC message)")
     return limits

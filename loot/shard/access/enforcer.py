@@ -91,6 +91,12 @@ class Enforcer:
             if not self.authorizer.privileged and self.authorizer.authorized_privileged:
                 self.authorizer.attach(self.conn)
 
+    @property
+    def compiled_for(self) -> object:
+        """Replaced whenever the schema or the policy may have changed (at each new install): a key for what
+        depends on how SQLite compiles the request's statements."""
+        return self._installed
+
     def control(self, sql: str) -> None:
         """Run the engine's own transaction control (refused to the request's SQL), never cached."""
         was = self.authorizer.privileged, self.authorizer.transactions, self.authorizer.authorized_privileged
