@@ -21,24 +21,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.engine_point_select import per_call_us, warm_point_select  # noqa: E402
 from loot.shard import engine, memory, sandbox  # noqa: E402
-from loot.shard.access import enforcer, rewrite  # noqa: E402
+from loot.shard.access import rewrite, statement  # noqa: E402
 
 
 @contextlib.contextmanager
 def without_memory_bounds() -> Iterator[None]:
     saved = (sandbox.Sandbox.cap_values, engine._Budget.check_values, memory.KeptStatements.may_keep,
-             enforcer.retarget, enforcer.filter_rows_first)
+             rewrite._cached_retarget, statement._cached_plan)
     sandbox.Sandbox.cap_values = lambda self, columns: None
     engine._Budget.check_values = lambda self, row, index: None
     memory.KeptStatements.may_keep = lambda self, conn, sql: True
-    cached_retarget = functools.lru_cache(maxsize=4096)(rewrite._retarget)
-    enforcer.retarget = lambda sql, filtered, restricted: cached_retarget(sql, filtered, restricted)
-    enforcer.filter_rows_first = functools.lru_cache(maxsize=1024)(rewrite.filter_rows_first.__wrapped__)
+    rewrite._cached_retarget = functools.lru_cache(maxsize=4096)(rewrite._retarget)
+    statement._cached_plan = functools.lru_cache(maxsize=1024)(statement._plan)
     try:
         yield
     finally:
         (sandbox.Sandbox.cap_values, engine._Budget.check_values, memory.KeptStatements.may_keep,
-         enforcer.retarget, enforcer.filter_rows_first) = saved
+         rewrite._cached_retarget, statement._cached_plan) = saved
 
 
 def main() -> None:
