@@ -239,12 +239,30 @@ def test_a_killed_shard_leaves_nothing(own_cluster, key: Key) -> None:
             tx.execute("SELECT 1")
         assert lost.value.reason in ("TRANSACTION_ABORTED", "SHARD_UNAVAILABLE")
         own_cluster.restart_shard("shard-0")
-        until = time.monotonic() + WAIT
-        while True:
-            try:
-                assert db.execute("SELECT body FROM items").rows == [("before",)]
-                break
-            except Unavailable:
-                if time.monotonic() > until:
-                    raise
-                time.sleep(0.2)
+        assert _eventually(lambda: db.execute("SELECT body FROM items").rows) == [("before",)]
+
+
+def test_a_killed_router_leaves_nothing(own_cluster, key: Key) -> None:
+    with Client(own_cluster.address, timeout=WAIT) as client:
+        db = client.database("tx", tenant="router-lost", key=key, schema=ITEMS)
+        tx = db.transaction().__enter__()
+        tx.execute("INSERT INTO items (body) VALUES ('never')")
+        own_cluster.router.signal(signal.SIGKILL)
+        own_cluster.router.wait(WAIT)
+        with pytest.raises(Unavailable):
+            tx.execute("SELECT 1")
+        own_cluster.restart("router")
+        own_cluster.router.wait_ready()
+        assert _eventually(lambda: count(db)) == 0  # the shard rolled back when its stream went with the router
+
+
+def _eventually(read):
+    """`read()` once the cluster answers again (a restarted process takes a moment to be reached)."""
+    until = time.monotonic() + WAIT
+    while True:
+        try:
+            return read()
+        except Unavailable:
+            if time.monotonic() > until:
+                raise
+            time.sleep(0.2)

@@ -78,7 +78,8 @@ class DatabaseService:
         self._running.add(task)
         self.in_flight += 1
         try:
-            await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards)
+            await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards,
+                                              self._corrected_by)
         except asyncio.CancelledError:
             if not self._gave_up:
                 raise
