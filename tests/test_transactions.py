@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import grpc
 import pytest
 
 from loot import AsyncClient, Client, Key
-from loot.errors import Aborted, InvalidArgument, LootError, PermissionDenied, RuleViolation, Unavailable
+from loot.errors import (Aborted, InvalidArgument, LootError, OutcomeUnknown, PermissionDenied, RuleViolation,
+                         Unavailable)
 from loot.ids import database_id
 from loot.ring import Ring
 from loot.tokens import mint
@@ -266,3 +268,48 @@ def _eventually(read):
             if time.monotonic() > until:
                 raise
             time.sleep(0.2)
+
+
+SLOW_AFTER = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+              "SELECT count(*) FROM c")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.fixture
+def patient(tmp_path: Path) -> Iterator:
+    """A cluster for one test whose statements and transactions may run long (`after` keeps a shard busy)."""
+    cluster = start_cluster(tmp_path / "patient", env={"LOOT_STATEMENT_SECONDS": str(WAIT),
+                                                      "LOOT_TRANSACTION_SECONDS": str(WAIT)})
+    yield cluster
+    cluster.stop()
+
+
+def test_a_shard_lost_during_the_commit_is_an_unknown_outcome(patient, key: Key) -> None:
+    ring = Ring(patient.names)
+    tenant = next(f"c{i}" for i in range(100) if ring.owner(database_id(key.account, "tx", f"c{i}")) == "shard-0")
+    shard = patient.shards["shard-0"]
+    with Client(patient.address, timeout=WAIT) as client:
+        db = client.database("tx", tenant=tenant, key=key, schema=ITEMS, after=SLOW_AFTER)
+        tx = db.transaction().__enter__()
+        tx.execute("INSERT INTO items (body) VALUES ('maybe')")
+        idle = _cpu_seconds(shard.process.pid)
+        outcome: list[BaseException] = []
+        committing = threading.Thread(target=lambda: _catch(tx.commit, outcome))
+        committing.start()
+        until = time.monotonic() + WAIT
+        while _cpu_seconds(shard.process.pid) < idle + 1 and time.monotonic() < until:
+            time.sleep(0.05)  # until the shard is busy running `after`, i.e. committing
+        shard.signal(signal.SIGKILL)
+        committing.join(WAIT)
+    assert len(outcome) == 1 and isinstance(outcome[0], OutcomeUnknown), outcome
+
+
+def _catch(call, into: list[BaseException]) -> None:
+    try:
+        call()
+    except BaseException as error:
+        into.append(error)
