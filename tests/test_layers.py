@@ -2,7 +2,7 @@
 
     loot/cli, loot/__main__, the facade loot/__init__   the command line and local cluster
     loot/router        loot/shard                        the two servers, each on the base alone
-    loot/sdk, loot/dbapi                                 what an application imports
+    loot/sdk, loot/dbapi, loot/sqlalchemy                what an application imports
     the base: ids, tokens, values, errors, ring, membership, settings, TLS, serving, observability, stubs
 
 Imports only point down; no module imports itself back through others; the SDK
@@ -40,7 +40,7 @@ MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
 def layer(module: str) -> str:
     if module in ("loot", "loot.__main__") or module.startswith("loot.cli"):
         return "cli"
-    if module == "loot.dbapi":  # the DB-API driver: the SDK's, under the name PEP 249 users look for
+    if module in ("loot.dbapi", "loot.sqlalchemy"):  # drivers over the SDK, under the names their users look for
         return "sdk"
     for name in ("sdk", "router", "shard"):
         if module == f"loot.{name}" or module.startswith(f"loot.{name}."):
