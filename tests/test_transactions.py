@@ -313,3 +313,20 @@ def _catch(call, into: list[BaseException]) -> None:
         call()
     except BaseException as error:
         into.append(error)
+
+
+def test_transactions_that_end_normally_are_logged_ok(own_cluster, key: Key) -> None:
+    async def asynchronous() -> None:
+        async with AsyncClient(own_cluster.address) as client:
+            async with client.database("tx", tenant="logged", key=key, schema=ITEMS).transaction() as tx:
+                await tx.execute("SELECT 1")
+
+    with Client(own_cluster.address) as client:
+        with client.database("tx", tenant="logged", key=key, schema=ITEMS).transaction() as tx:
+            tx.execute("SELECT 1")
+    asyncio.run(asynchronous())
+    until = time.monotonic() + WAIT
+    while len(lines := [line for line in own_cluster.sink.lines if "Transaction code=" in line]) < 4:
+        assert time.monotonic() < until, lines
+        time.sleep(0.1)
+    assert all("code=OK" in line for line in lines), lines  # the SDK never cancels a finished stream

@@ -55,7 +55,8 @@ class DatabaseService:
         handlers = {method: grpc.unary_unary_rpc_method_handler(
             observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
             for method in SHARD_METHODS}
-        handlers["Transaction"] = grpc.stream_stream_rpc_method_handler(self.Transaction)
+        handlers["Transaction"] = grpc.stream_stream_rpc_method_handler(
+            observed(f"/{SERVICE}/Transaction", self.Transaction, return_request_id=True))
         register(server, SERVICE, handlers)
 
     @guard

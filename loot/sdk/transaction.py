@@ -31,6 +31,7 @@ class _Transaction:
         self._metadata = metadata
         self._timeout = timeout
         self.open = False
+        self.ended = False  # the shard answered `end`: the call finishes OK
         self.schema_changes: list[str] = []
 
     def execute(self, sql: str, params: Params = ()):
@@ -72,6 +73,7 @@ def _answer(transaction: _Transaction, response: pb.TransactionResponse, parse: 
     """The parsed answer, or the statement's error raised (the transaction stays open)."""
     if response.HasField("ended"):
         transaction.open = False
+        transaction.ended = True
     if response.HasField("error"):
         raise from_status(status_pb2.Status.FromString(response.error))
     return parse(response)
@@ -79,6 +81,14 @@ def _answer(transaction: _Transaction, response: pb.TransactionResponse, parse: 
 
 def _closed() -> LootError:
     return LootError("the transaction has ended", code=grpc.StatusCode.FAILED_PRECONDITION, reason="TRANSACTION_ENDED")
+
+
+def _drain(call) -> None:
+    try:
+        for _ in call:
+            pass
+    except grpc.RpcError:
+        pass  # the answer to `end` came already: nothing is left to learn
 
 
 class Transaction(_Transaction):
@@ -96,7 +106,10 @@ class Transaction(_Transaction):
                 self.commit() if kind is None else self.rollback()
         finally:
             self._requests.put(None)  # our side is done
-            self._call.cancel()  # a no-op once it ended
+            if self.ended:
+                _drain(self._call)  # to its OK status: cancelling now would end it CANCELLED
+            else:
+                self._call.cancel()  # the stream failed, or the block left it: the shard rolls back
 
     def _exchange(self, request: pb.TransactionRequest, parse: Callable):
         if request is not _BEGIN and not self.open:
@@ -122,7 +135,11 @@ class AsyncTransaction(_Transaction):
             if self.open:
                 await (self.commit() if kind is None else self.rollback())
         finally:
-            self._call.cancel()  # a no-op once it ended
+            if self.ended:
+                await self._call.done_writing()
+                await self._call.code()  # to its OK status: cancelling now would end it CANCELLED
+            else:
+                self._call.cancel()  # the stream failed, or the block left it: the shard rolls back
 
     async def _exchange(self, request: pb.TransactionRequest, parse: Callable):
         if request is not _BEGIN and not self.open:
