@@ -17,8 +17,8 @@ import grpc
 import pytest
 
 from loot import AsyncClient, Client, Key
-from loot.errors import (Aborted, InvalidArgument, LootError, OutcomeUnknown, PermissionDenied, RuleViolation,
-                         Unavailable)
+from loot.errors import (Aborted, InvalidArgument, LootError, OutcomeUnknown, PermissionDenied, ResourceExhausted,
+                         RuleViolation, Unavailable)
 from loot.ids import database_id
 from loot.ring import Ring
 from loot.tokens import mint
@@ -168,9 +168,10 @@ def test_the_first_message_must_begin(cluster, key: Key) -> None:
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory):
-    """A cluster with short transaction limits."""
+    """A cluster with short transaction limits, holding at most 64 KiB of requests at once."""
     cluster = start_cluster(tmp_path_factory.mktemp("limited"),
-                            env={"LOOT_TRANSACTION_IDLE_SECONDS": "1", "LOOT_TRANSACTION_SECONDS": "3"})
+                            env={"LOOT_TRANSACTION_IDLE_SECONDS": "1", "LOOT_TRANSACTION_SECONDS": "3",
+                                 "LOOT_REQUEST_BYTES": str(64 * 1024)})
     yield cluster
     cluster.stop()
 
@@ -199,6 +200,17 @@ def test_the_total_limit_rolls_back(limited, key: Key) -> None:
                     tx.execute("SELECT 1")
         assert aborted.value.reason == "TRANSACTION_TIMEOUT"
         assert count(db) == 0
+
+
+def test_a_message_over_the_request_bytes_is_refused_and_the_transaction_goes_on(limited, key: Key) -> None:
+    with Client(limited.address) as client:
+        db = client.database("tx", tenant="held", key=key, schema=ITEMS)
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO items (body) VALUES ('small')")
+            with pytest.raises(ResourceExhausted) as refused_message:
+                tx.execute("INSERT INTO items (body) VALUES (?)", ["x" * 100_000])
+            assert refused_message.value.reason == "REQUEST_TOO_LARGE"
+        assert count(db) == 1
 
 
 CLIENT = """

@@ -64,7 +64,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     @guard
     async def _serve_transaction(self, requests, context: grpc.aio.ServicerContext) -> None:
         epoch = _router_epoch(context)
-        await transaction_stream.serve(context, self.databases, functools.partial(self._open_here, epoch=epoch))
+        await transaction_stream.serve(context, self.databases, functools.partial(self._open_here, epoch=epoch),
+                                       self.forwarding.held)
 
     async def Forward(self, requests, context: grpc.aio.ServicerContext) -> None:
         await self.forwarding.serve(context)  # reads `requests` through the context, writes answers to it

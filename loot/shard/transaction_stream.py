@@ -25,6 +25,7 @@ from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.shard import engine
 from loot.shard.databases import Databases, Lease
+from loot.shard.held_requests import HeldRequests
 from loot.shard.limits import Limits
 from loot.shard.transaction_phases import TransactionPhases
 
@@ -32,7 +33,8 @@ from loot.shard.transaction_phases import TransactionPhases
 Admit = Callable[[shard_pb2.Context, float | None], Awaitable[None]]
 
 
-async def serve(context: grpc.aio.ServicerContext, databases: Databases, admit: Admit) -> None:
+async def serve(context: grpc.aio.ServicerContext, databases: Databases, admit: Admit, held: HeldRequests) -> None:
+    """Serve one transaction's stream; `held` counts each message while it runs (`--request-bytes`)."""
     limits = databases.limits
     first = await _first(context, limits)
     if first is None:
@@ -49,7 +51,7 @@ async def serve(context: grpc.aio.ServicerContext, databases: Databases, admit: 
         begun = await lease.run(phases.begin, shard_context.schema)
         await context.write(pb.TransactionResponse(begun=begun))
         while (request := await _next(context, lease, limits, deadline)) is not None:
-            response = await _step(lease, phases, request.request, limits)
+            response = await _step(lease, phases, request.request, limits, held)
             await context.write(response)
             if response.HasField("ended"):
                 return
@@ -95,8 +97,8 @@ async def _next(context: grpc.aio.ServicerContext, lease: Lease, limits: Limits,
     raise _idle(limits)
 
 
-async def _step(lease: Lease, phases: TransactionPhases, request: pb.TransactionRequest,
-                limits: Limits) -> pb.TransactionResponse:
+async def _step(lease: Lease, phases: TransactionPhases, request: pb.TransactionRequest, limits: Limits,
+                held: HeldRequests) -> pb.TransactionResponse:
     step = request.WhichOneof("step")
     if step == "end":
         return pb.TransactionResponse(ended=await lease.run(functools.partial(phases.end, commit=request.end.commit)))
@@ -105,7 +107,8 @@ async def _step(lease: Lease, phases: TransactionPhases, request: pb.Transaction
                     "after `begin`, a transaction's messages are `statements` or `end`")
     try:
         engine.check_request(request.statements.statements, limits)
-        results = await lease.run(functools.partial(phases.statements, statements=request.statements.statements))
+        with held.hold(request.ByteSize()):
+            results = await lease.run(functools.partial(phases.statements, statements=request.statements.statements))
     except Fault as fault:
         if not phases.open:  # the error ended the transaction: the call ends with it
             raise
