@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
-from loot.status import error_info
+from loot.status import error_info, status_info
 
 
 class LootError(Exception):
@@ -95,6 +96,12 @@ class OutcomeUnknown(LootError):
     code = grpc.StatusCode.UNKNOWN
 
 
+class Aborted(LootError):
+    """A transaction was rolled back by Loot (a limit, a fence, its shard lost): nothing of it was applied;
+    retry it (docs/transactions.md)."""
+    code = grpc.StatusCode.ABORTED
+
+
 class InternalError(LootError):
     """A bug in Loot: please report it."""
     code = grpc.StatusCode.INTERNAL
@@ -102,7 +109,8 @@ class InternalError(LootError):
 
 _BY_CODE: dict[grpc.StatusCode, type[LootError]] = {
     cls.code: cls for cls in (Unauthenticated, InvalidArgument, PermissionDenied, FailedPrecondition,
-                              ResourceExhausted, DeadlineExceeded, Unavailable, OutcomeUnknown, InternalError)
+                              ResourceExhausted, DeadlineExceeded, Unavailable, OutcomeUnknown, Aborted,
+                              InternalError)
 }
 
 
@@ -118,8 +126,17 @@ def _refine(cls: type[LootError], reason: str, metadata: dict[str, str]) -> type
 
 def from_rpc_error(error: grpc.RpcError) -> LootError:
     """The LootError for a failed gRPC call."""
-    info = error_info(error)
+    return _typed(error.code(), error.details(), error_info(error))
+
+
+def from_status(status: status_pb2.Status) -> LootError:
+    """The LootError for a google.rpc.Status (a statement's error inside a transaction)."""
+    code = next((code for code in grpc.StatusCode if code.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    return _typed(code, status.message, status_info(status))
+
+
+def _typed(code: grpc.StatusCode, details: str | None, info: error_details_pb2.ErrorInfo | None) -> LootError:
     reason = info.reason if info else ""
     metadata = dict(info.metadata) if info else {}
-    cls = _refine(_BY_CODE.get(error.code(), LootError), reason, metadata)
-    return cls(error.details() or error.code().name, code=error.code(), reason=reason, metadata=metadata)
+    cls = _refine(_BY_CODE.get(code, LootError), reason, metadata)
+    return cls(details or code.name, code=code, reason=reason, metadata=metadata)

@@ -2,7 +2,7 @@
 
     loot/cli, loot/__main__, the facade loot/__init__   the command line and local cluster
     loot/router        loot/shard                        the two servers, each on the base alone
-    loot/sdk                                             what an application imports
+    loot/sdk, loot/dbapi, loot/sqlalchemy                what an application imports
     the base: ids, tokens, values, errors, ring, membership, settings, TLS, serving, observability, stubs
 
 Imports only point down; no module imports itself back through others; the SDK
@@ -40,6 +40,8 @@ MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
 def layer(module: str) -> str:
     if module in ("loot", "loot.__main__") or module.startswith("loot.cli"):
         return "cli"
+    if module in ("loot.dbapi", "loot.sqlalchemy"):  # drivers over the SDK, under the names their users look for
+        return "sdk"
     for name in ("sdk", "router", "shard"):
         if module == f"loot.{name}" or module.startswith(f"loot.{name}."):
             return name

@@ -27,6 +27,7 @@ from loot.router.rate_limits import RateLimits
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
 from loot.router.forward_client import InDoubt, NotSent, Refused
+from loot.router import transaction_forward
 
 SERVICE = "loot.v1.Database"
 # When a stopping router answers the calls still running itself, as a share of its shutdown grace: before
@@ -51,9 +52,12 @@ class DatabaseService:
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
-        register(server, SERVICE, {method: grpc.unary_unary_rpc_method_handler(
+        handlers = {method: grpc.unary_unary_rpc_method_handler(
             observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
-            for method in SHARD_METHODS})
+            for method in SHARD_METHODS}
+        handlers["Transaction"] = grpc.stream_stream_rpc_method_handler(
+            observed(f"/{SERVICE}/Transaction", self.Transaction, return_request_id=True))
+        register(server, SERVICE, handlers)
 
     @guard
     async def Execute(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -66,6 +70,26 @@ class DatabaseService:
     @guard
     async def Describe(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return await self._forward("Describe", request, context)
+
+    @guard
+    async def Transaction(self, requests, context: grpc.aio.ServicerContext) -> None:
+        """Forwarded on a stream of its own (loot/router/transaction_forward.py)."""
+        admission = self._admit(context)
+        task = asyncio.current_task()
+        self._running.add(task)
+        self.in_flight += 1
+        try:
+            await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards,
+                                              self._corrected_by)
+        except asyncio.CancelledError:
+            if not self._gave_up:
+                raise
+            task.uncancel()  # the shard rolls back what has not committed; a commit under way may have
+            raise Fault(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN", "the router stopped during the transaction: "
+                        "it may or may not have been applied; read before retrying") from None
+        finally:
+            self.in_flight -= 1
+            self._running.discard(task)
 
     def stopping(self, grace: float) -> None:
         """The router stops: calls still running near the end of `grace` seconds are answered OUTCOME_UNKNOWN."""

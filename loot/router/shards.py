@@ -53,6 +53,17 @@ class Shards:
         name = membership.ring.owner(database_id)
         return name, self._streams[membership.shards[name]], membership.epoch
 
+    def channel_for(self, database_id: str) -> tuple[str, grpc.aio.Channel, int]:
+        """The owning shard's name, its channel (for a stream of a call's own) and the membership's epoch."""
+        membership = self.source.current
+        name = membership.ring.owner(database_id)
+        return name, self._channels[membership.shards[name]], membership.epoch
+
+    @property
+    def secret(self) -> tuple[str, str]:
+        """The cluster secret, as call metadata."""
+        return self._secret
+
     def _follow(self, membership: Membership) -> None:
         missing = [name for name, address in membership.shards.items() if not address]
         if missing:

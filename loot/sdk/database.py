@@ -13,6 +13,7 @@ from loot.errors import from_rpc_error
 from loot.sdk import tools
 from loot.sdk.requests import Params, statement
 from loot.sdk.result import from_batch, from_execute
+from loot.sdk.transaction import AsyncTransaction, Transaction
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 
@@ -32,6 +33,11 @@ class _Database:
         items = [(item, ()) if isinstance(item, str) else item for item in statements]
         request = pb.BatchRequest(statements=[statement(sql, params) for sql, params in items])
         return self._call("Batch", request, from_batch)
+
+    def transaction(self):
+        """An interactive transaction (loot/sdk/transaction.py): `with db.transaction() as tx:` (asyncio:
+        `async with`); commits at the block's end, rolls back if it raises."""
+        return self._transaction_type(self._stub, self._metadata(), self.timeout)
 
     def describe(self):
         """The database's tables, columns, indexes, views, filters and rules (a DescribeResponse)."""
@@ -56,6 +62,8 @@ class _Database:
 class Database(_Database):
     """Synchronous: `db.execute(...)` returns a Result."""
 
+    _transaction_type = Transaction
+
     def _call(self, method: str, request, parse: Callable):
         try:
             response = getattr(self._stub, method)(request, metadata=self._metadata(), timeout=self.timeout)
@@ -66,6 +74,8 @@ class Database(_Database):
 
 class AsyncDatabase(_Database):
     """asyncio: `await db.execute(...)` returns a Result."""
+
+    _transaction_type = AsyncTransaction
 
     async def _call(self, method: str, request, parse: Callable):
         try:

@@ -16,6 +16,11 @@ A request holds its database from the moment it takes the lock until its work
 on the worker thread has ended, even if its caller gave up meanwhile: a call
 cancelled while its SQLite work runs never lets the next request in, nor the
 LRU close the connection under it.
+
+A `Lease` (an interactive transaction, docs/transactions.md) holds the database
+across several works, each on a worker thread in its account's turn: the requests
+behind it wait in the database's bounded queue, other databases never wait (no
+worker is held between works), the LRU never closes it, and a fence revokes it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class _Actor:
         self.in_use = threading.Lock()
         self.database: OpenDatabase | None = None
         self.pending = 0  # requests waiting for or holding the lock
+        self.lease: Lease | None = None  # the transaction holding the lock, if one does
 
 
 class Databases:
@@ -116,6 +122,23 @@ class Databases:
                 await self._leave(actor)
         return await asyncio.shield(working)  # a caller giving up leaves the work, and the database, to it
 
+    async def lease(self, database_id: str, account: str, deadline: float | None) -> Lease:
+        """Hold the database, as `run` does for one work, until `Lease.end`; `deadline` bounds the wait."""
+        actor = self._admit(database_id)
+        try:
+            async with _before(deadline):
+                await actor.lock.acquire()
+        except BaseException:
+            await self._leave(actor)
+            raise
+        lease = actor.lease = Lease(self, database_id, actor, account)
+        try:
+            self.still_owned(database_id)
+        except BaseException:
+            await lease.end(None)
+            raise
+        return lease
+
     async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str) -> T:
         """The work on a worker thread, then the database and the worker given back."""
         try:
@@ -172,6 +195,8 @@ class Databases:
         return how many. Requests still queued for it then fail `still_owned`."""
         fenced = [(key, actor) for key, actor in list(self._actors.items()) if gone(key)]
         for _, actor in fenced:
+            if actor.lease is not None:
+                actor.lease.revoke()  # its transaction rolls back at its next step, or at once if idle
             actor.pending += 1  # not idle: eviction must not close it under us
             try:
                 async with actor.lock:
@@ -208,6 +233,47 @@ class Databases:
         opened = [(actor.in_use, actor.database) for actor in self._actors.values() if actor.database is not None]
         self._actors.clear()
         await loop.run_in_executor(None, _close_all, opened)
+
+
+class Lease:
+    """A database held across several works (see the module's docstring)."""
+
+    def __init__(self, databases: Databases, database_id: str, actor: _Actor, account: str):
+        self._databases = databases
+        self._database_id = database_id
+        self._actor = actor
+        self._account = account
+        self._working: asyncio.Future | None = None
+        self.revoked = asyncio.Event()  # set by a fence: the database is moving away
+
+    def revoke(self) -> None:
+        self.revoked.set()
+
+    async def run(self, work: Work[T], schema_claim: str = "") -> T:
+        """`work(database)` on a worker thread in the account's turn. A caller giving up leaves it running:
+        `end` waits for it."""
+        await self._databases.workers.turn(self._account)
+        self._working = asyncio.get_running_loop().run_in_executor(
+            self._databases._pool, self._databases._call, self._database_id, self._actor, work, schema_claim)
+        self._working.add_done_callback(lambda _: self._databases.workers.release(self._account))
+        return await asyncio.shield(self._working)
+
+    def end(self, last: Work[None] | None) -> asyncio.Task:
+        """Once the work in progress has ended, run `last` (if any, whatever else failed) and give the
+        database back. A task of its own, so that a caller cancelled again cannot skip a step."""
+        return asyncio.ensure_future(self._end(last))
+
+    async def _end(self, last: Work[None] | None) -> None:
+        try:
+            if self._working is not None:
+                await asyncio.wait([self._working])
+            if last is not None and self._actor.database is not None:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._databases._pool, self._databases._call, self._database_id, self._actor, last, "")
+        finally:
+            self._actor.lease = None
+            self._actor.lock.release()
+            await self._databases._leave(self._actor)
 
 
 _GAVE_UP = object()

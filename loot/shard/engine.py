@@ -59,7 +59,7 @@ _ROW_FRAMING = 6  # a row's tag and length in its Result
 
 
 @dataclass
-class _Budget:
+class Budget:
     """The result-size limit, spent across the request's statements."""
 
     limit: int
@@ -112,10 +112,10 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
     with sandbox.request(deadline):
         sandbox.check_deadline()
         changes = _schema_phase(database, context.schema, reads_only)
-        budget = _Budget(sandbox.limits.result_bytes)
+        budget = Budget(sandbox.limits.result_bytes)
 
         def run_statements(guard: Enforcer) -> list[pb.Result]:
-            results = [_run_one(database, guard, statement, index, context.instead, budget, reads_only)
+            results = [run_one(database, guard, statement, index, context.instead, budget, reads_only)
                        for index, statement in enumerate(statements)]
             sandbox.start_clock()  # `after` gets a time limit of its own
             return results
@@ -140,21 +140,43 @@ def transaction(conn: apsw.Connection, *, claims_json: str, readonly: bool, befo
     """BEGIN, `before`, `statements(access)`, `after`, COMMIT: one transaction, all or nothing."""
     access = for_connection(conn)
     with access.request(claims_json, readonly):
-        access.control("BEGIN IMMEDIATE")
+        begin(access, before)
         try:
-            access.refresh()
-            if before:
-                _privileged_script(access, before, "before")
-                access.refresh()  # `before` may have changed the policy
             result = statements(access)
-            if after:
-                _privileged_script(access, after, "after")
-            access.control("COMMIT")
+            commit(access, after)
         except BaseException:
-            if not conn.get_autocommit():
-                access.control("ROLLBACK")
+            rollback(access)
             raise
     return result
+
+
+# The phases of `transaction`, one by one for an interactive transaction (loot/shard/transactions.py),
+# each inside the request's `access.request(...)`.
+
+def begin(access: Enforcer, before: str) -> None:
+    """BEGIN IMMEDIATE, then `before`; rolled back if `before` fails."""
+    access.control("BEGIN IMMEDIATE")
+    try:
+        access.refresh()
+        if before:
+            _privileged_script(access, before, "before")
+            access.refresh()  # `before` may have changed the policy
+    except BaseException:
+        rollback(access)
+        raise
+
+
+def commit(access: Enforcer, after: str) -> None:
+    """`after`, then COMMIT; the caller rolls back if either fails."""
+    if after:
+        _privileged_script(access, after, "after")
+    access.control("COMMIT")
+
+
+def rollback(access: Enforcer) -> None:
+    """ROLLBACK, unless SQLite already rolled the transaction back itself."""
+    if not access.conn.get_autocommit():
+        access.control("ROLLBACK")
 
 
 def _privileged_script(access: Enforcer, script: str, claim: str) -> None:
@@ -203,8 +225,8 @@ def apply_schema(database: OpenDatabase, claim: str) -> list[str]:
     return database.take_creation_changes() + for_connection(database.conn).apply_schema(claim)
 
 
-def _run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, index: int, instead: str,
-             budget: _Budget, reads_only: bool) -> pb.Result:
+def run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, index: int, instead: str,
+             budget: Budget, reads_only: bool) -> pb.Result:
     """One statement of the request, or the privileged `instead` bound to its parameters."""
     conn, sandbox = database.conn, database.sandbox
     tracer = _OneStatement(reads_only, sandbox)

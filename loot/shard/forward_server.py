@@ -116,7 +116,7 @@ class Forwarding:
     def __init__(self, shard_name: str, methods: dict[int, Method], request_bytes: int = MAX_PAYLOAD):
         self._shard_name = shard_name
         self._methods = methods
-        self._held = HeldRequests(request_bytes)  # across every stream: the shard's memory budget counts them
+        self.held = HeldRequests(request_bytes)  # across every stream (and transactions'): the memory budget counts them
         self._streams: set[_Stream] = set()
         self._draining = False
         self._unknown = Observation(f"/{SERVICE}/Forward")
@@ -171,7 +171,7 @@ class Forwarding:
                             f"no Shard method numbered {forwarded.method}")
             # Not cut off at the deadline here: the call keeps to it itself, and answers what it did (a call
             # stopped after its work began might have committed, and must not be answered DEADLINE_EXCEEDED).
-            with self._held.hold(len(forwarded.request)):
+            with self.held.hold(len(forwarded.request)):
                 response = await method.run(method.parse(forwarded.request), remaining, forwarded.epoch)
             answered = shard_pb2.Answered(call=forwarded.call, response=_fitting(response.SerializeToString()))
             code = grpc.StatusCode.OK

@@ -15,6 +15,9 @@ MAX_RESULT_BYTES = 48 * MIB
 @dataclass(frozen=True)
 class Limits:
     statement_seconds: float = 5.0
+    # An interactive transaction (docs/transactions.md): longest wait for its next message, longest life.
+    transaction_idle_seconds: float = 5.0
+    transaction_seconds: float = 30.0
     result_bytes: int = 16 * MIB
     database_bytes: int = 1024 * MIB
     sql_bytes: int = 1 * MIB
@@ -42,6 +45,8 @@ class Limits:
 
 _HELP = {
     "statement_seconds": "longest run time of one statement, in seconds (DEADLINE_EXCEEDED)",
+    "transaction_idle_seconds": "longest wait for a transaction's next message, in seconds (ABORTED, rolled back)",
+    "transaction_seconds": "longest life of a transaction, in seconds (ABORTED, rolled back)",
     "result_bytes": "largest result of one request, in bytes (RESOURCE_EXHAUSTED)",
     "database_bytes": "largest database file, in bytes (RESOURCE_EXHAUSTED, rolled back)",
     "sql_bytes": "longest SQL text of one statement, in bytes (INVALID_ARGUMENT)",

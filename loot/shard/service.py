@@ -11,13 +11,14 @@ import grpc
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
+from loot.observability.handlers import observed
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
-from loot.shard import engine
+from loot.shard import engine, transaction_stream
 from loot.shard.access.enforcer import for_connection
 from loot.shard.databases import Databases
 from loot.shard.describe import describe
-from loot.shard.forward_server import Forwarding, Method
+from loot.shard.forward_server import SERVICE, Forwarding, Method
 from loot.shard.storage import OpenDatabase
 
 _ADMISSION_CACHE = 4096
@@ -38,6 +39,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         self.arrival = arrival  # a database moving here is opened only once its copy is in place (loot/shard/handoff)
         # A pure function of its arguments: hot databases skip a hash per call (the ring caches owners itself).
         self._database_id = functools.lru_cache(maxsize=_ADMISSION_CACHE)(database_id)
+        self._transaction = observed(f"/{SERVICE}/Transaction", self._serve_transaction, return_request_id=False)
         self.forwarding = Forwarding(name, {
             shard_pb2.FORWARDED_METHOD_EXECUTE: Method("Execute", shard_pb2.ShardExecuteRequest, self.execute),
             shard_pb2.FORWARDED_METHOD_BATCH: Method("Batch", shard_pb2.ShardBatchRequest, self.batch),
@@ -55,6 +57,15 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     @guard
     async def Describe(self, request: shard_pb2.ShardDescribeRequest, context) -> pb.DescribeResponse:
         return await self.describe(request, context.time_remaining(), _router_epoch(context))
+
+    async def Transaction(self, requests, context: grpc.aio.ServicerContext) -> None:
+        await self._transaction(requests, context)  # observed as one call: access log line, metrics
+
+    @guard
+    async def _serve_transaction(self, requests, context: grpc.aio.ServicerContext) -> None:
+        epoch = _router_epoch(context)
+        await transaction_stream.serve(context, self.databases, functools.partial(self._open_here, epoch=epoch),
+                                       self.forwarding.held)
 
     async def Forward(self, requests, context: grpc.aio.ServicerContext) -> None:
         await self.forwarding.serve(context)  # reads `requests` through the context, writes answers to it
@@ -93,6 +104,11 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
                                         shard_context.schema, inline=functools.partial(engine.run_inline, **request),
                                         account=shard_context.account, deadline=deadline)
+
+    async def _open_here(self, shard_context: shard_pb2.Context, remaining: float | None, epoch: int) -> None:
+        """Admit a transaction's database, once it is in place here."""
+        self._admit(shard_context, epoch)
+        await self.arrival(shard_context.database_id, remaining)
 
     def _admit(self, shard_context: shard_pb2.Context, router_epoch: int) -> None:
         if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,

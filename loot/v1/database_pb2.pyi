@@ -202,3 +202,49 @@ class Rule(_message.Message):
     name: str
     predicate: str
     def __init__(self, table: _Optional[str] = ..., operation: _Optional[str] = ..., name: _Optional[str] = ..., predicate: _Optional[str] = ...) -> None: ...
+
+class TransactionRequest(_message.Message):
+    __slots__ = ("begin", "statements", "end")
+    BEGIN_FIELD_NUMBER: _ClassVar[int]
+    STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    begin: TransactionBegin
+    statements: BatchRequest
+    end: TransactionEnd
+    def __init__(self, begin: _Optional[_Union[TransactionBegin, _Mapping]] = ..., statements: _Optional[_Union[BatchRequest, _Mapping]] = ..., end: _Optional[_Union[TransactionEnd, _Mapping]] = ...) -> None: ...
+
+class TransactionBegin(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TransactionEnd(_message.Message):
+    __slots__ = ("commit",)
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    commit: bool
+    def __init__(self, commit: _Optional[bool] = ...) -> None: ...
+
+class TransactionResponse(_message.Message):
+    __slots__ = ("begun", "results", "error", "ended")
+    BEGUN_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    begun: TransactionBegun
+    results: BatchResponse
+    error: bytes
+    ended: TransactionEnded
+    def __init__(self, begun: _Optional[_Union[TransactionBegun, _Mapping]] = ..., results: _Optional[_Union[BatchResponse, _Mapping]] = ..., error: _Optional[bytes] = ..., ended: _Optional[_Union[TransactionEnded, _Mapping]] = ...) -> None: ...
+
+class TransactionBegun(_message.Message):
+    __slots__ = ("schema_changes",)
+    SCHEMA_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    schema_changes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_changes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TransactionEnded(_message.Message):
+    __slots__ = ("committed", "destroyed")
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    committed: bool
+    destroyed: bool
+    def __init__(self, committed: _Optional[bool] = ..., destroyed: _Optional[bool] = ...) -> None: ...

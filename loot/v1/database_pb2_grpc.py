@@ -51,6 +51,11 @@ class DatabaseStub:
                 request_serializer=loot_dot_v1_dot_database__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=loot_dot_v1_dot_database__pb2.DescribeResponse.FromString,
                 _registered_method=True)
+        self.Transaction = channel.stream_stream(
+                '/loot.v1.Database/Transaction',
+                request_serializer=loot_dot_v1_dot_database__pb2.TransactionRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServicer:
@@ -78,6 +83,14 @@ class DatabaseServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transaction(self, request_iterator, context):
+        """An interactive transaction on the token's database (docs/transactions.md): the first message
+        opens it, each later one runs statements in it, answered in order; the last commits or rolls back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_DatabaseServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=loot_dot_v1_dot_database__pb2.DescribeRequest.FromString,
                     response_serializer=loot_dot_v1_dot_database__pb2.DescribeResponse.SerializeToString,
+            ),
+            'Transaction': grpc.stream_stream_rpc_method_handler(
+                    servicer.Transaction,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.TransactionRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.TransactionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class Database:
             '/loot.v1.Database/Describe',
             loot_dot_v1_dot_database__pb2.DescribeRequest.SerializeToString,
             loot_dot_v1_dot_database__pb2.DescribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transaction(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/loot.v1.Database/Transaction',
+            loot_dot_v1_dot_database__pb2.TransactionRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
             options,
             channel_credentials,
             insecure,

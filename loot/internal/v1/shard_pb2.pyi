@@ -70,6 +70,14 @@ class ShardDescribeRequest(_message.Message):
     request: _database_pb2.DescribeRequest
     def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.DescribeRequest, _Mapping]] = ...) -> None: ...
 
+class ShardTransactionRequest(_message.Message):
+    __slots__ = ("context", "request")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    request: _database_pb2.TransactionRequest
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.TransactionRequest, _Mapping]] = ...) -> None: ...
+
 class Forwarded(_message.Message):
     __slots__ = ("call", "method", "request", "seconds_left", "epoch", "request_id")
     CALL_FIELD_NUMBER: _ClassVar[int]

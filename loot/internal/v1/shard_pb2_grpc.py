@@ -56,6 +56,11 @@ class ShardStub:
                 request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.Forwarded.SerializeToString,
                 response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.Answered.FromString,
                 _registered_method=True)
+        self.Transaction = channel.stream_stream(
+                '/loot.internal.v1.Shard/Transaction',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardTransactionRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -94,6 +99,15 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transaction(self, request_iterator, context):
+        """A loot.v1.Database Transaction, one stream per transaction (docs/transactions.md): the router
+        forwards each client message with the Context on the first only; the shard's answers go back as is.
+        Metadata as the unary methods: the cluster secret, `loot-epoch`, `x-request-id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +130,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.Forwarded.FromString,
                     response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.Answered.SerializeToString,
+            ),
+            'Transaction': grpc.stream_stream_rpc_method_handler(
+                    servicer.Transaction,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardTransactionRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.TransactionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +245,33 @@ class Shard:
             '/loot.internal.v1.Shard/Forward',
             loot_dot_internal_dot_v1_dot_shard__pb2.Forwarded.SerializeToString,
             loot_dot_internal_dot_v1_dot_shard__pb2.Answered.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transaction(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/loot.internal.v1.Shard/Transaction',
+            loot_dot_internal_dot_v1_dot_shard__pb2.ShardTransactionRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
             options,
             channel_credentials,
             insecure,
