@@ -32,6 +32,7 @@ from typing import TypeVar
 import grpc
 
 from loot.status import Fault
+from loot.shard.catalog import Identity
 from loot.shard.limits import Limits
 from loot.shard.storage import OpenDatabase, Storage
 from loot.shard.workers import Workers
@@ -78,13 +79,14 @@ class Databases:
                 "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
 
     async def run(self, database_id: str, work: Work[T], schema_claim: str = "", inline: Work[T] | None = None,
-                  *, account: str = "", deadline: float | None = None) -> T:
+                  *, account: str = "", deadline: float | None = None, identity: Identity | None = None) -> T:
         """Run `work(database)` alone on the database, on a worker thread; create the database if new.
 
         If the database is open, `inline(database)` is tried first, on the event loop: it must raise
         RunOnWorker, having changed nothing, before it writes, waits for a lock or runs long.
         `deadline` (monotonic) bounds the wait for the database and a worker (DEADLINE_EXCEEDED, nothing
-        ran); once on a worker, the work runs to its end, which the work itself keeps to the deadline."""
+        ran); once on a worker, the work runs to its end, which the work itself keeps to the deadline.
+        `identity` is whose the database is, recorded in the shard's catalog when this creates it."""
         actor = self._admit(database_id)
         working = None
         try:
@@ -105,7 +107,9 @@ class Databases:
                         return result
                 async with _before(deadline):
                     await self.workers.turn(account)
-                working = asyncio.ensure_future(self._on_worker(database_id, actor, work, schema_claim, account))
+                working = asyncio.ensure_future(
+                    self._on_worker(database_id, actor, functools.partial(_noting_writes, work), schema_claim, account,
+                                    identity))
                 self._working.add(working)
                 working.add_done_callback(self._working.discard)
             finally:
@@ -116,11 +120,12 @@ class Databases:
                 await self._leave(actor)
         return await asyncio.shield(working)  # a caller giving up leaves the work, and the database, to it
 
-    async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str) -> T:
+    async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str,
+                         identity: Identity | None) -> T:
         """The work on a worker thread, then the database and the worker given back."""
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._call, database_id, actor, work, schema_claim)
+                self._pool, self._call, database_id, actor, work, schema_claim, identity)
         finally:
             self.workers.release(account)
             actor.lock.release()
@@ -157,10 +162,11 @@ class Databases:
         finally:
             actor.in_use.release()
 
-    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str) -> T:
+    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str,
+              identity: Identity | None) -> T:
         with actor.in_use:
             if actor.database is None:
-                actor.database = self.storage.open(database_id, schema_claim)
+                actor.database = self.storage.open(database_id, schema_claim, identity)
             try:
                 return work(actor.database)
             finally:
@@ -211,6 +217,15 @@ class Databases:
 
 
 _GAVE_UP = object()
+
+
+def _noting_writes(work: Work[T], database: OpenDatabase) -> T:
+    """`work(database)`, the catalog told if it changed the database (inline work only reads)."""
+    mark = database.write_mark()
+    try:
+        return work(database)
+    finally:
+        database.note_writes(mark)
 
 
 def _close_all(databases: list[tuple[threading.Lock, OpenDatabase]]) -> None:

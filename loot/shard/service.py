@@ -15,6 +15,7 @@ from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
 from loot.shard import engine
 from loot.shard.access.enforcer import for_connection
+from loot.shard.catalog import Identity
 from loot.shard.databases import Databases
 from loot.shard.describe import describe
 from loot.shard.forward_server import Forwarding, Method
@@ -81,7 +82,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         await self.arrival(request.context.database_id, remaining)
         return await self.databases.run(request.context.database_id,
                                         functools.partial(_describe, claim=request.context.schema),
-                                        request.context.schema, account=request.context.account, deadline=deadline)
+                                        request.context.schema, account=request.context.account, deadline=deadline,
+                                        identity=_identity(request.context))
 
     async def _run(self, shard_context: shard_pb2.Context, statements, remaining: float | None,
                    router_epoch: int) -> engine.Outcome:
@@ -92,7 +94,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         request = dict(context=shard_context, statements=statements, deadline=deadline)
         return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
                                         shard_context.schema, inline=functools.partial(engine.run_inline, **request),
-                                        account=shard_context.account, deadline=deadline)
+                                        account=shard_context.account, deadline=deadline,
+                                        identity=_identity(shard_context))
 
     def _admit(self, shard_context: shard_pb2.Context, router_epoch: int) -> None:
         if shard_context.database_id != self._database_id(shard_context.account, shard_context.name,
@@ -115,6 +118,10 @@ def _deadline(remaining: float | None) -> float | None:
     """The client's deadline on the monotonic clock. Every wait and every statement ends by it, and the
     request commits only before it: a DEADLINE_EXCEEDED from the shard means nothing was applied."""
     return None if remaining is None else time.monotonic() + remaining
+
+
+def _identity(shard_context: shard_pb2.Context) -> Identity:
+    return Identity(shard_context.account, shard_context.name, shard_context.tenant)
 
 
 def _router_epoch(context: grpc.aio.ServicerContext) -> int:
