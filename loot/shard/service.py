@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
-from loot.shard import engine
+from loot.shard import engine, fleet
 from loot.shard.access.enforcer import for_connection
 from loot.shard.catalog import Identity
 from loot.shard.databases import Databases
@@ -56,6 +57,21 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     @guard
     async def Describe(self, request: shard_pb2.ShardDescribeRequest, context) -> pb.DescribeResponse:
         return await self.describe(request, context.time_remaining(), _router_epoch(context))
+
+    @guard
+    async def ListDatabases(self, request: shard_pb2.ShardListDatabasesRequest, context) -> pb.ListDatabasesResponse:
+        return await self._from_catalog(fleet.list_databases, request)
+
+    @guard
+    async def Census(self, request: shard_pb2.ShardCensusRequest, context) -> pb.CensusResponse:
+        return await self._from_catalog(fleet.census, request)
+
+    async def _from_catalog(self, answer, request):
+        """`answer(catalog, request)` off the event loop (the catalog is a file, shared with the workers)."""
+        catalog = self.databases.storage.catalog
+        if catalog is None:
+            raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "NO_CATALOG", f"shard {self.name} keeps no catalog")
+        return await asyncio.get_running_loop().run_in_executor(None, answer, catalog, request)
 
     async def Forward(self, requests, context: grpc.aio.ServicerContext) -> None:
         await self.forwarding.serve(context)  # reads `requests` through the context, writes answers to it

@@ -202,3 +202,67 @@ class Rule(_message.Message):
     name: str
     predicate: str
     def __init__(self, table: _Optional[str] = ..., operation: _Optional[str] = ..., name: _Optional[str] = ..., predicate: _Optional[str] = ...) -> None: ...
+
+class ListDatabasesRequest(_message.Message):
+    __slots__ = ("name", "tenant_prefix", "page_size", "page_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tenant_prefix: str
+    page_size: int
+    page_token: str
+    def __init__(self, name: _Optional[str] = ..., tenant_prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class DatabaseInfo(_message.Message):
+    __slots__ = ("name", "tenant", "created", "last_write", "bytes", "schema_hash")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LAST_WRITE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tenant: str
+    created: float
+    last_write: float
+    bytes: int
+    schema_hash: str
+    def __init__(self, name: _Optional[str] = ..., tenant: _Optional[str] = ..., created: _Optional[float] = ..., last_write: _Optional[float] = ..., bytes: _Optional[int] = ..., schema_hash: _Optional[str] = ...) -> None: ...
+
+class ListDatabasesResponse(_message.Message):
+    __slots__ = ("databases", "next_page_token")
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    databases: _containers.RepeatedCompositeFieldContainer[DatabaseInfo]
+    next_page_token: str
+    def __init__(self, databases: _Optional[_Iterable[_Union[DatabaseInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CensusRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CensusGroup(_message.Message):
+    __slots__ = ("name", "schema_hash", "databases", "bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema_hash: str
+    databases: int
+    bytes: int
+    def __init__(self, name: _Optional[str] = ..., schema_hash: _Optional[str] = ..., databases: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class CensusResponse(_message.Message):
+    __slots__ = ("groups", "databases", "bytes")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[CensusGroup]
+    databases: int
+    bytes: int
+    def __init__(self, groups: _Optional[_Iterable[_Union[CensusGroup, _Mapping]]] = ..., databases: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...

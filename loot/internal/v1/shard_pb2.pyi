@@ -70,6 +70,22 @@ class ShardDescribeRequest(_message.Message):
     request: _database_pb2.DescribeRequest
     def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.DescribeRequest, _Mapping]] = ...) -> None: ...
 
+class ShardListDatabasesRequest(_message.Message):
+    __slots__ = ("context", "request")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    request: _database_pb2.ListDatabasesRequest
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.ListDatabasesRequest, _Mapping]] = ...) -> None: ...
+
+class ShardCensusRequest(_message.Message):
+    __slots__ = ("context", "request")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    request: _database_pb2.CensusRequest
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.CensusRequest, _Mapping]] = ...) -> None: ...
+
 class Forwarded(_message.Message):
     __slots__ = ("call", "method", "request", "seconds_left", "epoch", "request_id")
     CALL_FIELD_NUMBER: _ClassVar[int]

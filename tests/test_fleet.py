@@ -1,0 +1,168 @@
+"""The account methods (docs/fleet.md) through a real router and shards: listing and census across
+shards, exact after creates and destroys, pages without gaps or repeats while databases are made,
+account tokens only, and one account never seeing another's databases."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+from jose import jws
+
+from loot.cli.local_cluster import LocalCluster
+from loot.errors import LootError
+from loot import Client
+from loot.shard.schema.history import digest
+from loot.tokens import Key, mint, mint_account
+from loot.tokens.claims import COMPAT_DATES, ISSUER
+from loot.v1 import database_pb2 as pb
+from loot.v1 import database_pb2_grpc
+from tests.client import Client as RawClient
+from tests.conftest import refused
+from tests.schemas import open_table
+
+NOTES = open_table("CREATE TABLE notes (n INTEGER)", "notes")
+NOTES_V2 = open_table("CREATE TABLE notes (n INTEGER, extra TEXT)", "notes")
+ACCOUNT_METHODS = {"ListDatabases": pb.ListDatabasesRequest(), "Census": pb.CensusRequest()}
+
+
+def _touch(cluster: LocalCluster, key: Key, name: str, tenants: list[str], schema: str = NOTES) -> None:
+    with RawClient(cluster.address) as client:
+        for tenant in tenants:
+            client.execute(mint(key, name, tenant, schema=schema), "INSERT INTO notes (n) VALUES (1)")
+
+
+def _account_call(cluster: LocalCluster, method: str, token: str):
+    with grpc.insecure_channel(cluster.address) as channel:
+        stub = database_pb2_grpc.AccountStub(channel)
+        return getattr(stub, method)(ACCOUNT_METHODS[method], metadata=(("authorization", f"Bearer {token}"),),
+                                     timeout=30)
+
+
+def test_listing_and_census_are_exact_after_creates_and_destroys(cluster: LocalCluster) -> None:
+    key = Key.generate()
+    _touch(cluster, key, "app", [f"t{i:02}" for i in range(30)])
+    _touch(cluster, key, "app", [f"new{i}" for i in range(5)], NOTES_V2)
+    _touch(cluster, key, "logs", ["a", "b"])
+    with RawClient(cluster.address) as client:
+        for tenant in ("t00", "t01", "t02"):
+            client.execute(mint(key, "app", tenant, destroy=True), "SELECT 1")
+    with Client(cluster.address) as sdk:
+        account = sdk.account(key)
+        listed = [(info.name, info.tenant) for info in account.databases(page_size=7)]
+        expected = sorted([("app", f"t{i:02}") for i in range(3, 30)] + [("app", f"new{i}") for i in range(5)]
+                          + [("logs", "a"), ("logs", "b")])
+        assert listed == expected
+        assert [info.tenant for info in account.databases(name="app", tenant_prefix="new")] == \
+            [f"new{i}" for i in range(5)]
+        first = next(account.databases(name="logs"))
+        assert first.bytes > 0 and first.created <= first.last_write and first.schema_hash == digest(NOTES)
+        census = account.census()
+        groups = {(group.name, group.schema_hash): group.databases for group in census.groups}
+        assert groups == {("app", digest(NOTES)): 27, ("app", digest(NOTES_V2)): 5, ("logs", digest(NOTES)): 2}
+        assert census.databases == 34 and census.bytes == sum(info.bytes for info in account.databases())
+
+
+def test_a_write_moves_last_write_size_and_schema_hash(cluster: LocalCluster) -> None:
+    key = Key.generate()
+    _touch(cluster, key, "app", ["alice"])
+    with Client(cluster.address) as sdk:
+        before = next(sdk.account(key).databases())
+        with RawClient(cluster.address) as client:
+            client.execute(mint(key, "app", "alice", schema=NOTES_V2),
+                           "INSERT INTO notes (n, extra) VALUES (2, zeroblob(100000))")
+        after = next(sdk.account(key).databases())
+    assert after.last_write > before.last_write and after.bytes > before.bytes + 90000
+    assert (before.schema_hash, after.schema_hash) == (digest(NOTES), digest(NOTES_V2))
+
+
+def test_pages_have_no_gaps_or_repeats_while_databases_are_made(cluster: LocalCluster) -> None:
+    key = Key.generate()
+    existing = [f"e{i:03}" for i in range(60)]
+    _touch(cluster, key, "app", existing)
+    made: list[str] = []
+    stop = threading.Event()
+
+    def make() -> None:
+        with RawClient(cluster.address) as client:
+            for i in range(10**6):
+                if stop.is_set():
+                    return
+                tenant = f"{'d' if i % 2 else 'f'}{i:04}"  # before and after the existing ones
+                client.execute(mint(key, "app", tenant, schema=NOTES), "SELECT 1")
+                made.append(tenant)
+
+    maker = threading.Thread(target=make)
+    maker.start()
+    try:
+        with Client(cluster.address) as sdk:
+            listed = [info.tenant for info in sdk.account(key).databases(page_size=5)]
+    finally:
+        stop.set()
+        maker.join()
+    assert len(listed) == len(set(listed)), "a database listed twice"
+    assert listed == sorted(listed)
+    assert set(existing) <= set(listed), "a database that existed throughout was skipped"
+    assert set(listed) <= set(existing) | set(made)
+
+
+def test_a_database_token_is_refused_on_every_account_method(cluster: LocalCluster) -> None:
+    key = Key.generate()
+    for method in ACCOUNT_METHODS:
+        refused(lambda: _account_call(cluster, method, mint(key, "app", "alice")),
+                grpc.StatusCode.PERMISSION_DENIED, "DATABASE_TOKEN")
+
+
+def test_an_account_token_is_refused_on_every_database_method(cluster: LocalCluster) -> None:
+    token = mint_account(Key.generate())
+    with RawClient(cluster.address) as client:
+        refused(lambda: client.execute(token, "SELECT 1"), grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_TOKEN")
+    with grpc.insecure_channel(cluster.address) as channel:
+        stub = database_pb2_grpc.DatabaseStub(channel)
+        metadata = (("authorization", f"Bearer {token}"),)
+        for call in (lambda: stub.Batch(pb.BatchRequest(), metadata=metadata, timeout=30),
+                     lambda: stub.Describe(pb.DescribeRequest(), metadata=metadata, timeout=30)):
+            refused(call, grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_TOKEN")
+
+
+def test_an_account_token_carries_no_database_claims(cluster: LocalCluster) -> None:
+    key = Key.generate()
+    for extra in ({"db": {"name": "app", "tenant": "a"}}, {"schema": NOTES}, {"scope": "everything"}):
+        refused(lambda: _account_call(cluster, "Census", _account_token_with(key, extra)),
+                grpc.StatusCode.INVALID_ARGUMENT, "BAD_SCOPE")
+
+
+def _account_token_with(key: Key, extra: dict) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "sub": key.account, "compat": COMPAT_DATES[-1], "iat": now, "exp": now + 600,
+               "scope": "account", **extra}
+    return jws.sign(payload, key.jose_key, headers={"typ": "JWT", "jwk": key.public_jwk}, algorithm=key.alg)
+
+
+def test_a_certified_app_key_cannot_sign_an_account_token(cluster: LocalCluster) -> None:
+    app = Key.generate().delegate(ttl=3600)
+    refused(lambda: _account_call(cluster, "ListDatabases", mint_account(app)),
+            grpc.StatusCode.PERMISSION_DENIED, "CERTIFICATE_LIMIT")
+
+
+def test_one_account_never_sees_another_accounts_databases(cluster: LocalCluster) -> None:
+    mine, theirs = Key.generate(), Key.generate()
+    _touch(cluster, mine, "app", ["alice", "bob"])
+    _touch(cluster, theirs, "app", ["alice", "carol"])
+    with Client(cluster.address) as sdk:
+        assert [info.tenant for info in sdk.account(mine).databases()] == ["alice", "bob"]
+        assert [info.tenant for info in sdk.account(theirs).databases()] == ["alice", "carol"]
+        assert sdk.account(mine).census().databases == 2
+        assert list(sdk.account(Key.generate()).databases()) == []
+
+
+def test_a_bad_page_token_or_size_is_refused_with_a_reason(cluster: LocalCluster) -> None:
+    with Client(cluster.address) as sdk:
+        account = sdk.account(Key.generate())
+        with pytest.raises(LootError) as bad_token:
+            account.page(page_token="not-a-token")
+        with pytest.raises(LootError) as bad_size:
+            account.page(page_size=5000)
+    assert (bad_token.value.reason, bad_size.value.reason) == ("BAD_PAGE_TOKEN", "BAD_PAGE_SIZE")
