@@ -4,6 +4,7 @@ account tokens only, and one account never seeing another's databases."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -21,6 +22,7 @@ from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 from tests.client import Client as RawClient
 from tests.conftest import refused
+from tests.test_cli import loot
 from tests.schemas import open_table
 
 NOTES = open_table("CREATE TABLE notes (n INTEGER)", "notes")
@@ -166,3 +168,22 @@ def test_a_bad_page_token_or_size_is_refused_with_a_reason(cluster: LocalCluster
         with pytest.raises(LootError) as bad_size:
             account.page(page_size=5000)
     assert (bad_token.value.reason, bad_size.value.reason) == ("BAD_PAGE_TOKEN", "BAD_PAGE_SIZE")
+
+
+def test_loot_databases_and_census_commands(cluster: LocalCluster, tmp_path) -> None:
+    key = Key.generate()
+    key.save(str(tmp_path / "key.json"))
+    _touch(cluster, key, "app", ["alice", "bob"])
+    common = ["--router", cluster.address, "--key", str(tmp_path / "key.json")]
+    listed = loot("databases", *common, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(row["name"], row["tenant"]) for row in map(json.loads, listed.stdout.splitlines())] == \
+        [("app", "alice"), ("app", "bob")]
+    plain = loot("databases", *common, "--tenant-prefix", "b")
+    assert plain.stdout.startswith("app\tbob\t") and plain.stdout.count("\n") == 1
+    census = loot("census", *common, "--json")
+    assert json.loads(census.stdout)["groups"][0]["databases"] == "2"  # int64 is a JSON string
+    app_key = tmp_path / "app.json"
+    assert loot("keygen", "--delegate", str(tmp_path / "key.json"), "--out", str(app_key)).returncode == 0
+    refused_app = loot("census", "--router", cluster.address, "--key", str(app_key))
+    assert refused_app.returncode != 0 and "CERTIFICATE_LIMIT" in refused_app.stderr
