@@ -1,7 +1,7 @@
 """The shard's catalog: for each database it holds, whose it is (account, name, tenant), when it was
 made and last written, its size and its current schema hash (docs/shard.md, "The catalog").
 
-One small SQLite file per shard, DATA/catalog.sqlite, so that listing an account's databases or
+One small SQLite file per shard, DATA/catalog.db, so that listing an account's databases or
 counting them is one indexed query instead of opening every file (ids are hashes: nothing else maps
 a file back to its owner). A row is made durable before its database's file appears (creation, a
 handoff's install) and removed only after the file is gone (destroy, retire): a crash in between
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import apsw
 
-FILE = "catalog.sqlite"
+FILE = "catalog.db"  # not *.sqlite: every .sqlite file in a shard's directory is a database named by its id
 _FLUSH_SECONDS = 1.0
 _DDL = """
 CREATE TABLE IF NOT EXISTS databases (database_id TEXT PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL,
