@@ -187,3 +187,69 @@ def test_loot_databases_and_census_commands(cluster: LocalCluster, tmp_path) -> 
     assert loot("keygen", "--delegate", str(tmp_path / "key.json"), "--out", str(app_key)).returncode == 0
     refused_app = loot("census", "--router", cluster.address, "--key", str(app_key))
     assert refused_app.returncode != 0 and "CERTIFICATE_LIMIT" in refused_app.stderr
+
+
+def _hashes(sdk: Client, key: Key, name: str) -> dict[str, int]:
+    return {group.schema_hash: group.databases for group in sdk.account(key).census(name).groups}
+
+
+def test_a_rollout_converges_every_database_canary_first_and_a_rerun_finds_nothing_to_do(cluster) -> None:
+    key = Key.generate()
+    tenants = [f"t{i:03}" for i in range(40)]
+    _touch(cluster, key, "app", tenants)
+    _touch(cluster, key, "other", ["x"])
+    with Client(cluster.address) as sdk:
+        steps = list(sdk.account(key).rollout("app", NOTES_V2, canary=3, concurrency=2))
+        assert [step.phase for step in steps[:5]] == ["canary", "canary", "canary", "canary", "rest"]
+        assert steps[-1].phase == "done" and steps[-1].converged == 40 and steps[-1].total == 40
+        assert sorted(step.tenant for step in steps if step.tenant) == tenants
+        assert _hashes(sdk, key, "app") == {digest(NOTES_V2): 40}
+        assert _hashes(sdk, key, "other") == {digest(NOTES): 1}  # another name is left alone
+        again = list(sdk.account(key).rollout("app", NOTES_V2))
+        assert (again[-1].phase, again[-1].already, again[-1].converged) == ("done", 40, 0)
+    with RawClient(cluster.address) as client:  # converged as a request would: the new column is there
+        client.execute(mint(key, "app", "t007"), "INSERT INTO notes (n, extra) VALUES (1, 'x')")
+
+
+def test_a_refused_schema_stops_the_rollout_at_the_canary(cluster) -> None:
+    key = Key.generate()
+    _touch(cluster, key, "app", [f"t{i}" for i in range(10)])
+    retyped = open_table("CREATE TABLE notes (n TEXT)", "notes")  # another column type: refused
+    with Client(cluster.address) as sdk:
+        steps = list(sdk.account(key).rollout("app", retyped, canary=1, concurrency=1))
+        assert steps[-1].phase == "refused" and steps[-1].refusal_reason == "SCHEMA_CHANGE_REFUSED"
+        assert steps[-1].tenant.startswith("t") and steps[-1].converged == 0
+        assert "rest" not in {step.phase for step in steps}
+        assert _hashes(sdk, key, "app") == {digest(NOTES): 10}
+
+
+def test_a_rollout_stopped_halfway_resumes_and_converges_each_database_once(cluster) -> None:
+    key = Key.generate()
+    tenants = [f"t{i:03}" for i in range(30)]
+    _touch(cluster, key, "app", tenants)
+    with Client(cluster.address) as sdk:
+        first = sdk.account(key).rollout("app", NOTES_V2, concurrency=1)
+        seen = [next(first) for _ in range(6)]  # the phase messages and a few databases
+        first.close()  # stops: no database is begun after it
+        assert seen[-1].converged >= 4
+        again = list(sdk.account(key).rollout("app", NOTES_V2))
+        assert again[-1].phase == "done" and again[-1].already + again[-1].converged == 30
+        assert again[-1].already >= seen[-1].converged
+        assert _hashes(sdk, key, "app") == {digest(NOTES_V2): 30}
+    with RawClient(cluster.address) as client:  # each database's history holds the claim once
+        for tenant in tenants:
+            changes = client.execute(mint(key, "app", tenant, schema=NOTES_V2), "SELECT 1").schema_changes
+            assert list(changes) == [], tenant
+
+
+def test_loot_rollout_prints_progress_and_names_a_refusing_tenant(cluster: LocalCluster, tmp_path) -> None:
+    key = Key.generate()
+    key.save(str(tmp_path / "key.json"))
+    _touch(cluster, key, "app", ["alice", "bob"])
+    common = ["--router", cluster.address, "--key", str(tmp_path / "key.json"), "--db", "app"]
+    done = loot("rollout", *common, "--schema", NOTES_V2)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "done: 2/2 on the claim (0 already)"
+    refused_run = loot("rollout", *common, "--schema", open_table("CREATE TABLE notes (n TEXT)", "notes"))
+    assert refused_run.returncode != 0 and "SCHEMA_CHANGE_REFUSED" in refused_run.stderr
+    assert "alice" in refused_run.stderr or "bob" in refused_run.stderr

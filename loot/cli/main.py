@@ -27,6 +27,8 @@ COMMANDS = {
                   fleet.add_databases_arguments, fleet.databases),
     "census": ("count your account's databases and bytes per name and schema hash",
                fleet.add_census_arguments, fleet.census),
+    "rollout": ("apply a schema claim to every database of a name now, canary first, with progress",
+                fleet.add_rollout_arguments, fleet.rollout),
     "router": ("run one router process", router_server.add_arguments, router_server.main),
     "shard": ("run one shard process", shard_server.add_arguments, shard_server.main),
     "health": ("probe a router or shard's gRPC health (exit 0 when serving)", health.add_arguments, health.run),

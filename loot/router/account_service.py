@@ -23,6 +23,7 @@ from loot.router.admission import Admission
 from loot.router.allowlist import Allowlist
 from loot.router.auth import admit_call
 from loot.router.rate_limits import RateLimits
+from loot.router.rollout import Rollout
 from loot.router.shards import Shards
 
 SERVICE = "loot.v1.Account"
@@ -58,6 +59,27 @@ class AccountService(database_pb2_grpc.AccountServicer):
         answers = await self._ask_all(lambda stub, timeout: stub.Census(asked, timeout=timeout,
                                                                         metadata=(self.shards.secret,)), context)
         return merged_census([answer.groups for answer in answers])
+
+    @guard
+    async def Rollout(self, request: pb.RolloutRequest, context: grpc.aio.ServicerContext) -> None:
+        admission = admit_call(context, self.tokens, self.accounts, self.limits, account_methods=True)
+        rollout = Rollout(self.shards, admission.claims.account, request, self.timeout, context.write)
+        await rollout.run(await self._every_database(admission, request.name, context))
+
+    async def _every_database(self, admission: Admission, name: str,
+                              context: grpc.aio.ServicerContext) -> list[pb.DatabaseInfo]:
+        databases: list[pb.DatabaseInfo] = []
+        token = ""
+        while True:
+            asked = shard_pb2.ShardListDatabasesRequest(context=_account(admission), request=pb.ListDatabasesRequest(
+                name=name, page_size=listing.MAX_PAGE_SIZE, page_token=token))
+            pages = await self._ask_all(lambda stub, timeout: stub.ListDatabases(
+                asked, timeout=timeout, metadata=(self.shards.secret,)), context)
+            page = merged_page([page.databases for page in pages], listing.MAX_PAGE_SIZE)
+            databases += page.databases
+            token = page.next_page_token
+            if not token:
+                return databases
 
     async def _ask_all(self, call: ShardCall, context: grpc.aio.ServicerContext) -> list:
         """Every shard's answer; any shard missing fails the call (a partial answer would look whole)."""

@@ -43,9 +43,24 @@ class Account:
         """How many databases and bytes per (name, schema hash)."""
         return self._call(self._stub.Census, pb.CensusRequest(name=name))
 
-    def _call(self, method, request):
+    def rollout(self, name: str, schema: str, *, canary: int = 0, concurrency: int = 0,
+                timeout: float | None = None) -> Iterator[pb.RolloutProgress]:
+        """Apply `schema` to every database of `name` now, canary first; progress after each database.
+        Stop by closing the iterator (or Ctrl-C); call again to resume. Ends with phase "done" or "refused"."""
+        request = pb.RolloutRequest(name=name, schema=schema, canary=canary, concurrency=concurrency)
+        stream = self._stub.Rollout(request, metadata=self._metadata(), timeout=timeout)
         try:
-            return method(request, metadata=(("authorization", f"Bearer {self._token.current()}"),),
-                          timeout=self.timeout)
+            yield from stream
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+        finally:
+            stream.cancel()
+
+    def _call(self, method, request):
+        try:
+            return method(request, metadata=self._metadata(), timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self._token.current()}"),)

@@ -266,3 +266,33 @@ class CensusResponse(_message.Message):
     databases: int
     bytes: int
     def __init__(self, groups: _Optional[_Iterable[_Union[CensusGroup, _Mapping]]] = ..., databases: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class RolloutRequest(_message.Message):
+    __slots__ = ("name", "schema", "canary", "concurrency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema: str
+    canary: int
+    concurrency: int
+    def __init__(self, name: _Optional[str] = ..., schema: _Optional[str] = ..., canary: _Optional[int] = ..., concurrency: _Optional[int] = ...) -> None: ...
+
+class RolloutProgress(_message.Message):
+    __slots__ = ("phase", "total", "already", "converged", "tenant", "refusal_reason", "refusal_message")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FIELD_NUMBER: _ClassVar[int]
+    CONVERGED_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    total: int
+    already: int
+    converged: int
+    tenant: str
+    refusal_reason: str
+    refusal_message: str
+    def __init__(self, phase: _Optional[str] = ..., total: _Optional[int] = ..., already: _Optional[int] = ..., converged: _Optional[int] = ..., tenant: _Optional[str] = ..., refusal_reason: _Optional[str] = ..., refusal_message: _Optional[str] = ...) -> None: ...

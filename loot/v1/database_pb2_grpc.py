@@ -212,6 +212,11 @@ class AccountStub:
                 request_serializer=loot_dot_v1_dot_database__pb2.CensusRequest.SerializeToString,
                 response_deserializer=loot_dot_v1_dot_database__pb2.CensusResponse.FromString,
                 _registered_method=True)
+        self.Rollout = channel.unary_stream(
+                '/loot.v1.Account/Rollout',
+                request_serializer=loot_dot_v1_dot_database__pb2.RolloutRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.RolloutProgress.FromString,
+                _registered_method=True)
 
 
 class AccountServicer:
@@ -234,6 +239,15 @@ class AccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rollout(self, request, context):
+        """Apply a schema claim to every database of a name now: a canary count first, then the rest,
+        progress after each database. Cancel the call to stop; call again to resume (databases already
+        on the claim are skipped). A refusal stops it and names the tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -246,6 +260,11 @@ def add_AccountServicer_to_server(servicer, server):
                     servicer.Census,
                     request_deserializer=loot_dot_v1_dot_database__pb2.CensusRequest.FromString,
                     response_serializer=loot_dot_v1_dot_database__pb2.CensusResponse.SerializeToString,
+            ),
+            'Rollout': grpc.unary_stream_rpc_method_handler(
+                    servicer.Rollout,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.RolloutRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.RolloutProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +324,33 @@ class Account:
             '/loot.v1.Account/Census',
             loot_dot_v1_dot_database__pb2.CensusRequest.SerializeToString,
             loot_dot_v1_dot_database__pb2.CensusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loot.v1.Account/Rollout',
+            loot_dot_v1_dot_database__pb2.RolloutRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.RolloutProgress.FromString,
             options,
             channel_credentials,
             insecure,
