@@ -221,6 +221,8 @@ _GAVE_UP = object()
 
 def _noting_writes(work: Work[T], database: OpenDatabase) -> T:
     """`work(database)`, the catalog told if it changed the database (inline work only reads)."""
+    if database.storage.catalog is None:
+        return work(database)
     mark = database.write_mark()
     try:
         return work(database)

@@ -59,11 +59,10 @@ class OpenDatabase:
         return self.conn.total_changes(), self.conn.pragma("schema_version")
 
     def note_writes(self, mark: tuple[int, int]) -> None:
-        """Tell the catalog, if the shard keeps one, that the database changed since `mark`."""
-        catalog = self.storage.catalog
-        if catalog is not None and not self.destroyed and self.write_mark() != mark:
+        """Tell the shard's catalog that the database changed since `mark`."""
+        if not self.destroyed and self.write_mark() != mark:
             size = self.conn.pragma("page_count") * self.conn.pragma("page_size")
-            catalog.wrote(self.database_id, size, current_hash(self.conn))
+            self.storage.catalog.wrote(self.database_id, size, current_hash(self.conn))
 
     def take_creation_changes(self) -> list[str]:
         changes, self.creation_changes = self.creation_changes, []
