@@ -149,11 +149,6 @@ class Catalog:
             self._flush()
             return [Group(*row) for row in self._conn.execute(sql, (account, name) if name else (account,))]
 
-    def count(self, account: str) -> tuple[int, int]:
-        """How many databases of the account this shard holds, and their bytes (a quota's input)."""
-        groups = self.census(account)
-        return sum(group.databases for group in groups), sum(group.bytes for group in groups)
-
     def ids(self) -> list[str]:
         with self._lock:
             return [row[0] for row in self._conn.execute("SELECT database_id FROM databases")]
