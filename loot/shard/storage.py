@@ -54,15 +54,26 @@ class OpenDatabase:
     kept: KeptStatements = field(default_factory=KeptStatements)  # what apsw's statement cache may keep
     database_id: str = ""
 
-    def write_mark(self) -> tuple[int, int]:
-        """What changes when a request writes: rows changed, and the schema's version (DDL)."""
-        return self.conn.total_changes(), self.conn.pragma("schema_version")
+    def write_mark(self) -> tuple[int, int] | None:
+        """What changes when a request writes: rows changed, and the schema's version (DDL); None
+        when SQLite cannot say (out of memory, say), which `note_writes` takes as a change."""
+        try:
+            return self.conn.total_changes(), self.conn.pragma("schema_version")
+        except apsw.Error:
+            return None
 
-    def note_writes(self, mark: tuple[int, int]) -> None:
+    def note_writes(self, mark: tuple[int, int] | None) -> None:
         """Tell the shard's catalog that the database changed since `mark`."""
-        if not self.destroyed and self.write_mark() != mark:
+        if self.destroyed:
+            return
+        try:
+            if mark is not None and self.write_mark() == mark:
+                return
             size = self.conn.pragma("page_count") * self.conn.pragma("page_size")
-            self.storage.catalog.wrote(self.database_id, size, current_hash(self.conn))
+            schema_hash = current_hash(self.conn)
+        except apsw.Error:  # out of memory, say: the request's own outcome stands; the next write catches up
+            return
+        self.storage.catalog.wrote(self.database_id, size, schema_hash)
 
     def take_creation_changes(self) -> list[str]:
         changes, self.creation_changes = self.creation_changes, []
