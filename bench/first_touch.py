@@ -2,7 +2,8 @@
 the first request an INSERT:
 
 - shard: the shard's path (Databases + engine, each database a copy of the
-  schema's template file, access control installed, the LRU closing them);
+  schema's template file entered in the shard's catalog, access control
+  installed, the LRU closing them);
 - naive: open a new file, run the schema's DDL, then the INSERT;
 - floor: bare SQLite on a file already made (rename it into place, open, the
   INSERT, close): no creation, no access control — what the disk and SQLite
@@ -37,6 +38,7 @@ from loot.ids import database_id  # noqa: E402
 from loot.internal.v1 import shard_pb2  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.shard import engine, system_tables  # noqa: E402
+from loot.shard.catalog import Identity  # noqa: E402
 from loot.shard.databases import Databases  # noqa: E402
 from loot.shard.limits import Limits  # noqa: E402
 from loot.shard.storage import SPARE_COPIES, Storage  # noqa: E402
@@ -77,7 +79,7 @@ class ShardPath:
 
     def __init__(self, data: Path, threads: int, durability: str):
         self.limits = Limits(durability=durability)
-        self.storage = Storage(data, self.limits, SPARE_COPIES)  # as the shard server makes it
+        self.storage = Storage(data, self.limits, SPARE_COPIES, catalog=True)  # as the shard server makes it
         self.threads = threads
         self.statements = [pb.Statement(sql=FIRST)]
 
@@ -102,7 +104,8 @@ class ShardPath:
         context = shard_pb2.Context(database_id=database_id("bench", "app", tenant), account="bench", name="app",
                                     tenant=tenant, schema=SCHEMA)
         await databases.run(context.database_id,
-                            lambda database: engine.run(database, context, self.statements, None), SCHEMA)
+                            lambda database: engine.run(database, context, self.statements, None), SCHEMA,
+                            identity=Identity("bench", "app", tenant))
 
 
 def naive(data: Path, tenants: list[str], threads: int, durability: str) -> Round:

@@ -123,7 +123,7 @@ def _raw_call(channel: grpc.Channel, method: str, client_streams: bool, server_s
 @pytest.mark.parametrize("metadata", [(), ((SECRET_HEADER, "wrong-secret-of-the-right-length"),)])
 def test_every_shard_method_but_health_refuses_calls_without_the_secret(cluster, metadata) -> None:
     methods = _every_shard_method()
-    assert len(methods) == 10  # a new method shows up here, and must be refused too
+    assert len(methods) == 12  # a new method shows up here, and must be refused too
     with grpc.insecure_channel(cluster.shards["shard-0"].address) as channel:
         for method, client_streams, server_streams in methods:
             refused(lambda: _raw_call(channel, method, client_streams, server_streams, metadata),

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loot import settings
-from loot.cli import backup, describe, health, keys, scale, shell, sql, token, up
+from loot.cli import backup, describe, fleet, health, keys, scale, shell, sql, token, up
 from loot.cli.target import UserError
 from loot.errors import LootError
 from loot.cli.local_cluster import exit_with_supervisor
@@ -23,6 +23,12 @@ COMMANDS = {
     "sql": ("run one SQL statement through a router", sql.add_arguments, sql.run),
     "shell": ("interactive SQL on one database", shell.add_arguments, shell.run),
     "describe": ("show a database's tables, indexes, views, filters and rules", describe.add_arguments, describe.run),
+    "databases": ("list your account's databases across the cluster (name, tenant, bytes, last write, schema)",
+                  fleet.add_databases_arguments, fleet.databases),
+    "census": ("count your account's databases and bytes per name and schema hash",
+               fleet.add_census_arguments, fleet.census),
+    "rollout": ("apply a schema claim to every database of a name now, canary first, with progress",
+                fleet.add_rollout_arguments, fleet.rollout),
     "router": ("run one router process", router_server.add_arguments, router_server.main),
     "shard": ("run one shard process", shard_server.add_arguments, shard_server.main),
     "health": ("probe a router or shard's gRPC health (exit 0 when serving)", health.add_arguments, health.run),

@@ -31,6 +31,8 @@ def admit(token: str, now: float | None = None, max_lifetime: float = MAX_LIFETI
 
 
 def shard_context(claims: Claims) -> shard_pb2.Context:
+    if claims.for_account:  # no database: only the account methods take it, and they read only the account
+        return shard_pb2.Context(account=claims.account)
     return shard_pb2.Context(
         database_id=database_id(claims.account, claims.name, claims.tenant),
         account=claims.account,

@@ -13,6 +13,7 @@ from loot.secret import SECRET_HEADER, cluster_secret
 from loot.settings import add_flag, positive_number
 from loot.tokens.claims import MAX_LIFETIME
 from loot.router import allowlist, rate_limits
+from loot.router.account_service import SERVICE as ACCOUNT_SERVICE, AccountService
 from loot.router.auth import verified_tokens
 from loot.router.service import SERVICE, DatabaseService
 from loot.router.shards import Shards
@@ -43,10 +44,12 @@ async def run(args: argparse.Namespace) -> None:
     source.start_watching(args.membership_poll)
     accounts.start_watching(args.accounts_poll)
     server = new_server(args.reuse_port)  # the service observes its own handlers
-    service = DatabaseService(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime), accounts, limits)
+    tokens = verified_tokens(args.max_token_lifetime)
+    service = DatabaseService(shards, args.forward_timeout, tokens, accounts, limits)
     service.add_to(server)
+    AccountService(shards, args.forward_timeout, tokens, accounts, limits).add_to(server)
     watch_calls_in_flight(lambda: service.in_flight)
-    await serve(server, args, role="router", name="router", services=[SERVICE], on_stop=shards.close,
+    await serve(server, args, role="router", name="router", services=[SERVICE, ACCOUNT_SERVICE], on_stop=shards.close,
                 on_stopping=lambda: service.stopping(args.shutdown_grace))
 
 

@@ -22,7 +22,7 @@ from loot.status import Fault, abort, guard, status_info
 from loot.tokens.cache import VerifiedTokens
 from loot.router.admission import Admission
 from loot.router.allowlist import Allowlist
-from loot.router.auth import authenticate
+from loot.router.auth import admit_call
 from loot.router.rate_limits import RateLimits
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
@@ -119,13 +119,7 @@ class DatabaseService:
             self._running.discard(task)
 
     def _admit(self, context: grpc.aio.ServicerContext) -> Admission:
-        """The call's token (through the verified-token cache), then its account: the allowlist and the rate
-        limit are checked on every call, cached token or not, so a reload applies to the next one."""
-        admission = authenticate(context, self.tokens)
-        self.accounts.check(admission.claims)
-        if self.limits is not None:
-            self.limits.take(admission.claims.account)
-        return admission
+        return admit_call(context, self.tokens, self.accounts, self.limits, account_methods=False)
 
     async def _route(self, method: str, admission: Admission, request: bytes,
                      context: grpc.aio.ServicerContext) -> bytes:

@@ -59,9 +59,14 @@ class Shards:
         name = membership.ring.owner(database_id)
         return name, self._channels[membership.shards[name]], membership.epoch
 
+    def every_shard(self) -> list[tuple[str, grpc.aio.Channel]]:
+        """Each shard's name and channel under the current membership (the account methods ask them all)."""
+        membership = self.source.current
+        return [(name, self._channels[address]) for name, address in sorted(membership.shards.items())]
+
     @property
     def secret(self) -> tuple[str, str]:
-        """The cluster secret, as call metadata."""
+        """The cluster secret's metadata entry, for calls outside the Forward streams."""
         return self._secret
 
     def _follow(self, membership: Membership) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 
+from loot.sdk.account import Account
 from loot.sdk.database import AsyncDatabase, Database
 from loot.sdk.tokens import FixedToken, MintedToken
 from loot.grpc_options import GRPC_OPTIONS
@@ -51,6 +52,10 @@ class Client(_Client):
 
     _grpc = grpc
     _database = Database
+
+    def account(self, key: Key, *, ttl: int = 900) -> Account:
+        """The account `key` is (its own key, not a certified app key): its databases and census."""
+        return Account(self.channel, key, self.timeout, ttl)
 
     def close(self) -> None:
         self.channel.close()

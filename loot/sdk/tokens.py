@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loot.tokens import Key, mint
+from loot.tokens import Key, mint, mint_account
 
 REFRESH_BEFORE = 60.0  # seconds before expiry at which a fresh token is minted
 
@@ -37,6 +37,19 @@ class MintedToken:
     def current(self) -> str:
         now = self.clock()
         if now > self._expires - REFRESH_BEFORE:
-            self._token = mint(self.key, self.name, self.tenant, ttl=self.ttl, now=now, **self.claims)
+            self._token = self._mint(now)
             self._expires = now + self.ttl
         return self._token
+
+    def _mint(self, now: float) -> str:
+        return mint(self.key, self.name, self.tenant, ttl=self.ttl, now=now, **self.claims)
+
+
+class AccountToken(MintedToken):
+    """Mints account tokens (`scope: account`: docs/fleet.md) from the account's own key, renewed alike."""
+
+    def __init__(self, key: Key, *, ttl: int = 900, clock: Callable[[], float] = time.time):
+        super().__init__(key, "", "", ttl=ttl, clock=clock)
+
+    def _mint(self, now: float) -> str:
+        return mint_account(self.key, ttl=self.ttl, now=now)

@@ -37,6 +37,7 @@ from typing import TypeVar
 import grpc
 
 from loot.status import Fault
+from loot.shard.catalog import Identity
 from loot.shard.limits import Limits
 from loot.shard.storage import OpenDatabase, Storage
 from loot.shard.workers import Workers
@@ -84,13 +85,14 @@ class Databases:
                 "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
 
     async def run(self, database_id: str, work: Work[T], schema_claim: str = "", inline: Work[T] | None = None,
-                  *, account: str = "", deadline: float | None = None) -> T:
+                  *, account: str = "", deadline: float | None = None, identity: Identity | None = None) -> T:
         """Run `work(database)` alone on the database, on a worker thread; create the database if new.
 
         If the database is open, `inline(database)` is tried first, on the event loop: it must raise
         RunOnWorker, having changed nothing, before it writes, waits for a lock or runs long.
         `deadline` (monotonic) bounds the wait for the database and a worker (DEADLINE_EXCEEDED, nothing
-        ran); once on a worker, the work runs to its end, which the work itself keeps to the deadline."""
+        ran); once on a worker, the work runs to its end, which the work itself keeps to the deadline.
+        `identity` is whose the database is, recorded in the shard's catalog when this creates it."""
         actor = self._admit(database_id)
         working = None
         try:
@@ -111,7 +113,9 @@ class Databases:
                         return result
                 async with _before(deadline):
                     await self.workers.turn(account)
-                working = asyncio.ensure_future(self._on_worker(database_id, actor, work, schema_claim, account))
+                working = asyncio.ensure_future(
+                    self._on_worker(database_id, actor, functools.partial(_noting_writes, work), schema_claim, account,
+                                    identity))
                 self._working.add(working)
                 working.add_done_callback(self._working.discard)
             finally:
@@ -122,8 +126,10 @@ class Databases:
                 await self._leave(actor)
         return await asyncio.shield(working)  # a caller giving up leaves the work, and the database, to it
 
-    async def lease(self, database_id: str, account: str, deadline: float | None) -> Lease:
-        """Hold the database, as `run` does for one work, until `Lease.end`; `deadline` bounds the wait."""
+    async def lease(self, database_id: str, account: str, deadline: float | None,
+                    identity: Identity | None = None) -> Lease:
+        """Hold the database, as `run` does for one work, until `Lease.end`; `deadline` bounds the wait.
+        `identity`, as for `run`: whose the database is, if the lease creates it."""
         actor = self._admit(database_id)
         try:
             async with _before(deadline):
@@ -131,7 +137,7 @@ class Databases:
         except BaseException:
             await self._leave(actor)
             raise
-        lease = actor.lease = Lease(self, database_id, actor, account)
+        lease = actor.lease = Lease(self, database_id, actor, account, identity)
         try:
             self.still_owned(database_id)
         except BaseException:
@@ -139,11 +145,12 @@ class Databases:
             raise
         return lease
 
-    async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str) -> T:
+    async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str,
+                         identity: Identity | None) -> T:
         """The work on a worker thread, then the database and the worker given back."""
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._call, database_id, actor, work, schema_claim)
+                self._pool, self._call, database_id, actor, work, schema_claim, identity)
         finally:
             self.workers.release(account)
             actor.lock.release()
@@ -180,10 +187,11 @@ class Databases:
         finally:
             actor.in_use.release()
 
-    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str) -> T:
+    def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str,
+              identity: Identity | None) -> T:
         with actor.in_use:
             if actor.database is None:
-                actor.database = self.storage.open(database_id, schema_claim)
+                actor.database = self.storage.open(database_id, schema_claim, identity)
             try:
                 return work(actor.database)
             finally:
@@ -238,8 +246,10 @@ class Databases:
 class Lease:
     """A database held across several works (see the module's docstring)."""
 
-    def __init__(self, databases: Databases, database_id: str, actor: _Actor, account: str):
+    def __init__(self, databases: Databases, database_id: str, actor: _Actor, account: str,
+                 identity: Identity | None):
         self._databases = databases
+        self._identity = identity
         self._database_id = database_id
         self._actor = actor
         self._account = account
@@ -254,7 +264,8 @@ class Lease:
         `end` waits for it."""
         await self._databases.workers.turn(self._account)
         self._working = asyncio.get_running_loop().run_in_executor(
-            self._databases._pool, self._databases._call, self._database_id, self._actor, work, schema_claim)
+            self._databases._pool, self._databases._call, self._database_id, self._actor,
+            functools.partial(_noting_writes, work), schema_claim, self._identity)
         self._working.add_done_callback(lambda _: self._databases.workers.release(self._account))
         return await asyncio.shield(self._working)
 
@@ -269,7 +280,8 @@ class Lease:
                 await asyncio.wait([self._working])
             if last is not None and self._actor.database is not None:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._databases._pool, self._databases._call, self._database_id, self._actor, last, "")
+                    self._databases._pool, self._databases._call, self._database_id, self._actor,
+                    functools.partial(_noting_writes, last), "", self._identity)
         finally:
             self._actor.lease = None
             self._actor.lock.release()
@@ -277,6 +289,17 @@ class Lease:
 
 
 _GAVE_UP = object()
+
+
+def _noting_writes(work: Work[T], database: OpenDatabase) -> T:
+    """`work(database)`, the catalog told if it changed the database (inline work only reads)."""
+    if database.storage.catalog is None:
+        return work(database)
+    mark = database.write_mark()
+    try:
+        return work(database)
+    finally:
+        database.note_writes(mark)
 
 
 def _close_all(databases: list[tuple[threading.Lock, OpenDatabase]]) -> None:

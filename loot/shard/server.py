@@ -59,7 +59,7 @@ async def run(args: argparse.Namespace) -> None:
         memory.enforce(memory.plan(limits, limits.workers))  # each worker converts one result at a time
     except ValueError as error:
         raise SystemExit(str(error)) from error
-    storage = Storage(Path(args.data), limits, SPARE_COPIES)
+    storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True)
     databases = Databases(storage, limits)
     watch_databases(databases.stats)
     progress = Progress()
@@ -87,6 +87,7 @@ async def run(args: argparse.Namespace) -> None:
         sweeping.cancel()
         await peers.close()
         await databases.close()
+        storage.catalog.close()  # its last writes' times, written out
 
     await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
                 on_stopping=shard.forwarding.drain,

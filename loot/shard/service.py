@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -14,8 +15,9 @@ from loot.membership import EPOCH_HEADER, MembershipSource, parse_epoch
 from loot.observability.handlers import observed
 from loot.status import Fault, guard
 from loot.v1 import database_pb2 as pb
-from loot.shard import engine, transaction_stream
+from loot.shard import engine, fleet, transaction_stream
 from loot.shard.access.enforcer import for_connection
+from loot.shard.catalog import Identity
 from loot.shard.databases import Databases
 from loot.shard.describe import describe
 from loot.shard.forward_server import SERVICE, Forwarding, Method
@@ -67,6 +69,21 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         await transaction_stream.serve(context, self.databases, functools.partial(self._open_here, epoch=epoch),
                                        self.forwarding.held)
 
+    @guard
+    async def ListDatabases(self, request: shard_pb2.ShardListDatabasesRequest, context) -> pb.ListDatabasesResponse:
+        return await self._from_catalog(fleet.list_databases, request)
+
+    @guard
+    async def Census(self, request: shard_pb2.ShardCensusRequest, context) -> pb.CensusResponse:
+        return await self._from_catalog(fleet.census, request)
+
+    async def _from_catalog(self, answer, request):
+        """`answer(catalog, request)` off the event loop (the catalog is a file, shared with the workers)."""
+        catalog = self.databases.storage.catalog
+        if catalog is None:
+            raise Fault(grpc.StatusCode.FAILED_PRECONDITION, "NO_CATALOG", f"shard {self.name} keeps no catalog")
+        return await asyncio.get_running_loop().run_in_executor(None, answer, catalog, request)
+
     async def Forward(self, requests, context: grpc.aio.ServicerContext) -> None:
         await self.forwarding.serve(context)  # reads `requests` through the context, writes answers to it
 
@@ -92,7 +109,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         await self.arrival(request.context.database_id, remaining)
         return await self.databases.run(request.context.database_id,
                                         functools.partial(_describe, claim=request.context.schema),
-                                        request.context.schema, account=request.context.account, deadline=deadline)
+                                        request.context.schema, account=request.context.account, deadline=deadline,
+                                        identity=Identity.of(request.context))
 
     async def _run(self, shard_context: shard_pb2.Context, statements, remaining: float | None,
                    router_epoch: int) -> engine.Outcome:
@@ -103,7 +121,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         request = dict(context=shard_context, statements=statements, deadline=deadline)
         return await self.databases.run(shard_context.database_id, functools.partial(engine.run, **request),
                                         shard_context.schema, inline=functools.partial(engine.run_inline, **request),
-                                        account=shard_context.account, deadline=deadline)
+                                        account=shard_context.account, deadline=deadline,
+                                        identity=Identity.of(shard_context))
 
     async def _open_here(self, shard_context: shard_pb2.Context, remaining: float | None, epoch: int) -> None:
         """Admit a transaction's database, once it is in place here."""

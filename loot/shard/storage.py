@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +27,13 @@ from pathlib import Path
 import apsw
 
 from loot.ids import is_database_id
+from loot.shard.catalog import Catalog, Entry, Identity
 from loot.shard.limits import Limits
 from loot.shard.sandbox import BUSY_MS, Sandbox
 from loot.shard.spares import Spares, write_copy
 from loot.shard.templates import Template, Templates
 from loot.shard.memory import KeptStatements
+from loot.shard.schema.history import current_hash
 
 _SIDE_FILES = ("-wal", "-shm")
 # A build without it would leave the rename of a new database undurable until a later checkpoint.
@@ -49,6 +52,28 @@ class OpenDatabase:
     creation_changes: list[str] = field(default_factory=list)
     destroyed: bool = False
     kept: KeptStatements = field(default_factory=KeptStatements)  # what apsw's statement cache may keep
+    database_id: str = ""
+
+    def write_mark(self) -> tuple[int, int] | None:
+        """What changes when a request writes: rows changed, and the schema's version (DDL); None
+        when SQLite cannot say (out of memory, say), which `note_writes` takes as a change."""
+        try:
+            return self.conn.total_changes(), self.conn.pragma("schema_version")
+        except apsw.Error:
+            return None
+
+    def note_writes(self, mark: tuple[int, int] | None) -> None:
+        """Tell the shard's catalog that the database changed since `mark`."""
+        if self.destroyed:
+            return
+        try:
+            if mark is not None and self.write_mark() == mark:
+                return
+            size = self.conn.pragma("page_count") * self.conn.pragma("page_size")
+            schema_hash = current_hash(self.conn)
+        except apsw.Error:  # out of memory, say: the request's own outcome stands; the next write catches up
+            return
+        self.storage.catalog.wrote(self.database_id, size, schema_hash)
 
     def take_creation_changes(self) -> list[str]:
         changes, self.creation_changes = self.creation_changes, []
@@ -88,9 +113,10 @@ SPARE_COPIES = 16
 
 
 class Storage:
-    def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0):
+    def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0, catalog: bool = False):
         """`spare_copies` > 0 keeps that many copies of each recent template written ahead, by a
-        background thread; the shard server does (SPARE_COPIES), tools and tests need not."""
+        background thread; the shard server does (SPARE_COPIES), tools and tests need not. `catalog`
+        keeps the shard's catalog (loot/shard/catalog.py) exact through creation, destroy and handoff."""
         self.root = root
         self.limits = limits
         self.scratch = root / ".tmp"
@@ -104,19 +130,23 @@ class Storage:
         self.templates = Templates(self.scratch, self.connect)
         self.spares = (Spares(self.scratch / f"spares-{uuid.uuid4().hex}", self._power_safe, spare_copies)
                        if spare_copies else None)
+        self.catalog = Catalog(root, self._power_safe) if catalog else None
+        if self.catalog is not None:
+            self.catalog.forget_missing(lambda database_id: self.path(database_id).exists())
 
     def path(self, database_id: str) -> Path:
         return database_path(self.root, database_id)
 
-    def open(self, database_id: str, schema_claim: str = "") -> OpenDatabase:
-        """Open the database, creating it (from the template for `schema_claim`) if new."""
+    def open(self, database_id: str, schema_claim: str = "", identity: Identity | None = None) -> OpenDatabase:
+        """Open the database, creating it (from the template for `schema_claim`) if new; a new one
+        enters the catalog as `identity`'s."""
         path = self.path(database_id)
-        template = None if path.exists() else self._create(path, schema_claim)
+        template = None if path.exists() else self._create(path, schema_claim, database_id, identity)
         conn, sandbox = self.connect(path)
         if template is None:
-            return OpenDatabase(conn, sandbox, path, self)
+            return OpenDatabase(conn, sandbox, path, self, database_id=database_id)
         template.introduce(conn)
-        return OpenDatabase(conn, sandbox, path, self, list(template.changes))
+        return OpenDatabase(conn, sandbox, path, self, list(template.changes), database_id=database_id)
 
     def connect(self, path: Path, create: bool = False) -> tuple[apsw.Connection, Sandbox]:
         """A connection with Loot's pragmas and its sandbox installed (its authorizer comes with its
@@ -148,10 +178,18 @@ class Storage:
         _fsync_dir(database.path.parent)
         _remove_side_files(database.path)
         tombstone.unlink()
+        if self.catalog is not None:
+            self.catalog.remove(database.database_id)
 
-    def _create(self, path: Path, schema_claim: str) -> Template:
+    def _create(self, path: Path, schema_claim: str, database_id: str, identity: Identity | None) -> Template:
         template = self.templates.get(schema_claim)
         self._ensure_dir(path.parent)
+        if self.catalog is not None:
+            if identity is None:
+                raise ValueError("a shard with a catalog creates a database only knowing whose it is")
+            now = time.time()
+            self.catalog.add(Entry(database_id, identity.account, identity.name, identity.tenant, now, now,
+                                   len(template.image), template.schema_hash))
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
         self._place(template, path)
         if self._power_safe and not _SQLITE_SYNCS_WAL_DIRECTORY:
@@ -173,10 +211,13 @@ class Storage:
         """A fresh file name in the scratch directory, which is cleared when the shard starts."""
         return self.scratch / f"{name}.{uuid.uuid4().hex}"
 
-    def install(self, database_id: str, staging: Path) -> None:
+    def install(self, database_id: str, staging: Path, entry: Entry | None = None) -> None:
         """Move a complete database written at `staging` (from `staging_path`) into place, crash-safely
-        and durably at once: the copy's previous owner deletes its file once told it is in place."""
+        and durably at once: the copy's previous owner deletes its file once told it is in place.
+        `entry` is its catalog row from the previous owner."""
         path = self.path(database_id)
+        if self.catalog is not None and entry is not None:
+            self.catalog.add(entry)
         self._ensure_dir(path.parent)
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the copy
         if self._power_safe:
@@ -198,6 +239,8 @@ class Storage:
                 os.rename(f"{path}{suffix}", f"{target}{suffix}")
         if self._power_safe:
             _fsync_dir(path.parent)
+        if self.catalog is not None:
+            self.catalog.remove(database_id)
         return True
 
     def _ensure_dir(self, directory: Path) -> None:

@@ -23,7 +23,7 @@ from loot.status import Fault
 from loot.shard import schema, system_tables
 from loot.shard.access.enforcer import for_connection
 from loot.shard.sandbox import Sandbox
-from loot.shard.schema.history import digest
+from loot.shard.schema.history import current_hash, digest
 
 Connect = Callable[..., tuple[apsw.Connection, Sandbox]]
 # Images kept in memory: a claim's tables, indexes and schema pages (tens of KiB each, usually).
@@ -39,6 +39,7 @@ class Template:
     image: bytes  # the file
     changes: list[str]  # what applying the claim to an empty database changed
     schema_version: int | None  # the version the claim left; None when it failed (copies start empty)
+    schema_hash: str  # the current claim's hash in a copy (the catalog's), empty when none applied
 
     @property
     def size(self) -> int:
@@ -73,15 +74,16 @@ class Templates:
             system_tables.create(conn)
             changes = _apply(conn, schema_claim)
             version = conn.pragma("schema_version")
+            schema_hash = current_hash(conn)
         finally:
             conn.close()
         if changes is None:  # the claim fails: new databases start empty and the request reports the failure
             path.unlink()
             empty = self.get("")
-            return Template(key, schema_claim, empty.image, empty.changes, None)
+            return Template(key, schema_claim, empty.image, empty.changes, None, empty.schema_hash)
         image = path.read_bytes()
         path.unlink()
-        return Template(key, schema_claim, image, changes, version)
+        return Template(key, schema_claim, image, changes, version, schema_hash)
 
 
 def _apply(conn: apsw.Connection, schema_claim: str) -> list[str] | None:

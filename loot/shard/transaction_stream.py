@@ -24,6 +24,7 @@ from loot.internal.v1 import shard_pb2
 from loot.status import Fault
 from loot.v1 import database_pb2 as pb
 from loot.shard import engine
+from loot.shard.catalog import Identity
 from loot.shard.databases import Databases, Lease
 from loot.shard.held_requests import HeldRequests
 from loot.shard.limits import Limits
@@ -44,7 +45,8 @@ async def serve(context: grpc.aio.ServicerContext, databases: Databases, admit: 
     client_deadline = float("inf") if remaining is None else time.monotonic() + remaining
     await admit(shard_context, remaining)
     lease = await databases.lease(shard_context.database_id, shard_context.account,
-                                  min(client_deadline, time.monotonic() + limits.transaction_seconds))
+                                  min(client_deadline, time.monotonic() + limits.transaction_seconds),
+                                  Identity.of(shard_context))
     deadline = min(client_deadline, time.monotonic() + limits.transaction_seconds)
     phases = TransactionPhases(shard_context, deadline)
     try:

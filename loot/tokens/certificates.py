@@ -56,6 +56,8 @@ class Certificate:
     def admit(self, claims: Claims, now: float) -> Claims:
         """`claims` (signed by the app key, for this account) within the certificate's limits, expiring with it."""
         self.check_time(now)
+        if claims.for_account:  # no certificate member grants it: listing or migrating every database is the root's
+            _exceeds("scope", "a certified app key cannot sign account tokens; sign them with the account's own key")
         if not self.allows_name(claims.name):
             _exceeds("names", f"the certificate does not cover database {shown(claims.name)}")
         if self.readonly and (not claims.flag("readonly") or "schema" in claims.payload):

@@ -1,4 +1,5 @@
-"""What a verified token grants (docs/tokens.md): one database and the privileged context.
+"""What a verified token grants (docs/tokens.md): one database and the privileged context, or, for an
+account token (`scope: account`, no `db`), the account methods alone (docs/fleet.md).
 
 `claims_from` checks a payload whose signature already verified.
 """
@@ -19,6 +20,7 @@ MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: a later time claim is a mist
 MAX_NAME_BYTES = 256
 _TEXT_CLAIMS = ("schema", "before", "after", "instead")
 _FLAG_CLAIMS = ("readonly", "destroy")
+ACCOUNT_SCOPE = "account"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Claims:
     payload: dict[str, Any] = field(repr=False)
     expires_at: float | None = None
     delegate: str | None = None  # the app key's thumbprint, when a certificate let it sign for the account
+    scope: str = ""  # ACCOUNT_SCOPE for an account token (no database: name and tenant empty)
+
+    @property
+    def for_account(self) -> bool:
+        return self.scope == ACCOUNT_SCOPE
 
     def text(self, claim: str) -> str:
         value = self.payload.get(claim)
@@ -42,6 +49,9 @@ def claims_from(payload: dict[str, Any], account: str, now: float, max_lifetime:
     """The claims of a signed payload for `account`, or the Fault naming the first rule it breaks."""
     _check_identity(payload, account)
     _check_validity(payload, now, max_lifetime)
+    if "scope" in payload:
+        _check_account_scope(payload)
+        return Claims(account, "", "", payload, payload.get("exp"), scope=ACCOUNT_SCOPE)
     _check_request(payload)
     db = payload["db"]
     return Claims(account, db["name"], db["tenant"], payload, payload.get("exp"))
@@ -87,10 +97,26 @@ def _time(payload: dict[str, Any], claim: str) -> float | None:
     return value
 
 
-def _check_request(payload: dict[str, Any]) -> None:
+def _check_account_scope(payload: dict[str, Any]) -> None:
+    """An account token: `scope` is "account", and nothing of a database token comes with it."""
+    _check_compat(payload)
+    if payload["scope"] != ACCOUNT_SCOPE:
+        raise invalid("BAD_SCOPE", f"`scope` must be {ACCOUNT_SCOPE!r} (got {shown(payload['scope'])}); a database "
+                      "token has no `scope`", claim="scope")
+    database_claims = [claim for claim in ("db", *_TEXT_CLAIMS, *_FLAG_CLAIMS) if claim in payload]
+    if database_claims:
+        raise invalid("BAD_SCOPE", f"an account token names no database and carries no database claims (got "
+                      f"{', '.join(database_claims)})", claim=database_claims[0])
+
+
+def _check_compat(payload: dict[str, Any]) -> None:
     if payload.get("compat") not in COMPAT_DATES:
         raise invalid("UNKNOWN_COMPAT", f"`compat` {shown(payload.get('compat'))} is not supported; use one of: "
                       f"{', '.join(COMPAT_DATES)}", supported=",".join(COMPAT_DATES))
+
+
+def _check_request(payload: dict[str, Any]) -> None:
+    _check_compat(payload)
     db = payload.get("db")
     if not isinstance(db, dict):
         raise invalid("BAD_DB_CLAIM", "`db` must be an object with `name` and `tenant` strings", claim="db")

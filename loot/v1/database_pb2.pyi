@@ -248,3 +248,97 @@ class TransactionEnded(_message.Message):
     committed: bool
     destroyed: bool
     def __init__(self, committed: _Optional[bool] = ..., destroyed: _Optional[bool] = ...) -> None: ...
+
+class ListDatabasesRequest(_message.Message):
+    __slots__ = ("name", "tenant_prefix", "page_size", "page_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tenant_prefix: str
+    page_size: int
+    page_token: str
+    def __init__(self, name: _Optional[str] = ..., tenant_prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class DatabaseInfo(_message.Message):
+    __slots__ = ("name", "tenant", "created", "last_write", "bytes", "schema_hash")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LAST_WRITE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tenant: str
+    created: float
+    last_write: float
+    bytes: int
+    schema_hash: str
+    def __init__(self, name: _Optional[str] = ..., tenant: _Optional[str] = ..., created: _Optional[float] = ..., last_write: _Optional[float] = ..., bytes: _Optional[int] = ..., schema_hash: _Optional[str] = ...) -> None: ...
+
+class ListDatabasesResponse(_message.Message):
+    __slots__ = ("databases", "next_page_token")
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    databases: _containers.RepeatedCompositeFieldContainer[DatabaseInfo]
+    next_page_token: str
+    def __init__(self, databases: _Optional[_Iterable[_Union[DatabaseInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CensusRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CensusGroup(_message.Message):
+    __slots__ = ("name", "schema_hash", "databases", "bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema_hash: str
+    databases: int
+    bytes: int
+    def __init__(self, name: _Optional[str] = ..., schema_hash: _Optional[str] = ..., databases: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class CensusResponse(_message.Message):
+    __slots__ = ("groups", "databases", "bytes")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[CensusGroup]
+    databases: int
+    bytes: int
+    def __init__(self, groups: _Optional[_Iterable[_Union[CensusGroup, _Mapping]]] = ..., databases: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class RolloutRequest(_message.Message):
+    __slots__ = ("name", "schema", "canary", "concurrency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema: str
+    canary: int
+    concurrency: int
+    def __init__(self, name: _Optional[str] = ..., schema: _Optional[str] = ..., canary: _Optional[int] = ..., concurrency: _Optional[int] = ...) -> None: ...
+
+class RolloutProgress(_message.Message):
+    __slots__ = ("phase", "total", "already", "converged", "tenant", "refusal_reason", "refusal_message")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FIELD_NUMBER: _ClassVar[int]
+    CONVERGED_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    total: int
+    already: int
+    converged: int
+    tenant: str
+    refusal_reason: str
+    refusal_message: str
+    def __init__(self, phase: _Optional[str] = ..., total: _Optional[int] = ..., already: _Optional[int] = ..., converged: _Optional[int] = ..., tenant: _Optional[str] = ..., refusal_reason: _Optional[str] = ..., refusal_message: _Optional[str] = ...) -> None: ...

@@ -233,3 +233,175 @@ class Database:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AccountStub:
+    """---- Account methods (docs/fleet.md) ----------------------------------------
+    Called with an account token (`scope: account`, no `db`: docs/tokens.md); a database token is refused.
+    They answer about the caller's account only, across every shard.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListDatabases = channel.unary_unary(
+                '/loot.v1.Account/ListDatabases',
+                request_serializer=loot_dot_v1_dot_database__pb2.ListDatabasesRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.ListDatabasesResponse.FromString,
+                _registered_method=True)
+        self.Census = channel.unary_unary(
+                '/loot.v1.Account/Census',
+                request_serializer=loot_dot_v1_dot_database__pb2.CensusRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.CensusResponse.FromString,
+                _registered_method=True)
+        self.Rollout = channel.unary_stream(
+                '/loot.v1.Account/Rollout',
+                request_serializer=loot_dot_v1_dot_database__pb2.RolloutRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.RolloutProgress.FromString,
+                _registered_method=True)
+
+
+class AccountServicer:
+    """---- Account methods (docs/fleet.md) ----------------------------------------
+    Called with an account token (`scope: account`, no `db`: docs/tokens.md); a database token is refused.
+    They answer about the caller's account only, across every shard.
+    """
+
+    def ListDatabases(self, request, context):
+        """The account's databases in (name, tenant) order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Census(self, request, context):
+        """How many databases, and their bytes, per (name, schema hash).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollout(self, request, context):
+        """Apply a schema claim to every database of a name now: a canary count first, then the rest,
+        progress after each database. Cancel the call to stop; call again to resume (databases already
+        on the claim are skipped). A refusal stops it and names the tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AccountServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListDatabases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatabases,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.ListDatabasesRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.ListDatabasesResponse.SerializeToString,
+            ),
+            'Census': grpc.unary_unary_rpc_method_handler(
+                    servicer.Census,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.CensusRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.CensusResponse.SerializeToString,
+            ),
+            'Rollout': grpc.unary_stream_rpc_method_handler(
+                    servicer.Rollout,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.RolloutRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.RolloutProgress.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'loot.v1.Account', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('loot.v1.Account', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Account:
+    """---- Account methods (docs/fleet.md) ----------------------------------------
+    Called with an account token (`scope: account`, no `db`: docs/tokens.md); a database token is refused.
+    They answer about the caller's account only, across every shard.
+    """
+
+    @staticmethod
+    def ListDatabases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.v1.Account/ListDatabases',
+            loot_dot_v1_dot_database__pb2.ListDatabasesRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.ListDatabasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Census(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.v1.Account/Census',
+            loot_dot_v1_dot_database__pb2.CensusRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.CensusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loot.v1.Account/Rollout',
+            loot_dot_v1_dot_database__pb2.RolloutRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.RolloutProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -26,15 +26,15 @@ _sym_db = _symbol_database.Default()
 from loot.v1 import database_pb2 as loot_dot_v1_dot_database__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cloot/internal/v1/shard.proto\x12\x10loot.internal.v1\x1a\x16loot/v1/database.proto\"\xc5\x01\n\x07\x43ontext\x12\x13\n\x0b\x64\x61tabase_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0e\n\x06schema\x18\x05 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x06 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x07 \x01(\t\x12\x0f\n\x07instead\x18\x08 \x01(\t\x12\x10\n\x08readonly\x18\t \x01(\x08\x12\x0f\n\x07\x64\x65stroy\x18\n \x01(\x08\x12\x13\n\x0b\x63laims_json\x18\x0b \x01(\t\"k\n\x13ShardExecuteRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12(\n\x07request\x18\x02 \x01(\x0b\x32\x17.loot.v1.ExecuteRequest\"g\n\x11ShardBatchRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12&\n\x07request\x18\x02 \x01(\x0b\x32\x15.loot.v1.BatchRequest\"m\n\x14ShardDescribeRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12)\n\x07request\x18\x02 \x01(\x0b\x32\x18.loot.v1.DescribeRequest\"s\n\x17ShardTransactionRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.loot.v1.TransactionRequest\"\x96\x01\n\tForwarded\x12\x0c\n\x04\x63\x61ll\x18\x01 \x01(\x04\x12\x31\n\x06method\x18\x02 \x01(\x0e\x32!.loot.internal.v1.ForwardedMethod\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x14\n\x0cseconds_left\x18\x04 \x01(\x01\x12\r\n\x05\x65poch\x18\x05 \x01(\x03\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"H\n\x08\x41nswered\x12\x0c\n\x04\x63\x61ll\x18\x01 \x01(\x04\x12\x12\n\x08response\x18\x02 \x01(\x0cH\x00\x12\x0f\n\x05\x65rror\x18\x03 \x01(\x0cH\x00\x42\t\n\x07outcome\",\n\x0cOwnedRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\"%\n\rOwnedResponse\x12\x14\n\x0c\x64\x61tabase_ids\x18\x01 \x03(\t\"C\n\x0eHandoffRequest\x12\x13\n\x0b\x64\x61tabase_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x03\"\x1c\n\x0cHandoffChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x11\n\x0f\x43onfirmResponse\"\x0f\n\rStatusRequest\"t\n\rHandoffStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x03\x12\x0f\n\x07settled\x18\x02 \x01(\x08\x12\x0f\n\x07to_pull\x18\x03 \x01(\x03\x12\x0e\n\x06pulled\x18\x04 \x01(\x03\x12\x12\n\nhanded_off\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03*\x8c\x01\n\x0f\x46orwardedMethod\x12 \n\x1c\x46ORWARDED_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46ORWARDED_METHOD_EXECUTE\x10\x01\x12\x1a\n\x16\x46ORWARDED_METHOD_BATCH\x10\x02\x12\x1d\n\x19\x46ORWARDED_METHOD_DESCRIBE\x10\x03\x32\x8c\x03\n\x05Shard\x12J\n\x07\x45xecute\x12%.loot.internal.v1.ShardExecuteRequest\x1a\x18.loot.v1.ExecuteResponse\x12\x44\n\x05\x42\x61tch\x12#.loot.internal.v1.ShardBatchRequest\x1a\x16.loot.v1.BatchResponse\x12M\n\x08\x44\x65scribe\x12&.loot.internal.v1.ShardDescribeRequest\x1a\x19.loot.v1.DescribeResponse\x12\x46\n\x07\x46orward\x12\x1b.loot.internal.v1.Forwarded\x1a\x1a.loot.internal.v1.Answered(\x01\x30\x01\x12Z\n\x0bTransaction\x12).loot.internal.v1.ShardTransactionRequest\x1a\x1c.loot.v1.TransactionResponse(\x01\x30\x01\x32\xbb\x02\n\x07Handoff\x12H\n\x05Owned\x12\x1e.loot.internal.v1.OwnedRequest\x1a\x1f.loot.internal.v1.OwnedResponse\x12J\n\x04\x43opy\x12 .loot.internal.v1.HandoffRequest\x1a\x1e.loot.internal.v1.HandoffChunk0\x01\x12N\n\x07\x43onfirm\x12 .loot.internal.v1.HandoffRequest\x1a!.loot.internal.v1.ConfirmResponse\x12J\n\x06Status\x12\x1f.loot.internal.v1.StatusRequest\x1a\x1f.loot.internal.v1.HandoffStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cloot/internal/v1/shard.proto\x12\x10loot.internal.v1\x1a\x16loot/v1/database.proto\"\xc5\x01\n\x07\x43ontext\x12\x13\n\x0b\x64\x61tabase_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0e\n\x06schema\x18\x05 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x06 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x07 \x01(\t\x12\x0f\n\x07instead\x18\x08 \x01(\t\x12\x10\n\x08readonly\x18\t \x01(\x08\x12\x0f\n\x07\x64\x65stroy\x18\n \x01(\x08\x12\x13\n\x0b\x63laims_json\x18\x0b \x01(\t\"k\n\x13ShardExecuteRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12(\n\x07request\x18\x02 \x01(\x0b\x32\x17.loot.v1.ExecuteRequest\"g\n\x11ShardBatchRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12&\n\x07request\x18\x02 \x01(\x0b\x32\x15.loot.v1.BatchRequest\"m\n\x14ShardDescribeRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12)\n\x07request\x18\x02 \x01(\x0b\x32\x18.loot.v1.DescribeRequest\"s\n\x17ShardTransactionRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.loot.v1.TransactionRequest\"w\n\x19ShardListDatabasesRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12.\n\x07request\x18\x02 \x01(\x0b\x32\x1d.loot.v1.ListDatabasesRequest\"i\n\x12ShardCensusRequest\x12*\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x19.loot.internal.v1.Context\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.loot.v1.CensusRequest\"\x96\x01\n\tForwarded\x12\x0c\n\x04\x63\x61ll\x18\x01 \x01(\x04\x12\x31\n\x06method\x18\x02 \x01(\x0e\x32!.loot.internal.v1.ForwardedMethod\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x14\n\x0cseconds_left\x18\x04 \x01(\x01\x12\r\n\x05\x65poch\x18\x05 \x01(\x03\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"H\n\x08\x41nswered\x12\x0c\n\x04\x63\x61ll\x18\x01 \x01(\x04\x12\x12\n\x08response\x18\x02 \x01(\x0cH\x00\x12\x0f\n\x05\x65rror\x18\x03 \x01(\x0cH\x00\x42\t\n\x07outcome\",\n\x0cOwnedRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\"%\n\rOwnedResponse\x12\x14\n\x0c\x64\x61tabase_ids\x18\x01 \x03(\t\"C\n\x0eHandoffRequest\x12\x13\n\x0b\x64\x61tabase_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x03\"G\n\x0cHandoffChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12)\n\x03row\x18\x02 \x01(\x0b\x32\x1c.loot.internal.v1.CatalogRow\"\x84\x01\n\nCatalogRow\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x01\x12\x12\n\nlast_write\x18\x05 \x01(\x01\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x13\n\x0bschema_hash\x18\x07 \x01(\t\"\x11\n\x0f\x43onfirmResponse\"\x0f\n\rStatusRequest\"t\n\rHandoffStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x03\x12\x0f\n\x07settled\x18\x02 \x01(\x08\x12\x0f\n\x07to_pull\x18\x03 \x01(\x03\x12\x0e\n\x06pulled\x18\x04 \x01(\x03\x12\x12\n\nhanded_off\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03*\x8c\x01\n\x0f\x46orwardedMethod\x12 \n\x1c\x46ORWARDED_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46ORWARDED_METHOD_EXECUTE\x10\x01\x12\x1a\n\x16\x46ORWARDED_METHOD_BATCH\x10\x02\x12\x1d\n\x19\x46ORWARDED_METHOD_DESCRIBE\x10\x03\x32\xb3\x04\n\x05Shard\x12J\n\x07\x45xecute\x12%.loot.internal.v1.ShardExecuteRequest\x1a\x18.loot.v1.ExecuteResponse\x12\x44\n\x05\x42\x61tch\x12#.loot.internal.v1.ShardBatchRequest\x1a\x16.loot.v1.BatchResponse\x12M\n\x08\x44\x65scribe\x12&.loot.internal.v1.ShardDescribeRequest\x1a\x19.loot.v1.DescribeResponse\x12\x46\n\x07\x46orward\x12\x1b.loot.internal.v1.Forwarded\x1a\x1a.loot.internal.v1.Answered(\x01\x30\x01\x12Z\n\x0bTransaction\x12).loot.internal.v1.ShardTransactionRequest\x1a\x1c.loot.v1.TransactionResponse(\x01\x30\x01\x12\\\n\rListDatabases\x12+.loot.internal.v1.ShardListDatabasesRequest\x1a\x1e.loot.v1.ListDatabasesResponse\x12G\n\x06\x43\x65nsus\x12$.loot.internal.v1.ShardCensusRequest\x1a\x17.loot.v1.CensusResponse2\xbb\x02\n\x07Handoff\x12H\n\x05Owned\x12\x1e.loot.internal.v1.OwnedRequest\x1a\x1f.loot.internal.v1.OwnedResponse\x12J\n\x04\x43opy\x12 .loot.internal.v1.HandoffRequest\x1a\x1e.loot.internal.v1.HandoffChunk0\x01\x12N\n\x07\x43onfirm\x12 .loot.internal.v1.HandoffRequest\x1a!.loot.internal.v1.ConfirmResponse\x12J\n\x06Status\x12\x1f.loot.internal.v1.StatusRequest\x1a\x1f.loot.internal.v1.HandoffStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'loot.internal.v1.shard_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FORWARDEDMETHOD']._serialized_start=1282
-  _globals['_FORWARDEDMETHOD']._serialized_end=1422
+  _globals['_FORWARDEDMETHOD']._serialized_start=1688
+  _globals['_FORWARDEDMETHOD']._serialized_end=1828
   _globals['_CONTEXT']._serialized_start=75
   _globals['_CONTEXT']._serialized_end=272
   _globals['_SHARDEXECUTEREQUEST']._serialized_start=274
@@ -45,26 +45,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SHARDDESCRIBEREQUEST']._serialized_end=597
   _globals['_SHARDTRANSACTIONREQUEST']._serialized_start=599
   _globals['_SHARDTRANSACTIONREQUEST']._serialized_end=714
-  _globals['_FORWARDED']._serialized_start=717
-  _globals['_FORWARDED']._serialized_end=867
-  _globals['_ANSWERED']._serialized_start=869
-  _globals['_ANSWERED']._serialized_end=941
-  _globals['_OWNEDREQUEST']._serialized_start=943
-  _globals['_OWNEDREQUEST']._serialized_end=987
-  _globals['_OWNEDRESPONSE']._serialized_start=989
-  _globals['_OWNEDRESPONSE']._serialized_end=1026
-  _globals['_HANDOFFREQUEST']._serialized_start=1028
-  _globals['_HANDOFFREQUEST']._serialized_end=1095
-  _globals['_HANDOFFCHUNK']._serialized_start=1097
-  _globals['_HANDOFFCHUNK']._serialized_end=1125
-  _globals['_CONFIRMRESPONSE']._serialized_start=1127
-  _globals['_CONFIRMRESPONSE']._serialized_end=1144
-  _globals['_STATUSREQUEST']._serialized_start=1146
-  _globals['_STATUSREQUEST']._serialized_end=1161
-  _globals['_HANDOFFSTATUS']._serialized_start=1163
-  _globals['_HANDOFFSTATUS']._serialized_end=1279
-  _globals['_SHARD']._serialized_start=1425
-  _globals['_SHARD']._serialized_end=1821
-  _globals['_HANDOFF']._serialized_start=1824
-  _globals['_HANDOFF']._serialized_end=2139
+  _globals['_SHARDLISTDATABASESREQUEST']._serialized_start=716
+  _globals['_SHARDLISTDATABASESREQUEST']._serialized_end=835
+  _globals['_SHARDCENSUSREQUEST']._serialized_start=837
+  _globals['_SHARDCENSUSREQUEST']._serialized_end=942
+  _globals['_FORWARDED']._serialized_start=945
+  _globals['_FORWARDED']._serialized_end=1095
+  _globals['_ANSWERED']._serialized_start=1097
+  _globals['_ANSWERED']._serialized_end=1169
+  _globals['_OWNEDREQUEST']._serialized_start=1171
+  _globals['_OWNEDREQUEST']._serialized_end=1215
+  _globals['_OWNEDRESPONSE']._serialized_start=1217
+  _globals['_OWNEDRESPONSE']._serialized_end=1254
+  _globals['_HANDOFFREQUEST']._serialized_start=1256
+  _globals['_HANDOFFREQUEST']._serialized_end=1323
+  _globals['_HANDOFFCHUNK']._serialized_start=1325
+  _globals['_HANDOFFCHUNK']._serialized_end=1396
+  _globals['_CATALOGROW']._serialized_start=1399
+  _globals['_CATALOGROW']._serialized_end=1531
+  _globals['_CONFIRMRESPONSE']._serialized_start=1533
+  _globals['_CONFIRMRESPONSE']._serialized_end=1550
+  _globals['_STATUSREQUEST']._serialized_start=1552
+  _globals['_STATUSREQUEST']._serialized_end=1567
+  _globals['_HANDOFFSTATUS']._serialized_start=1569
+  _globals['_HANDOFFSTATUS']._serialized_end=1685
+  _globals['_SHARD']._serialized_start=1831
+  _globals['_SHARD']._serialized_end=2394
+  _globals['_HANDOFF']._serialized_start=2397
+  _globals['_HANDOFF']._serialized_end=2712
 # @@protoc_insertion_point(module_scope)

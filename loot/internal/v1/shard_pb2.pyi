@@ -78,6 +78,22 @@ class ShardTransactionRequest(_message.Message):
     request: _database_pb2.TransactionRequest
     def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.TransactionRequest, _Mapping]] = ...) -> None: ...
 
+class ShardListDatabasesRequest(_message.Message):
+    __slots__ = ("context", "request")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    request: _database_pb2.ListDatabasesRequest
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.ListDatabasesRequest, _Mapping]] = ...) -> None: ...
+
+class ShardCensusRequest(_message.Message):
+    __slots__ = ("context", "request")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    request: _database_pb2.CensusRequest
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., request: _Optional[_Union[_database_pb2.CensusRequest, _Mapping]] = ...) -> None: ...
+
 class Forwarded(_message.Message):
     __slots__ = ("call", "method", "request", "seconds_left", "epoch", "request_id")
     CALL_FIELD_NUMBER: _ClassVar[int]
@@ -129,10 +145,30 @@ class HandoffRequest(_message.Message):
     def __init__(self, database_id: _Optional[str] = ..., owner: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class HandoffChunk(_message.Message):
-    __slots__ = ("data",)
+    __slots__ = ("data", "row")
     DATA_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
     data: bytes
-    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+    row: CatalogRow
+    def __init__(self, data: _Optional[bytes] = ..., row: _Optional[_Union[CatalogRow, _Mapping]] = ...) -> None: ...
+
+class CatalogRow(_message.Message):
+    __slots__ = ("account", "name", "tenant", "created", "last_write", "bytes", "schema_hash")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LAST_WRITE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    name: str
+    tenant: str
+    created: float
+    last_write: float
+    bytes: int
+    schema_hash: str
+    def __init__(self, account: _Optional[str] = ..., name: _Optional[str] = ..., tenant: _Optional[str] = ..., created: _Optional[float] = ..., last_write: _Optional[float] = ..., bytes: _Optional[int] = ..., schema_hash: _Optional[str] = ...) -> None: ...
 
 class ConfirmResponse(_message.Message):
     __slots__ = ()

@@ -61,6 +61,16 @@ class ShardStub:
                 request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardTransactionRequest.SerializeToString,
                 response_deserializer=loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
                 _registered_method=True)
+        self.ListDatabases = channel.unary_unary(
+                '/loot.internal.v1.Shard/ListDatabases',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardListDatabasesRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.ListDatabasesResponse.FromString,
+                _registered_method=True)
+        self.Census = channel.unary_unary(
+                '/loot.internal.v1.Shard/Census',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardCensusRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.CensusResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -108,6 +118,19 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDatabases(self, request, context):
+        """The account methods' share of this shard, from its catalog (docs/fleet.md); the router merges them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Census(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +158,16 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Transaction,
                     request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardTransactionRequest.FromString,
                     response_serializer=loot_dot_v1_dot_database__pb2.TransactionResponse.SerializeToString,
+            ),
+            'ListDatabases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatabases,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardListDatabasesRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.ListDatabasesResponse.SerializeToString,
+            ),
+            'Census': grpc.unary_unary_rpc_method_handler(
+                    servicer.Census,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ShardCensusRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.CensusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +305,60 @@ class Shard:
             '/loot.internal.v1.Shard/Transaction',
             loot_dot_internal_dot_v1_dot_shard__pb2.ShardTransactionRequest.SerializeToString,
             loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatabases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.internal.v1.Shard/ListDatabases',
+            loot_dot_internal_dot_v1_dot_shard__pb2.ShardListDatabasesRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.ListDatabasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Census(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.internal.v1.Shard/Census',
+            loot_dot_internal_dot_v1_dot_shard__pb2.ShardCensusRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.CensusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from loot.internal.v1 import shard_pb2
 from loot.shard.backup import databases, snapshot
+from loot.shard.catalog import Entry
 from loot.shard.storage import Storage
 
 RETIRED = "handed-off"
@@ -31,6 +33,23 @@ def copy(storage: Storage, database_id: str) -> Path | None:
     target = storage.staging_path(source.name)
     snapshot(source, target)
     return target
+
+
+def catalog_row(storage: Storage, database_id: str) -> shard_pb2.CatalogRow | None:
+    """The database's catalog row, to move with its copy; None when this shard keeps no row for it."""
+    entry = storage.catalog.get(database_id) if storage.catalog is not None else None
+    if entry is None:
+        return None
+    return shard_pb2.CatalogRow(account=entry.account, name=entry.name, tenant=entry.tenant, created=entry.created,
+                                last_write=entry.last_write, bytes=entry.bytes, schema_hash=entry.schema_hash)
+
+
+def catalog_entry(database_id: str, row: shard_pb2.CatalogRow | None) -> Entry | None:
+    """The new owner's catalog entry for a database copied with `row` (None: its old owner had none)."""
+    if row is None:
+        return None
+    return Entry(database_id, row.account, row.name, row.tenant, row.created, row.last_write, row.bytes,
+                 row.schema_hash)
 
 
 def retire(storage: Storage, database_id: str, epoch: int) -> bool:

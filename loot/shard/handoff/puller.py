@@ -33,6 +33,7 @@ from loot.internal.v1 import shard_pb2
 from loot.json_files import read_json, write_json
 from loot.membership import Membership, MembershipSource
 from loot.status import Fault
+from loot.shard.handoff import files
 from loot.shard.handoff.peers import PeerUnknown, Peers
 from loot.shard.handoff.progress import Progress
 from loot.shard.storage import Storage
@@ -107,8 +108,9 @@ class Puller:
                 raise Fault(grpc.StatusCode.UNAVAILABLE, "DATABASE_MOVING",
                             "the database is still being moved to this shard after a membership change; retry")
 
-    def install(self, database_id: str, staging: Path) -> None:
-        """Check a pulled copy and put it in place, unless a copy already is (see `_installing`)."""
+    def install(self, database_id: str, staging: Path, row: shard_pb2.CatalogRow | None = None) -> None:
+        """Check a pulled copy and put it in place, with its catalog `row`, unless a copy already is
+        (see `_installing`)."""
         try:
             conn = apsw.Connection(str(staging), flags=apsw.SQLITE_OPEN_READONLY)
             try:
@@ -121,7 +123,7 @@ class Puller:
             raise BadCopy(f"the copy failed its integrity check: {verdict[:3]}")
         with self._installing:
             if not self.storage.path(database_id).exists():
-                self.storage.install(database_id, staging)
+                self.storage.install(database_id, staging, files.catalog_entry(database_id, row))
 
     def settle(self, epoch: int) -> None:
         """Nothing more to move here under `epoch`: a restart need not ask around again."""
@@ -282,10 +284,12 @@ class _Pull:
         staging = storage.staging_path(f"{self.database_id}.pull")
         try:
             loop = asyncio.get_running_loop()
+            row = None
             with open(staging, "xb") as file:  # written off the event loop, which serves requests meanwhile
                 async for chunk in self.rebalance.puller.peers.copy(self.source, request):
+                    row = row or (chunk.row if chunk.HasField("row") else None)
                     await loop.run_in_executor(None, file.write, chunk.data)
-            await loop.run_in_executor(None, self.rebalance.puller.install, self.database_id, staging)
+            await loop.run_in_executor(None, self.rebalance.puller.install, self.database_id, staging, row)
         finally:
             staging.unlink(missing_ok=True)
 

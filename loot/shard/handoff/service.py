@@ -43,9 +43,12 @@ class HandoffService(shard_pb2_grpc.HandoffServicer):
             raise Fault(grpc.StatusCode.NOT_FOUND, "NO_DATABASE",
                         f"{self.name} holds no file for this database: it is new", shard=self.name)
         try:
+            # Fenced: no request writes it meanwhile, so the row matches the copy.
+            row = await loop.run_in_executor(None, files.catalog_row, self.storage, request.database_id)
             with open(copied, "rb") as file:  # read off the event loop, which serves requests meanwhile
                 while chunk := await loop.run_in_executor(None, file.read, files.CHUNK):
-                    await context.write(shard_pb2.HandoffChunk(data=chunk))
+                    await context.write(shard_pb2.HandoffChunk(data=chunk, row=row))
+                    row = None  # the first chunk carries it
         finally:
             copied.unlink(missing_ok=True)
 

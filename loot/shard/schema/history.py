@@ -43,6 +43,15 @@ def schema_version(conn: apsw.Connection) -> int:
     return conn.execute("PRAGMA main.schema_version").fetchone()[0]
 
 
+def current_hash(conn: apsw.Connection) -> str:
+    """The hash of the current schema claim (the history's last row); empty when none was applied."""
+    try:
+        row = conn.execute(f"SELECT hash FROM main.{TABLE} ORDER BY seq DESC LIMIT 1").fetchone()
+    except apsw.SQLError:  # no history table: no claim was ever applied
+        return ""
+    return "" if row is None else row[0]
+
+
 def known_unchanged(conn: apsw.Connection, claim: str) -> bool:
     """True when this connection already knows the claim needs nothing (the per-request fast path)."""
     for known, verdict in _known.get(conn, ()):
