@@ -27,7 +27,9 @@ from tests.schemas import open_table
 
 NOTES = open_table("CREATE TABLE notes (n INTEGER)", "notes")
 NOTES_V2 = open_table("CREATE TABLE notes (n INTEGER, extra TEXT)", "notes")
-ACCOUNT_METHODS = {"ListDatabases": pb.ListDatabasesRequest(), "Census": pb.CensusRequest()}
+ACCOUNT_METHODS = {"ListDatabases": pb.ListDatabasesRequest(), "Census": pb.CensusRequest(),
+                   "DestroyDatabases": pb.DestroyDatabasesRequest(name="app", tenants=["alice"],
+                                                                  confirm="destroy 1 databases of app")}
 
 
 def _touch(cluster: LocalCluster, key: Key, name: str, tenants: list[str], schema: str = NOTES) -> None:
@@ -269,3 +271,52 @@ def test_loot_rollout_prints_progress_and_names_a_refusing_tenant(cluster: Local
     refused_run = loot("rollout", *common, "--schema", open_table("CREATE TABLE notes (n TEXT)", "notes"))
     assert refused_run.returncode != 0 and "SCHEMA_CHANGE_REFUSED" in refused_run.stderr
     assert "alice" in refused_run.stderr or "bob" in refused_run.stderr
+
+
+def _tenants(sdk: Client, key: Key, name: str) -> list[str]:
+    return [info.tenant for info in sdk.account(key).databases(name)]
+
+
+def test_destroying_a_list_destroys_exactly_the_listed_databases(cluster: LocalCluster) -> None:
+    key, stranger = Key.generate(), Key.generate()
+    _touch(cluster, key, "doomed", ["a", "b", "c"])
+    _touch(cluster, key, "kept", ["a"])
+    _touch(cluster, stranger, "doomed", ["a"])
+    with Client(cluster.address) as sdk:
+        answer = sdk.account(key).destroy("doomed", ["c", "a", "zz"], "destroy 3 databases of doomed")
+        assert (list(answer.destroyed), list(answer.missing)) == (["c", "a"], ["zz"])
+        assert _tenants(sdk, key, "doomed") == ["b"]
+        assert _tenants(sdk, key, "kept") == ["a"] and _tenants(sdk, stranger, "doomed") == ["a"]
+        again = sdk.account(key).destroy("doomed", ["a"], "destroy 1 databases of doomed")
+        assert (list(again.destroyed), list(again.missing)) == ([], ["a"])  # never created to be destroyed
+        assert _tenants(sdk, key, "doomed") == ["b"]
+
+
+def test_destroying_a_list_must_be_explicit_and_confirmed(cluster: LocalCluster) -> None:
+    key = Key.generate()
+    _touch(cluster, key, "precious", ["a", "b"])
+    with Client(cluster.address) as sdk:
+        account = sdk.account(key)
+        for confirm in ("", "destroy 1 databases of precious", "yes"):
+            with pytest.raises(LootError) as unconfirmed:
+                account.destroy("precious", ["a", "b"], confirm)
+            assert unconfirmed.value.reason == "NOT_CONFIRMED"
+        for name, tenants in (("precious", []), ("", ["a"]), ("precious", ["a", "a"]), ("precious", [""])):
+            with pytest.raises(LootError) as vague:
+                account.destroy(name, tenants, f"destroy {len(tenants)} databases of {name}")
+            assert vague.value.reason == "BAD_DESTROY"
+        assert _tenants(sdk, key, "precious") == ["a", "b"]
+
+
+def test_loot_destroy_command(cluster: LocalCluster, tmp_path) -> None:
+    key = Key.generate()
+    key.save(str(tmp_path / "key.json"))
+    _touch(cluster, key, "cli-doomed", ["a", "b"])
+    common = ["--router", cluster.address, "--key", str(tmp_path / "key.json"), "--db", "cli-doomed"]
+    unconfirmed = loot("destroy", *common, "a")
+    assert unconfirmed.returncode != 0 and "destroy 1 databases of cli-doomed" in unconfirmed.stderr
+    done = loot("destroy", *common, "a", "x", "--confirm", "destroy 2 databases of cli-doomed")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["destroyed\tcli-doomed\ta", "missing\tcli-doomed\tx"]
+    with Client(cluster.address) as sdk:
+        assert _tenants(sdk, key, "cli-doomed") == ["b"]

@@ -1,5 +1,5 @@
-"""`loot databases`, `loot census` and `loot rollout`: an account's databases across the cluster
-(docs/fleet.md).
+"""`loot databases`, `loot census`, `loot rollout` and `loot destroy`: an account's databases across
+the cluster (docs/fleet.md).
 
 Each signs an account token (`scope: account`) with --key, which must be the account's own key."""
 
@@ -15,6 +15,7 @@ from google.protobuf import json_format
 
 from loot.cli.sql import add_router_argument, connect
 from loot.cli.target import UserError, load_key
+from loot.router.destroy_list import confirmation
 
 
 def add_databases_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,13 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--canary", type=int, default=1, help="databases converged first, before the rest (default 1)")
     parser.add_argument("--concurrency", type=int, default=0, help="databases converged at once per shard (1-64, "
                         "default 4)")
+
+
+def add_destroy_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser)
+    parser.add_argument("tenants", nargs="+", metavar="TENANT", help="each tenant whose database of --db goes")
+    parser.add_argument("--confirm", default="", help='"destroy N databases of NAME", as asked; without it, '
+                        "a terminal asks you to type it")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +94,23 @@ def rollout(args: argparse.Namespace) -> None:
     if last is not None and last.phase == "refused":
         raise UserError(f"rollout stopped: tenant {last.tenant!r} refused the claim [{last.refusal_reason}]: "
                         f"{last.refusal_message}")
+
+
+def destroy(args: argparse.Namespace) -> None:
+    if not args.db:
+        raise UserError("say which databases: --db NAME and the tenants, one by one")
+    expected = confirmation(args.db, len(args.tenants))
+    confirm = args.confirm
+    if not confirm and sys.stdin.isatty():
+        confirm = input(f"This destroys {len(args.tenants)} databases for good. Type {expected!r}: ")
+    if confirm != expected:
+        raise UserError(f"nothing destroyed: confirm with --confirm {expected!r}")
+    with connect(args) as client:
+        answer = client.account(load_key(args.key)).destroy(args.db, args.tenants, confirm)
+    for tenant in answer.destroyed:
+        print(f"destroyed\t{args.db}\t{tenant}")
+    for tenant in answer.missing:
+        print(f"missing\t{args.db}\t{tenant}")
 
 
 def _when(seconds: float) -> str:

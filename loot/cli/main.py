@@ -29,6 +29,8 @@ COMMANDS = {
                fleet.add_census_arguments, fleet.census),
     "rollout": ("apply a schema claim to every database of a name now, canary first, with progress",
                 fleet.add_rollout_arguments, fleet.rollout),
+    "destroy": ("destroy listed databases of a name for good (explicit and confirmed)",
+                fleet.add_destroy_arguments, fleet.destroy),
     "router": ("run one router process", router_server.add_arguments, router_server.main),
     "shard": ("run one shard process", shard_server.add_arguments, shard_server.main),
     "health": ("probe a router or shard's gRPC health (exit 0 when serving)", health.add_arguments, health.run),

@@ -23,6 +23,7 @@ from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 from loot.router.admission import Admission
 from loot.router.allowlist import Allowlist
+from loot.router import destroy_list
 from loot.router.auth import admit_call
 from loot.router.rate_limits import RateLimits
 from loot.router.rollout import Rollout
@@ -69,6 +70,13 @@ class AccountService(database_pb2_grpc.AccountServicer):
         admission = admit_call(context, self.tokens, self.accounts, self.limits, account_methods=True)
         rollout = Rollout(self.shards, admission.claims.account, request, self.timeout, context.write)
         await rollout.run(await self._every_database(admission, request.name, context))
+
+    @guard
+    async def DestroyDatabases(self, request: pb.DestroyDatabasesRequest, context) -> pb.DestroyDatabasesResponse:
+        admission = admit_call(context, self.tokens, self.accounts, self.limits, account_methods=True)
+        destroy_list.check(request)
+        listed = {info.tenant for info in await self._every_database(admission, request.name, context)}
+        return await destroy_list.destroy(self.shards, admission.claims.account, request, listed, self.timeout)
 
     async def _every_database(self, admission: Admission, name: str,
                               context: grpc.aio.ServicerContext) -> list[pb.DatabaseInfo]:

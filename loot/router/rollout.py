@@ -30,12 +30,12 @@ Write = Callable[[pb.RolloutProgress], Awaitable[None]]
 
 
 @dataclass
-class _Refusal:
+class Refusal:
     reason: str
     message: str
 
 
-_NOT_BEGUN = _Refusal("", "")  # stopped by another's refusal before its turn came
+_NOT_BEGUN = Refusal("", "")  # stopped by another's refusal before its turn came
 
 
 def check(request: pb.RolloutRequest) -> int:
@@ -80,7 +80,7 @@ class Rollout:
 
     async def _phase(self, batch: list[pb.DatabaseInfo], progress: pb.RolloutProgress) -> bool:
         """Converge `batch`, at most `concurrency` at a time per shard; False once one was refused."""
-        finished: asyncio.Queue[tuple[pb.DatabaseInfo, _Refusal | None]] = asyncio.Queue()
+        finished: asyncio.Queue[tuple[pb.DatabaseInfo, Refusal | None]] = asyncio.Queue()
         stopped = asyncio.Event()
 
         async def one(info: pb.DatabaseInfo) -> None:
@@ -108,7 +108,7 @@ class Rollout:
                 await self.write(progress)
         return not stopped.is_set()
 
-    async def _converge(self, info: pb.DatabaseInfo, stopped: asyncio.Event) -> _Refusal | None:
+    async def _converge(self, info: pb.DatabaseInfo, stopped: asyncio.Event) -> Refusal | None:
         db = database_id(self.account, info.name, info.tenant)
         owner = self.shards.source.current.ring.owner(db)
         gate = self._gates.setdefault(owner, asyncio.Semaphore(self.concurrency))
@@ -118,21 +118,26 @@ class Rollout:
             context = shard_pb2.Context(database_id=db, account=self.account, name=info.name, tenant=info.tenant,
                                         schema=self.request.schema, claims_json="{}")
             message = shard_request(context_field(context.SerializeToString()), _DESCRIBE)
-            return await self._call(db, message)
+            return await call_owner(self.shards, db, shard_pb2.FORWARDED_METHOD_DESCRIBE, message, self.timeout,
+                                    "run the rollout again to resume")
 
-    async def _call(self, db: str, message: bytes) -> _Refusal | None:
-        for first_attempt in (True, False):
-            name, shard, routed_under = self.shards.for_database(db)
-            try:
-                await shard.call(shard_pb2.FORWARDED_METHOD_DESCRIBE, message, self.timeout, routed_under, "")
-                return None
-            except Refused as refused:
-                info = status_info(refused.status)
-                if first_attempt and info is not None and info.reason == "WRONG_SHARD":
-                    self.shards.source.reload()  # the database moved: once more at its new owner
-                    continue
-                return _Refusal(info.reason if info is not None else "REFUSED", refused.status.message)
-            except (TimeoutError, InDoubt, NotSent) as lost:
-                return _Refusal("SHARD_UNAVAILABLE", f"shard {name} did not converge it ({lost or 'deadline'}); "
-                                "run the rollout again to resume")
-        return None
+
+
+async def call_owner(shards: Shards, db: str, method: int, message: bytes, timeout: float,
+                     lost_advice: str) -> Refusal | None:
+    """Send `message` to `db`'s owner on its Forward streams; the refusal, if any. A WRONG_SHARD under a
+    newer membership is sent once more, to the new owner, as the router does for a client's call."""
+    for first_attempt in (True, False):
+        name, shard, routed_under = shards.for_database(db)
+        try:
+            await shard.call(method, message, timeout, routed_under, "")
+            return None
+        except Refused as refused:
+            info = status_info(refused.status)
+            if first_attempt and info is not None and info.reason == "WRONG_SHARD":
+                shards.source.reload()  # the database moved: once more at its new owner
+                continue
+            return Refusal(info.reason if info is not None else "REFUSED", refused.status.message)
+        except (TimeoutError, InDoubt, NotSent) as lost:
+            return Refusal("SHARD_UNAVAILABLE", f"shard {name} did not answer ({lost or 'deadline'}); {lost_advice}")
+    return None

@@ -56,6 +56,12 @@ class Account:
         finally:
             stream.cancel()
 
+    def destroy(self, name: str, tenants: list[str], confirm: str) -> pb.DestroyDatabasesResponse:
+        """Destroy the databases of `name` for each of `tenants`, for good. `confirm` must be exactly
+        "destroy N databases of NAME"; tenants with no such database come back in `missing`."""
+        request = pb.DestroyDatabasesRequest(name=name, tenants=tenants, confirm=confirm)
+        return self._call(self._stub.DestroyDatabases, request)
+
     def _call(self, method, request):
         try:
             return method(request, metadata=self._metadata(), timeout=self.timeout)

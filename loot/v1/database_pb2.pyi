@@ -342,3 +342,21 @@ class RolloutProgress(_message.Message):
     refusal_reason: str
     refusal_message: str
     def __init__(self, phase: _Optional[str] = ..., total: _Optional[int] = ..., already: _Optional[int] = ..., converged: _Optional[int] = ..., tenant: _Optional[str] = ..., refusal_reason: _Optional[str] = ..., refusal_message: _Optional[str] = ...) -> None: ...
+
+class DestroyDatabasesRequest(_message.Message):
+    __slots__ = ("name", "tenants", "confirm")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tenants: _containers.RepeatedScalarFieldContainer[str]
+    confirm: str
+    def __init__(self, name: _Optional[str] = ..., tenants: _Optional[_Iterable[str]] = ..., confirm: _Optional[str] = ...) -> None: ...
+
+class DestroyDatabasesResponse(_message.Message):
+    __slots__ = ("destroyed", "missing")
+    DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    destroyed: _containers.RepeatedScalarFieldContainer[str]
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, destroyed: _Optional[_Iterable[str]] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -262,6 +262,11 @@ class AccountStub:
                 request_serializer=loot_dot_v1_dot_database__pb2.RolloutRequest.SerializeToString,
                 response_deserializer=loot_dot_v1_dot_database__pb2.RolloutProgress.FromString,
                 _registered_method=True)
+        self.DestroyDatabases = channel.unary_unary(
+                '/loot.v1.Account/DestroyDatabases',
+                request_serializer=loot_dot_v1_dot_database__pb2.DestroyDatabasesRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.DestroyDatabasesResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServicer:
@@ -293,6 +298,14 @@ class AccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DestroyDatabases(self, request, context):
+        """Destroy the listed databases of one name, for good. Explicit and confirmed: the tenants are named
+        one by one (no prefix, no "all"), and `confirm` must repeat what is asked (docs/fleet.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -310,6 +323,11 @@ def add_AccountServicer_to_server(servicer, server):
                     servicer.Rollout,
                     request_deserializer=loot_dot_v1_dot_database__pb2.RolloutRequest.FromString,
                     response_serializer=loot_dot_v1_dot_database__pb2.RolloutProgress.SerializeToString,
+            ),
+            'DestroyDatabases': grpc.unary_unary_rpc_method_handler(
+                    servicer.DestroyDatabases,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.DestroyDatabasesRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.DestroyDatabasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +414,33 @@ class Account:
             '/loot.v1.Account/Rollout',
             loot_dot_v1_dot_database__pb2.RolloutRequest.SerializeToString,
             loot_dot_v1_dot_database__pb2.RolloutProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DestroyDatabases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.v1.Account/DestroyDatabases',
+            loot_dot_v1_dot_database__pb2.DestroyDatabasesRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.DestroyDatabasesResponse.FromString,
             options,
             channel_credentials,
             insecure,
