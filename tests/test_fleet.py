@@ -133,6 +133,11 @@ def test_a_database_token_is_refused_on_every_account_method(cluster: LocalClust
     for method in ACCOUNT_METHODS:
         refused(lambda: _account_call(cluster, method, mint(key, "app", "alice")),
                 grpc.StatusCode.PERMISSION_DENIED, "DATABASE_TOKEN")
+    with grpc.insecure_channel(cluster.address) as channel:  # the streaming one
+        stream = database_pb2_grpc.AccountStub(channel).Rollout(
+            pb.RolloutRequest(name="app", schema=NOTES), timeout=30,
+            metadata=(("authorization", f"Bearer {mint(key, 'app', 'alice')}"),))
+        refused(lambda: list(stream), grpc.StatusCode.PERMISSION_DENIED, "DATABASE_TOKEN")
 
 
 def test_an_account_token_is_refused_on_every_database_method(cluster: LocalCluster) -> None:
