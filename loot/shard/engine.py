@@ -150,7 +150,7 @@ def transaction(conn: apsw.Connection, *, claims_json: str, readonly: bool, befo
     return result
 
 
-# The phases of `transaction`, one by one for an interactive transaction (loot/shard/transactions.py),
+# The phases of `transaction`, one by one for an interactive transaction (loot/shard/transaction_phases.py),
 # each inside the request's `access.request(...)`.
 
 def begin(access: Enforcer, before: str) -> None:

@@ -33,13 +33,12 @@ value limit), and the rest of SQLite's opcodes, whose cost does not depend on a 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import apsw
 import grpc
 
+from loot.byte_lru import ByteLRU
 from loot.shard.sql_text import iter_tokens
 from loot.status import Fault
 
@@ -84,7 +83,8 @@ def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int
     """Refuse the statement `sql` (the first in it) if its program holds more than `limit` whole-value
     operations. Errors preparing it are left to the run that follows, which reports them. `compiled_for`
     is replaced whenever the schema may have changed: counts are kept per SQL text until it is."""
-    quarters = _counts.get(sql, compiled_for)
+    kept = _counts.get(sql)
+    quarters = kept[1] if kept is not None and kept[0] is compiled_for else None
     if quarters is None:
         cursor = conn.cursor()
         try:
@@ -93,7 +93,8 @@ def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int
             return
         finally:
             cursor.close(force=True)
-        _counts.put(sql, compiled_for, quarters)
+        if len(sql) <= _CACHED_SQL_CHARS:
+            _counts.put(sql, (compiled_for, quarters))
     if quarters > limit * _BUILD:
         raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_EXPENSIVE",
                     f"the statement makes or reads whole values {quarters / _BUILD:g} times in one program "
@@ -102,33 +103,11 @@ def check(conn: apsw.Connection, sql: str, bindings: Any, limit: int, index: int
                     "time limit: split it into several statements", statement_index=index, limit=limit)
 
 
-class _Counts:
-    """The last counts (in quarters) by SQL text, each with what it was compiled for; short SQL only, so
-    bounded in bytes (_CACHED_SQL_CHARS x _CACHED_COUNTS)."""
-
-    def __init__(self) -> None:
-        self._counts: OrderedDict[str, tuple[object, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, sql: str, compiled_for: object) -> int | None:
-        with self._lock:
-            found = self._counts.get(sql)
-            if found is None or found[0] is not compiled_for:
-                return None
-            self._counts.move_to_end(sql)
-            return found[1]
-
-    def put(self, sql: str, compiled_for: object, count: int) -> None:
-        if len(sql) > _CACHED_SQL_CHARS:
-            return
-        with self._lock:
-            self._counts[sql] = (compiled_for, count)
-            self._counts.move_to_end(sql)
-            if len(self._counts) > _CACHED_COUNTS:
-                self._counts.popitem(last=False)
-
-
-_counts = _Counts()
+# The last count (in quarters) by SQL text, with what it was compiled for: one entry per text, replaced when
+# the schema or policy changes. Short SQL only, so bounded in bytes (_CACHED_SQL_CHARS x _CACHED_COUNTS);
+# an entry's size is its text's (what it was compiled for is shared with the connection).
+_counts: ByteLRU[str, tuple[object, int]] = ByteLRU(
+    (_CACHED_SQL_CHARS + 64) * _CACHED_COUNTS, size=lambda sql, kept: len(sql) + 64, max_entries=_CACHED_COUNTS)
 
 
 def _quarters(cursor: apsw.Cursor, sql: str, bindings: Any) -> int:
