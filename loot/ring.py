@@ -25,3 +25,17 @@ class Ring:
 
     def owner(self, database_id: str) -> str:
         return self._owner(database_id)
+
+    def fraction(self, name: str) -> float:
+        """The share of database ids `name` owns: the arcs of the 128-bit hash circle ending at its points
+        (a point owns the ids hashing after the point before it, up to itself)."""
+        points = sorted(self._ring.get_points())
+        owned, previous = 0, points[-1][0] - _CIRCLE
+        for point, owner in points:
+            if owner == name:
+                owned += point - previous
+            previous = point
+        return owned / _CIRCLE
+
+
+_CIRCLE = 2 ** 128  # uhashring hashes with MD5

@@ -11,6 +11,10 @@ nobody can name.
 Writes to a database only move its last write, size and schema hash: those are kept in memory and
 written in one transaction at most once a second, and whenever the catalog is read (so a reader
 sees them exact); a crash may lose the last second of them, never a row.
+
+Each account's number of databases and their bytes on this shard are also kept in memory, moved by
+every row added or removed and every size written, so that a quota (loot/shard/quotas.py) reads them
+without a query.
 """
 
 from __future__ import annotations
@@ -63,6 +67,14 @@ class Entry:
     schema_hash: str  # hex SHA-256 of the current schema claim; empty when none was applied
 
 
+@dataclass
+class Usage:
+    """One account's databases on this shard, and their bytes (the sum of their catalog sizes)."""
+
+    databases: int = 0
+    bytes: int = 0
+
+
 @dataclass(frozen=True)
 class Group:
     """The census of one (name, schema hash): how many databases, and their bytes."""
@@ -93,10 +105,31 @@ class Catalog:
         self._synced = 0
         self._pending: dict[str, tuple[float, int, str]] = {}  # database id -> last write, bytes, schema hash
         self._flushed_at = time.monotonic()
+        self._usage: dict[str, Usage] = {}  # account -> its databases here; no entry for an account with none
+        for account, databases, bytes_ in self._conn.execute(
+                "SELECT account, count(*), sum(bytes) FROM databases GROUP BY account"):
+            self._usage[account] = Usage(databases, bytes_)
 
-    def add(self, entry: Entry) -> None:
-        """Record a database about to appear (made or moved here); durable on return."""
+    def usage(self, account: str) -> Usage:
+        """The account's databases here and their bytes, as of the last row change or write (read-only)."""
+        return self._usage.get(account) or Usage()
+
+    def usages(self) -> list[tuple[str, Usage]]:
+        """Every account with a database here, and its usage (a copy, for metrics)."""
         with self._lock:
+            return [(account, Usage(usage.databases, usage.bytes)) for account, usage in self._usage.items()]
+
+    def add(self, entry: Entry, admit: Callable[[Usage], None] | None = None) -> None:
+        """Record a database about to appear (made or moved here); durable on return. `admit(usage)`, given
+        the account's usage before it, may refuse it by raising: checked and recorded under one lock, so
+        that creations running at once never both pass a limit one of them reaches."""
+        with self._lock:
+            self._forget_usage(entry.database_id)  # a row replaced: its old size no longer counts
+            if admit is not None:
+                admit(self.usage(entry.account))
+            usage = self._usage.setdefault(entry.account, Usage())
+            usage.databases += 1
+            usage.bytes += entry.bytes
             self._conn.execute(f"INSERT OR REPLACE INTO databases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (entry.database_id, entry.account, entry.name, entry.tenant, entry.created,
                                 entry.last_write, entry.bytes, entry.schema_hash))
@@ -108,6 +141,7 @@ class Catalog:
     def remove(self, database_id: str) -> None:
         """Forget a database whose file is gone (destroyed, or handed off); durable on return."""
         with self._lock:
+            self._forget_usage(database_id)
             self._pending.pop(database_id, None)
             self._conn.execute("DELETE FROM databases WHERE database_id = ?", (database_id,))
             self._committed += 1
@@ -117,6 +151,9 @@ class Catalog:
     def wrote(self, database_id: str, bytes_: int, schema_hash: str) -> None:
         """A request changed the database: its last write is now (written out within a second)."""
         with self._lock:
+            owner = self._owner_and_bytes(database_id)
+            if owner is not None:
+                self._usage[owner[0]].bytes += bytes_ - owner[1]
             self._pending[database_id] = (time.time(), bytes_, schema_hash)
             if time.monotonic() - self._flushed_at >= _FLUSH_SECONDS:
                 self._flush()
@@ -171,6 +208,26 @@ class Catalog:
         with self._lock:
             self._flush()
             self._conn.close()
+
+    def _owner_and_bytes(self, database_id: str) -> tuple[str, int] | None:
+        """The database's account and its size as counted in its usage (the caller holds the lock)."""
+        row = self._conn.execute("SELECT account, bytes FROM databases WHERE database_id = ?", (database_id,)).fetchone()
+        if row is None:
+            return None
+        pending = self._pending.get(database_id)
+        return row[0], row[1] if pending is None else pending[1]
+
+    def _forget_usage(self, database_id: str) -> None:
+        """Take the database out of its account's usage (the caller holds the lock, and removes its row)."""
+        owner = self._owner_and_bytes(database_id)
+        if owner is None:
+            return
+        account, bytes_ = owner
+        usage = self._usage[account]
+        usage.databases -= 1
+        usage.bytes -= bytes_
+        if usage.databases == 0:
+            del self._usage[account]
 
     def _flush(self) -> None:
         """Write out the pending last writes (the caller holds the lock)."""

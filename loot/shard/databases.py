@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
+import apsw
 import grpc
 
 from loot.status import Fault
@@ -292,12 +293,19 @@ _GAVE_UP = object()
 
 
 def _noting_writes(work: Work[T], database: OpenDatabase) -> T:
-    """`work(database)`, the catalog told if it changed the database (inline work only reads)."""
+    """`work(database)`, the catalog told if it changed the database (inline work only reads), held to its
+    account's bytes quota if there is one."""
     if database.storage.catalog is None:
         return work(database)
+    quota_bound = database.limit_growth()
     mark = database.write_mark()
     try:
         return work(database)
+    except (Fault, apsw.FullError) as error:
+        refusal = database.quota_refusal(error) if quota_bound else None
+        if refusal is None:
+            raise
+        raise refusal from None
     finally:
         database.note_writes(mark)
 

@@ -41,6 +41,9 @@ class Limits:
     # "full": WAL + synchronous=FULL, acknowledged writes survive power loss.
     # "normal": WAL + synchronous=NORMAL, they survive a process crash; power loss may lose the last ones.
     durability: str = "full"
+    # Per account, across the cluster, each shard enforcing its share (loot/shard/quotas.py); 0: unlimited.
+    account_databases: int = 0
+    account_bytes: int = 0
 
 
 _HELP = {
@@ -63,6 +66,10 @@ _HELP = {
     "memory_mib": "the shard's memory budget, in MiB; SQLite's heap is capped at what the other limits leave "
                   "of it (OUT_OF_MEMORY past it; checked at start-up, docs/operations.md)",
     "durability": "full (survives power loss) or normal (survives a crash of the process)",
+    "account_databases": "most databases one account may have across the cluster, 0 for no limit; each shard "
+                         "enforces its share (RESOURCE_EXHAUSTED ACCOUNT_DATABASE_QUOTA; docs/operations.md#quotas)",
+    "account_bytes": "most bytes one account's databases may take across the cluster, 0 for no limit; each shard "
+                     "enforces its share (RESOURCE_EXHAUSTED ACCOUNT_BYTES_QUOTA; docs/operations.md#quotas)",
 }
 
 
@@ -79,6 +86,8 @@ def from_arguments(args: argparse.Namespace) -> Limits:
         raise SystemExit(f"--durability must be full or normal, not {limits.durability!r}")
     if limits.workers < 1 or limits.account_workers < 1:
         raise SystemExit("--workers and --account-workers must be at least 1")
+    if limits.account_databases < 0 or limits.account_bytes < 0:
+        raise SystemExit("--account-databases and --account-bytes must be 0 (no limit) or more")
     if limits.value_operations < 1:
         raise SystemExit("--value-operations must be at least 1")
     if limits.result_bytes > MAX_RESULT_BYTES:

@@ -12,7 +12,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import add_membership_flags, membership_from_arguments
 from loot.observability.handlers import observed_handler
-from loot.observability.metrics import watch_databases
+from loot.observability.metrics import QUOTA_REFUSED, watch_account_usage, watch_databases
 from loot.serving import add_operations_flags, add_servicer, new_server, serve
 from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
@@ -26,6 +26,7 @@ from loot.shard.handoff.peers import Peers
 from loot.shard.handoff.progress import Progress, watch_progress
 from loot.shard.handoff.puller import Puller
 from loot.shard.handoff.service import HandoffService
+from loot.shard.quotas import Quotas
 from loot.shard.service import ShardService
 from loot.shard.storage import SPARE_COPIES, Storage
 
@@ -59,9 +60,12 @@ async def run(args: argparse.Namespace) -> None:
         memory.enforce(memory.plan(limits, limits.workers))  # each worker converts one result at a time
     except ValueError as error:
         raise SystemExit(str(error)) from error
-    storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True)
+    quotas = Quotas(limits.account_databases, limits.account_bytes, args.name, membership,
+                    lambda reason: QUOTA_REFUSED.labels(reason).inc())
+    storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True, quotas=quotas)
     databases = Databases(storage, limits)
     watch_databases(databases.stats)
+    watch_account_usage(lambda: [(account, usage.databases, usage.bytes) for account, usage in storage.catalog.usages()])
     progress = Progress()
     watch_progress(progress)
     fencing = Fencing(args.name, membership, databases)

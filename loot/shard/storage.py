@@ -17,6 +17,7 @@ loss may take the new, still empty, database back; the next touch makes it again
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -27,8 +28,10 @@ from pathlib import Path
 import apsw
 
 from loot.ids import is_database_id
+from loot.status import Fault
 from loot.shard.catalog import Catalog, Entry, Identity
 from loot.shard.limits import Limits
+from loot.shard.quotas import Quotas
 from loot.shard.sandbox import BUSY_MS, Sandbox
 from loot.shard.spares import Spares, write_copy
 from loot.shard.templates import Template, Templates
@@ -53,6 +56,29 @@ class OpenDatabase:
     destroyed: bool = False
     kept: KeptStatements = field(default_factory=KeptStatements)  # what apsw's statement cache may keep
     database_id: str = ""
+    account: str = ""  # whose it is, when the request that opened it said (quotas count it)
+    _page_limits: tuple[int, int] | None = None  # its own page limit (--database-bytes), and the one set now
+
+    def limit_growth(self) -> bool:
+        """Before a work: let the database grow only by what its account has left under the bytes quota
+        (SQLite's page limit); whether that is below its own limit, so that DATABASE_FULL is the quota's."""
+        quotas = self.storage.quotas
+        if quotas is None or not quotas.bytes or not self.account:
+            return False
+        room = quotas.room(self.storage.catalog.usage(self.account))
+        if self._page_limits is None:
+            limit = self.conn.pragma("max_page_count")
+            self._page_limits = limit, limit
+        own, now = self._page_limits
+        wanted = min(own, self.conn.pragma("page_count") + room // self.conn.pragma("page_size"))
+        if wanted != now:  # below the current size, SQLite keeps the current size: no growth at all
+            self._page_limits = own, self.conn.pragma("max_page_count", wanted)
+        return wanted < own
+
+    def quota_refusal(self, error: Exception) -> Fault | None:
+        """The bytes quota's refusal, if `error` is a write that found no room under a lowered page limit."""
+        full = isinstance(error, apsw.FullError) or (isinstance(error, Fault) and error.reason == "DATABASE_FULL")
+        return self.storage.quotas.bytes_refusal(self.account, self.storage.catalog.usage(self.account)) if full else None
 
     def write_mark(self) -> tuple[int, int] | None:
         """What changes when a request writes: rows changed, and the schema's version (DDL); None
@@ -113,12 +139,17 @@ SPARE_COPIES = 16
 
 
 class Storage:
-    def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0, catalog: bool = False):
+    def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0, catalog: bool = False,
+                 quotas: Quotas | None = None):
         """`spare_copies` > 0 keeps that many copies of each recent template written ahead, by a
         background thread; the shard server does (SPARE_COPIES), tools and tests need not. `catalog`
-        keeps the shard's catalog (loot/shard/catalog.py) exact through creation, destroy and handoff."""
+        keeps the shard's catalog (loot/shard/catalog.py) exact through creation, destroy and handoff;
+        `quotas` (which need it) limit each account's databases and bytes."""
+        if quotas is not None and not catalog:
+            raise ValueError("quotas count an account's databases in the catalog")
         self.root = root
         self.limits = limits
+        self.quotas = quotas
         self.scratch = root / ".tmp"
         shutil.rmtree(self.scratch, ignore_errors=True)  # leftovers of creations a crash interrupted
         # exist_ok: an earlier Storage of this process may still be writing a spare there; its copies
@@ -143,10 +174,11 @@ class Storage:
         path = self.path(database_id)
         template = None if path.exists() else self._create(path, schema_claim, database_id, identity)
         conn, sandbox = self.connect(path)
+        account = identity.account if identity is not None else ""
         if template is None:
-            return OpenDatabase(conn, sandbox, path, self, database_id=database_id)
+            return OpenDatabase(conn, sandbox, path, self, database_id=database_id, account=account)
         template.introduce(conn)
-        return OpenDatabase(conn, sandbox, path, self, list(template.changes), database_id=database_id)
+        return OpenDatabase(conn, sandbox, path, self, list(template.changes), database_id=database_id, account=account)
 
     def connect(self, path: Path, create: bool = False) -> tuple[apsw.Connection, Sandbox]:
         """A connection with Loot's pragmas and its sandbox installed (its authorizer comes with its
@@ -188,8 +220,10 @@ class Storage:
             if identity is None:
                 raise ValueError("a shard with a catalog creates a database only knowing whose it is")
             now = time.time()
+            admit = (None if self.quotas is None
+                     else functools.partial(self.quotas.admit_creation, identity.account, len(template.image)))
             self.catalog.add(Entry(database_id, identity.account, identity.name, identity.tenant, now, now,
-                                   len(template.image), template.schema_hash))
+                                   len(template.image), template.schema_hash), admit)
         _remove_side_files(path)  # a WAL left by a destroyed predecessor must never replay into the new file
         self._place(template, path)
         if self._power_safe and not _SQLITE_SYNCS_WAL_DIRECTORY:
