@@ -147,3 +147,29 @@ def test_writes_past_the_bytes_quota_are_refused_and_reads_go_on(tmp_path: Path)
             assert metric(owner, 'loot_quota_refused_total{reason="ACCOUNT_BYTES_QUOTA"}') == 2
     finally:
         cluster.stop()
+
+
+def test_databases_moved_by_a_handoff_count_on_the_shard_receiving_them(tmp_path: Path) -> None:
+    quota = 30
+    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_ACCOUNT_DATABASES": str(quota), "LOOT_METRICS_PORT": "0",
+                                                       "LOOT_MEMBERSHIP_POLL": "0.2", "LOOT_DURABILITY": "normal"},
+                            membership_file=True)
+    try:
+        key = Key.generate()
+        before = [f"t{number}" for number in range(20)]
+        for tenant in before:
+            assert create(cluster.address, key, tenant) == ""
+        cluster.scale(3)
+        ring, sample = Ring(cluster.names), f'loot_account_databases{{account="{key.account}"}}'
+        held = Counter(ring.owner(database_id(key.account, "app", tenant)) for tenant in before)
+        assert {name: metric(cluster.shards[name], sample) for name in cluster.names} == {
+            name: held[name] for name in cluster.names}, "each database counted once, where it now is"
+        newcomer = "shard-2"
+        share = database_share(quota, ring.fraction(newcomer))
+        assert 0 < held[newcomer] < share
+        fresh = tenants_by_shard(key, tuple(cluster.names), share - held[newcomer] + 1, "after")[newcomer]
+        outcomes = [create(cluster.address, key, tenant) for tenant in fresh]
+        assert outcomes[:-1] == [""] * (share - held[newcomer]), "the moved databases took part of its share"
+        assert outcomes[-1].startswith(f"ACCOUNT_DATABASE_QUOTA count={share} "), outcomes[-1]
+    finally:
+        cluster.stop()
