@@ -103,7 +103,8 @@ class Catalog:
         self._sync_lock = threading.Lock()
         self._committed = 0  # row changes committed, and how many of them are known synced
         self._synced = 0
-        self._pending: dict[str, tuple[float, int, str]] = {}  # database id -> last write, bytes, schema hash
+        # database id -> last write, bytes, schema hash, and its account (which the usage needs)
+        self._pending: dict[str, tuple[float, int, str, str]] = {}
         self._flushed_at = time.monotonic()
         self._usage: dict[str, Usage] = {}  # account -> its databases here; no entry for an account with none
         for account, databases, bytes_ in self._conn.execute(
@@ -152,9 +153,9 @@ class Catalog:
         """A request changed the database: its last write is now (written out within a second)."""
         with self._lock:
             owner = self._owner_and_bytes(database_id)
-            if owner is not None:
+            if owner is not None:  # else a database this catalog does not name: nothing to record
                 self._usage[owner[0]].bytes += bytes_ - owner[1]
-            self._pending[database_id] = (time.time(), bytes_, schema_hash)
+                self._pending[database_id] = (time.time(), bytes_, schema_hash, owner[0])
             if time.monotonic() - self._flushed_at >= _FLUSH_SECONDS:
                 self._flush()
 
@@ -211,11 +212,11 @@ class Catalog:
 
     def _owner_and_bytes(self, database_id: str) -> tuple[str, int] | None:
         """The database's account and its size as counted in its usage (the caller holds the lock)."""
-        row = self._conn.execute("SELECT account, bytes FROM databases WHERE database_id = ?", (database_id,)).fetchone()
-        if row is None:
-            return None
         pending = self._pending.get(database_id)
-        return row[0], row[1] if pending is None else pending[1]
+        if pending is not None:  # most writes: no query
+            return pending[3], pending[1]
+        row = self._conn.execute("SELECT account, bytes FROM databases WHERE database_id = ?", (database_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def _forget_usage(self, database_id: str) -> None:
         """Take the database out of its account's usage (the caller holds the lock, and removes its row)."""
@@ -238,7 +239,7 @@ class Catalog:
         with self._conn:
             self._conn.executemany(
                 "UPDATE databases SET last_write = ?, bytes = ?, schema_hash = ? WHERE database_id = ?",
-                [(at, size, schema_hash, database_id) for database_id, (at, size, schema_hash) in pending.items()])
+                [(at, size, schema_hash, database_id) for database_id, (at, size, schema_hash, _) in pending.items()])
 
     def _sync(self, through: int) -> None:
         """Make every row change up to number `through` durable, with one fsync for all those waiting."""

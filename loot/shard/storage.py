@@ -57,7 +57,8 @@ class OpenDatabase:
     kept: KeptStatements = field(default_factory=KeptStatements)  # what apsw's statement cache may keep
     database_id: str = ""
     account: str = ""  # whose it is, when the request that opened it said (quotas count it)
-    _page_limits: tuple[int, int] | None = None  # its own page limit (--database-bytes), and the one set now
+    # Its page size, its own page limit (--database-bytes) and the limit set now: read once, when a quota needs them.
+    _pages: tuple[int, int, int] | None = None
 
     def limit_growth(self) -> bool:
         """Before a work: let the database grow only by what its account has left under the bytes quota
@@ -66,13 +67,13 @@ class OpenDatabase:
         if quotas is None or not quotas.bytes or not self.account:
             return False
         room = quotas.room(self.storage.catalog.usage(self.account))
-        if self._page_limits is None:
+        if self._pages is None:
             limit = self.conn.pragma("max_page_count")
-            self._page_limits = limit, limit
-        own, now = self._page_limits
-        wanted = min(own, self.conn.pragma("page_count") + room // self.conn.pragma("page_size"))
+            self._pages = self.conn.pragma("page_size"), limit, limit
+        size, own, now = self._pages
+        wanted = min(own, self.conn.pragma("page_count") + room // size)
         if wanted != now:  # below the current size, SQLite keeps the current size: no growth at all
-            self._page_limits = own, self.conn.pragma("max_page_count", wanted)
+            self._pages = size, own, self.conn.pragma("max_page_count", wanted)
         return wanted < own
 
     def quota_refusal(self, error: Exception) -> Fault | None:
