@@ -68,9 +68,11 @@ class Quotas:
         if self.databases:
             share = database_share(self.databases, self.fraction())
             if usage.databases >= share:
-                raise self._refusal(DATABASES, f"account {account} has {usage.databases} databases on shard "
-                                    f"{self._shard}, its share of the quota of {self.databases} databases; "
-                                    "destroy some first", self.databases, share, count=usage.databases)
+                raise self._refusal(DATABASES, f"account {account} already has {usage.databases} databases on shard "
+                                    f"{self._shard}, the most this shard allows it: its share of the account "
+                                    f"quota of {self.databases} databases across the cluster (docs/operations.md"
+                                    "#quotas); destroying the account's databases there makes room", self.databases,
+                                    share, count=usage.databases)
         if self.bytes and self.room(usage) < size:
             raise self.bytes_refusal(account, usage)
 
@@ -81,10 +83,11 @@ class Quotas:
     def bytes_refusal(self, account: str, usage: Usage) -> Fault:
         """What a write that needed more than the account's room gets (rolled back with its request)."""
         share = bytes_share(self.bytes, self.fraction(), usage.databases)
-        return self._refusal(BYTES, f"account {account}'s databases on shard {self._shard} take {usage.bytes} bytes "
-                             f"of their share of {share} (quota {self.bytes} bytes across the cluster); the write "
-                             "was rolled back: reads and writes that need no new pages still work, destroying "
-                             "databases frees bytes", self.bytes, share, bytes=usage.bytes)
+        return self._refusal(BYTES, f"account {account}'s databases on shard {self._shard} take {usage.bytes} bytes, "
+                             f"and this shard allows them {share}: their share of the account quota of {self.bytes} "
+                             "bytes across the cluster (docs/operations.md#quotas); nothing was written. Reads, and "
+                             "writes that need no new pages, still work; destroying the account's databases there "
+                             "makes room", self.bytes, share, bytes=usage.bytes)
 
     def _refusal(self, reason: str, message: str, limit: int, share: int, **count: int) -> Fault:
         self._refused(reason)
