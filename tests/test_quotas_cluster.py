@@ -18,6 +18,7 @@ from loot.cli.local_cluster import Child, LocalCluster
 from loot.ids import database_id
 from loot.ring import Ring
 from loot.shard.quotas import database_share
+from loot.errors import Aborted
 from loot.status import error_info
 from loot.tokens import Key, mint
 from tests.client import Client, rows
@@ -171,5 +172,22 @@ def test_databases_moved_by_a_handoff_count_on_the_shard_receiving_them(tmp_path
         outcomes = [create(cluster.address, key, tenant) for tenant in fresh]
         assert outcomes[:-1] == [""] * (share - held[newcomer]), "the moved databases took part of its share"
         assert outcomes[-1].startswith(f"ACCOUNT_DATABASE_QUOTA count={share} "), outcomes[-1]
+    finally:
+        cluster.stop()
+
+
+def test_a_transaction_past_the_bytes_quota_is_rolled_back_with_the_reason_and_gives_its_room_back(
+        tmp_path: Path) -> None:
+    cluster = start_cluster(tmp_path / "cluster", env={"LOOT_ACCOUNT_BYTES": str(300_000)})
+    try:
+        with SdkClient(cluster.address) as sdk:
+            db = sdk.database("app", "a", key=Key.generate(), schema=SCHEMA)
+            with pytest.raises(Aborted) as aborted, db.transaction() as tx:
+                for _ in range(10):  # 500 KB
+                    tx.execute("INSERT INTO t VALUES (zeroblob(50000))")
+            assert (aborted.value.reason, aborted.value.metadata["cause"]) == ("TRANSACTION_ABORTED", "ACCOUNT_BYTES_QUOTA")
+            assert db.execute("SELECT count(*) FROM t").rows == [(0,)]
+            for _ in range(4):  # 200 KB: the pages the rollback took back count no more
+                db.execute("INSERT INTO t VALUES (zeroblob(50000))")
     finally:
         cluster.stop()

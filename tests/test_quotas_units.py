@@ -156,3 +156,22 @@ def test_without_quotas_nothing_is_capped(tmp_path: Path) -> None:
         await databases.close()
 
     asyncio.run(scenario())
+
+
+def test_an_accounts_databases_share_its_room_as_they_take_turns_writing(tmp_path: Path) -> None:
+    """Each write on one database moves the room of the others, already open (their authorizer installed):
+    their page limits follow, and the first write finding none is refused with the quota's reason."""
+    async def scenario() -> None:
+        storage = Storage(tmp_path, catalog=True, quotas=alone(bytes_=512 * 1024))
+        databases = Databases(storage)
+        written = 0
+        with pytest.raises(Fault) as refused:
+            for _ in range(100):
+                for tenant in "ab":
+                    await run(databases, context(tenant), "INSERT INTO t VALUES (zeroblob(10000))")
+                    written += 1
+        assert refusal(refused, BYTES)["limit"] == str(512 * 1024)
+        assert 10 < written < 60 and storage.catalog.usage("acct").bytes <= 512 * 1024
+        await databases.close()
+
+    asyncio.run(scenario())

@@ -60,7 +60,7 @@ def watch_calls_in_flight(count: Callable[[], int]) -> None:
 
 
 # Accounts a shard names in its per-account gauges: the largest by databases and by bytes. A quota is the
-# same for every account, so the largest are the ones nearest it; the rest are summed, never labelled.
+# same for every account, so the largest are the ones nearest it; the rest are only counted (loot_accounts).
 TOP_ACCOUNTS = 20
 Usages = Callable[[], list[tuple[str, int, int]]]  # (account, databases, bytes) of every account on a shard
 

@@ -34,7 +34,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-import apsw
 import grpc
 
 from loot.status import Fault
@@ -282,7 +281,7 @@ class Lease:
             if last is not None and self._actor.database is not None:
                 await asyncio.get_running_loop().run_in_executor(
                     self._databases._pool, self._databases._call, self._database_id, self._actor,
-                    functools.partial(_noting_writes, last), "", self._identity)
+                    functools.partial(_noting_writes, last, settling=True), "", self._identity)
         finally:
             self._actor.lease = None
             self._actor.lock.release()
@@ -292,20 +291,20 @@ class Lease:
 _GAVE_UP = object()
 
 
-def _noting_writes(work: Work[T], database: OpenDatabase) -> T:
+def _noting_writes(work: Work[T], database: OpenDatabase, settling: bool = False) -> T:
     """`work(database)`, the catalog told if it changed the database (inline work only reads), held to its
-    account's bytes quota if there is one."""
+    account's bytes quota if there is one. `settling`: the catalog is told whatever happened, as a
+    transaction ends: a rollback takes back the pages its statements added, which their notes counted."""
     if database.storage.catalog is None:
         return work(database)
-    quota_bound = database.limit_growth()
-    mark = database.write_mark()
+    database.limit_growth()
+    mark = None if settling else database.write_mark()
     try:
         return work(database)
-    except (Fault, apsw.FullError) as error:
-        refusal = database.quota_refusal(error) if quota_bound else None
-        if refusal is None:
+    except Fault as fault:  # statements' full databases are the sandbox's to explain; privileged SQL's are here
+        if fault.reason != "DATABASE_FULL" or database.sandbox.full is None:
             raise
-        raise refusal from None
+        raise database.sandbox.full(**fault.metadata) from None
     finally:
         database.note_writes(mark)
 

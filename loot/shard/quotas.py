@@ -59,7 +59,7 @@ class Quotas:
         """This shard's share of database ids under the current membership."""
         ring = self._membership.current.ring
         if ring is not self._ring:
-            self._ring, self._fraction = ring, ring.fraction(self._shard) if self._shard in ring.names else 0.0
+            self._ring, self._fraction = ring, ring.fraction(self._shard)  # 0 once the ring no longer names it
         return self._fraction
 
     def admit_creation(self, account: str, size: int, usage: Usage) -> None:
@@ -85,7 +85,7 @@ class Quotas:
         share = bytes_share(self.bytes, self.fraction(), usage.databases)
         return self._refusal(BYTES, f"account {account}'s databases on shard {self._shard} take {usage.bytes} bytes, "
                              f"and this shard allows them {share}: their share of the account quota of {self.bytes} "
-                             "bytes across the cluster (docs/operations.md#quotas); nothing was written. Reads, and "
+                             "bytes across the cluster (docs/operations.md#quotas); the write was refused. Reads, and "
                              "writes that need no new pages, still work; destroying the account's databases there "
                              "makes room", self.bytes, share, bytes=usage.bytes)
 

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import apsw
 import grpc
@@ -55,6 +55,9 @@ class Sandbox:
         self._commit_by_deadline = False
         self.timed_out: str | None = None
         self.gave_up = False
+        # What a full database means while the account's bytes quota holds its page limit below its own
+        # (loot/shard/storage.py: OpenDatabase.limit_growth): that quota's refusal, given the statement's metadata.
+        self.full: Callable[..., Fault] | None = None
         self._value_bytes = limits.result_bytes  # SQLITE_LIMIT_LENGTH between statements
         self.values_capped_at = limits.result_bytes  # and for the running one (cap_values)
         _lock_down(conn, limits)
@@ -153,6 +156,8 @@ class Sandbox:
                          limit=self.values_capped_at, **metadata)
         if isinstance(error, apsw.NoMemError):
             return out_of_memory(**metadata)
+        if isinstance(error, apsw.FullError) and self.full is not None:
+            return self.full(**metadata)
         if isinstance(error, apsw.InterruptError) and self.timed_out:
             return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "INTERRUPTED", f"interrupted: {self.timed_out}", **metadata)
         if getattr(error, "extendedresult", None) == apsw.SQLITE_CONSTRAINT_COMMITHOOK and self.timed_out:

@@ -60,12 +60,12 @@ class OpenDatabase:
     # Its page size, its own page limit (--database-bytes) and the limit set now: read once, when a quota needs them.
     _pages: tuple[int, int, int] | None = None
 
-    def limit_growth(self) -> bool:
+    def limit_growth(self) -> None:
         """Before a work: let the database grow only by what its account has left under the bytes quota
-        (SQLite's page limit); whether that is below its own limit, so that DATABASE_FULL is the quota's."""
+        (SQLite's page limit), and have the sandbox say so when a write finds no room."""
         quotas = self.storage.quotas
         if quotas is None or not quotas.bytes or not self.account:
-            return False
+            return
         room = quotas.room(self.storage.catalog.usage(self.account))
         if self._pages is None:
             limit = self.conn.pragma("max_page_count")
@@ -73,13 +73,23 @@ class OpenDatabase:
         size, own, now = self._pages
         wanted = min(own, self.conn.pragma("page_count") + room // size)
         if wanted != now:  # below the current size, SQLite keeps the current size: no growth at all
-            self._pages = size, own, self.conn.pragma("max_page_count", wanted)
-        return wanted < own
+            self._pages = size, own, self._set_page_limit(wanted)
+        self.sandbox.full = self.quota_refusal if wanted < own else None
 
-    def quota_refusal(self, error: Exception) -> Fault | None:
-        """The bytes quota's refusal, if `error` is a write that found no room under a lowered page limit."""
-        full = isinstance(error, apsw.FullError) or (isinstance(error, Fault) and error.reason == "DATABASE_FULL")
-        return self.storage.quotas.bytes_refusal(self.account, self.storage.catalog.usage(self.account)) if full else None
+    def _set_page_limit(self, pages: int) -> int:
+        """PRAGMA max_page_count, which the access enforcer's authorizer refuses to all SQL, run with it set
+        aside: setting it back expires the prepared statements, so each is authorized again before it runs."""
+        authorizer, self.conn.authorizer = self.conn.authorizer, None
+        try:
+            return self.conn.execute(f"PRAGMA max_page_count = {int(pages)}", can_cache=False).fetchone()[0]
+        finally:
+            self.conn.authorizer = authorizer
+
+    def quota_refusal(self, **metadata: object) -> Fault:
+        """The bytes quota's refusal of a write that found no room under the lowered page limit."""
+        refusal = self.storage.quotas.bytes_refusal(self.account, self.storage.catalog.usage(self.account))
+        refusal.metadata.update((key, str(value)) for key, value in metadata.items())
+        return refusal
 
     def write_mark(self) -> tuple[int, int] | None:
         """What changes when a request writes: rows changed, and the schema's version (DDL); None
