@@ -66,7 +66,10 @@ def _server(tools: DatabaseTools, name: str, tenant: str, readonly: bool) -> Ser
 async def _serve_http(server: Server[Any], host: str, port: int, database: str) -> None:
     # Stateless: every request stands alone (the tools keep no session state), so nothing expires or piles up.
     app = server.streamable_http_app(streamable_http_path=PATH, stateless_http=True, host=host)
-    listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as error:
+        raise target.UserError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
     bound = listener.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     print(f"loot mcp: serving {database} over streamable HTTP at http://{shown_host}:{bound}{PATH}",
