@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp_types import CallToolResult
 
 from loot.tokens import Key, mint
@@ -162,6 +162,20 @@ def test_results_are_bounded(cluster, key_file: Path) -> None:
         assert "first 1 of 3 rows" in wide.structured_content["note"]
 
     over_stdio(loot_mcp(cluster, *by_key(key_file, "bounded"), "--max-rows", "3", "--max-chars", "1000"), session)
+
+
+def test_it_keeps_serving_when_the_router_goes(own_cluster, key_file: Path) -> None:
+    """A call while the router is down is a tool error saying so, and listing tools an MCP error with the
+    Loot error's text (not "Internal server error"): neither ends the server, which answers the next call."""
+    async def session(client: Client) -> None:
+        assert "insert_notes" in await tool_names(client)
+        own_cluster.stop()
+        assert error_of(await call(client, "query", {"sql": "SELECT 1"}))["code"] == "UNAVAILABLE"
+        with pytest.raises(MCPError, match="UNAVAILABLE"):
+            await client.list_tools()
+        assert (await call(client, "describe")).is_error
+
+    over_stdio(loot_mcp(own_cluster, *by_key(key_file, "down")), session)
 
 
 @pytest.mark.parametrize("token, said", [

@@ -10,6 +10,7 @@ from typing import Any
 
 import mcp_types as types
 import uvicorn
+from mcp import MCPError
 from mcp.server import Server
 from mcp.server.stdio import stdio_server
 
@@ -18,6 +19,7 @@ from loot.cli import target
 from loot.cli.mcp_results import Bounds
 from loot.cli.mcp_tools import DatabaseTools
 from loot.cli.sql import connect
+from loot.errors import LootError
 from loot.sdk.client import AsyncClient
 from loot.tokens.verify import verified_payload
 
@@ -51,7 +53,10 @@ def _served(args: argparse.Namespace) -> tuple[str, str, bool]:
 
 def _server(tools: DatabaseTools, name: str, tenant: str, readonly: bool) -> Server[Any]:
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=await tools.list())
+        try:
+            return types.ListToolsResult(tools=await tools.list())
+        except LootError as error:  # e.g. the token expired: said as such, not as "Internal server error"
+            raise MCPError(types.INTERNAL_ERROR, str(error), {"reason": error.reason}) from None
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         return await tools.call(params.name, params.arguments or {})
