@@ -118,6 +118,8 @@ async def round_trip(client: Client) -> None:
     updated = await call(client, "execute", {"sql": "UPDATE notes SET stars = stars + 1 RETURNING stars"})
     assert updated.structured_content["rows"] == [[4]]
     assert error_of(await call(client, "drop_everything"))["reason"] == "UNKNOWN_TOOL"
+    misused = error_of(await call(client, "query", {"sql": "DELETE FROM notes"}))
+    assert "query runs one SELECT; write with execute" in misused["message"]
 
 
 def test_tools_over_stdio(cluster, key_file: Path) -> None:
@@ -143,6 +145,8 @@ def test_a_read_only_token_gets_no_write_tools(cluster, key_file: Path) -> None:
         assert (refused["code"], refused["reason"]) == ("PERMISSION_DENIED", "READONLY")
         assert "read-only" in refused["message"]
         assert (await call(client, "query", {"sql": "SELECT body FROM notes"})).structured_content["rows"] == [["kept"]]
+        misused = error_of(await call(client, "query", {"sql": "delete from notes"}))
+        assert "query runs one SELECT; this token is read-only" in misused["message"]
 
     over_stdio(loot_mcp(cluster, "--token", writer), write)
     with http_server(loot_mcp(cluster, "--token", reader)) as url:

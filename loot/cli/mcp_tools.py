@@ -10,6 +10,7 @@ token, so its filters and rules bound what a tool can read and write.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ EXECUTE = {"name": "execute", "input_schema": tools.QUERY_TOOL["input_schema"], 
     "Run one SQL statement on this SQLite database: INSERT, UPDATE, DELETE (with RETURNING if you want rows "
     "back) or SELECT, with `?` parameters in `params`. The database's rules decide which writes are allowed.")}
 READS = {"describe", "query"}
+WRITING = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
 
 
 class DatabaseTools:
@@ -70,10 +72,22 @@ class DatabaseTools:
         if name == "execute":
             return results.rows(await self.db.execute(arguments["sql"], arguments.get("params", [])), self.bounds)
         sql, params = tools.to_statement(name, arguments)
-        if name == "query":  # one row past the cap says there are more, without reading them all
-            result = await self.db.execute(f"{sql} LIMIT {self.bounds.max_rows + 1}", params)
-            return results.rows(result, self.bounds, limited=True)
+        if name == "query":
+            return await self._query(sql, params, arguments["sql"])
         return results.rows(await self.db.execute(sql, params), self.bounds)
+
+    async def _query(self, sql: str, params: list[Any], asked: str) -> types.CallToolResult:
+        try:  # one row past the cap says there are more, without reading them all
+            result = await self.db.execute(f"{sql} LIMIT {self.bounds.max_rows + 1}", params)
+        except LootError as error:
+            if not WRITING.match(asked):
+                raise
+            # A write inside the SELECT wrapper fails as a syntax error: say what was wrong instead.
+            hint = ("this token is read-only, so nothing can write" if self.readonly
+                    else "write with execute or the insert_/update_/delete_<table> tools")
+            return results.failure(error.code.name, error.reason, f"{error.message}: query runs one SELECT; {hint}",
+                                   error.metadata)
+        return results.rows(result, self.bounds, limited=True)
 
     def _not_offered(self, name: str, offered: Mapping[str, Any]) -> types.CallToolResult:
         action, _, _ = name.partition("_")
