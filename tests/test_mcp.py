@@ -197,3 +197,14 @@ def test_without_a_database_it_says_which_flags(cluster) -> None:
     started = subprocess.run(loot_mcp(cluster), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                              timeout=START_TIMEOUT, env={k: v for k, v in os.environ.items() if k != "LOOT_TOKEN"})
     assert started.returncode != 0 and "--db NAME --tenant TENANT (or pass --token)" in started.stderr
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--port", "65536"], "argument --port: 65536 is not a port (0 to 65535)"),
+    (["--max-rows", "0"], "argument --max-rows: '0' is not a whole number of at least 1"),
+    (["--destroy"], "--destroy would delete the database after the first tool call"),
+])
+def test_flag_mistakes_are_refused_before_serving(flags: list[str], said: str) -> None:
+    started = subprocess.run([sys.executable, "-m", "loot", "mcp", "--token", "x.y.z", *flags],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=START_TIMEOUT)
+    assert started.returncode != 0 and said in started.stderr and "Traceback" not in started.stderr

@@ -18,6 +18,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
+    return int(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_router_argument(parser)
     target.add_arguments(parser, token_flag=False)
@@ -28,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stdio (default: the MCP client starts this command) or streamable HTTP")
     parser.add_argument("--host", default="127.0.0.1",
                         help="HTTP: address to listen on (default 127.0.0.1; whoever reaches it acts with the token)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
                         help=f"HTTP: port (default {DEFAULT_PORT}; 0 picks a free one); the URL is printed on stderr")
     parser.add_argument("--max-rows", type=_positive, default=100, help="rows a tool returns at most (default 100)")
     parser.add_argument("--max-chars", type=_positive, default=50_000,
