@@ -82,7 +82,11 @@ def http_server(argv: list[str]) -> Iterator[str]:
         yield found[0]
     finally:
         process.terminate()
-        process.wait(60)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def call(client: Client, name: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
