@@ -4,7 +4,8 @@
 
 `db.as_tools()` gives tool definitions (name, description, JSON Schema) to hand
 to any model; `db.call_tool(name, arguments)` runs the model's choice. Here a
-scripted plan stands in for the model.
+scripted plan stands in for the model. The same tools reach any MCP host
+(Claude Desktop, IDEs) with no code through `loot mcp` (docs/mcp.md).
 """
 
 from __future__ import annotations

@@ -74,6 +74,8 @@ def test_ready_token_flag(cluster, key_file: Path) -> None:
     (["sql", "--router", "127.0.0.1:1", "--token", "x.y.z", "SELECT 1"], "UNAVAILABLE"),
     (["token", "--db", "a"], "--db NAME --tenant TENANT"),
     (["token", "--key", "K", "--db", "a", "--tenant", "b", "--claim", "novalue"], "PATH=VALUE"),
+    (["sql", "--key", "K", "--db", "a", "--tenant", "b", "--ttl", "30", "SELECT 1"], "--ttl 30: ttl must exceed 60"),
+    (["mcp", "--key", "K", "--db", "a", "--tenant", "b", "--ttl", "30"], "--ttl 30: ttl must exceed 60"),
 ])
 def test_user_mistakes_are_one_line_without_traceback(tmp_path: Path, key_file: Path, args, message) -> None:
     args = [str(key_file) if a == "K" else a for a in args]

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loot import settings
-from loot.cli import backup, describe, fleet, health, keys, scale, shell, sql, token, up
+from loot.cli import backup, describe, fleet, health, keys, mcp_command, scale, shell, sql, token, up
 from loot.cli.target import UserError
 from loot.errors import LootError
 from loot.cli.local_cluster import exit_with_supervisor
@@ -23,6 +23,8 @@ COMMANDS = {
     "sql": ("run one SQL statement through a router", sql.add_arguments, sql.run),
     "shell": ("interactive SQL on one database", shell.add_arguments, shell.run),
     "describe": ("show a database's tables, indexes, views, filters and rules", describe.add_arguments, describe.run),
+    "mcp": ("serve one database to an agent as MCP tools (describe, query, writes), over stdio or HTTP",
+            mcp_command.add_arguments, mcp_command.run),
     "databases": ("list your account's databases across the cluster (name, tenant, bytes, last write, schema)",
                   fleet.add_databases_arguments, fleet.databases),
     "census": ("count your account's databases and bytes per name and schema hash",

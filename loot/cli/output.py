@@ -36,12 +36,17 @@ def table(result: Result) -> str:
     return "\n".join(lines)
 
 
-def as_json(result: Result) -> str:
-    return json.dumps({
+def as_dict(result: Result) -> dict[str, Any]:
+    """The result as JSON values: a BLOB is {"base64": ...}."""
+    return {
         "columns": result.columns,
         "rows": [[_json_value(value) for value in row] for row in result.rows],
         "rows_written": result.rows_written,
         "last_insert_rowid": result.last_insert_rowid,
         "schema_changes": result.schema_changes,
         "destroyed": result.destroyed,
-    })
+    }
+
+
+def as_json(result: Result) -> str:
+    return json.dumps(as_dict(result))

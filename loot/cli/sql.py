@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from loot.cli import output, target
-from loot.sdk.client import Client
+from loot.sdk.client import AsyncClient, Client
 
 
 def add_router_argument(parser: argparse.ArgumentParser) -> None:
@@ -16,9 +16,9 @@ def add_router_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", type=Path, help="PEM CA that signed the router's certificate: connect over TLS")
 
 
-def connect(args: argparse.Namespace) -> Client:
-    """A client for --router, over TLS when --tls-ca is given."""
-    return Client(args.router, root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None)
+def connect(args: argparse.Namespace, client_type: type[Client | AsyncClient] = Client) -> Client | AsyncClient:
+    """A client (Client, or AsyncClient) for --router, over TLS when --tls-ca is given."""
+    return client_type(args.router, root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -99,5 +99,9 @@ def open_database(client, args: argparse.Namespace):
     if getattr(args, "token", None):
         return client.open(args.token)
     name, tenant = require_database(args)
-    return client.database(name, tenant, key=load_key(args.key), ttl=args.ttl, **token_claims(args))
+    key, claims = load_key(args.key), token_claims(args)
+    try:
+        return client.database(name, tenant, key=key, ttl=args.ttl, **claims)
+    except ValueError as error:  # a lifetime too short to renew the token before it expires
+        raise UserError(f"--ttl {args.ttl}: {error}") from None
 
