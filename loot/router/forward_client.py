@@ -8,7 +8,9 @@ after one breaks (the shard restarted). Several streams, so that one large answe
 transferred does not hold up every other answer behind it.
 
 A call is written only once the shard took the stream (its initial metadata says so). A call that
-was not written never ran, and is sent once more, on the next stream (then fails as `NotSent`); so
+was not written never ran, and is sent once more, on the next stream, once the channel is connected
+(a restarted shard: its channel may still be in reconnection backoff) or half its time has passed (then
+fails as `NotSent`); so
 is one left unanswered when the shard ends the stream with its last message (call id 0), which it
 sends only once every call it read is answered (a stopping shard). A call written on a stream that
 then breaks may have run: it fails as `InDoubt`, and is never sent again.
@@ -35,6 +37,9 @@ from loot.forward_protocol import ACCEPTED, MAX_PAYLOAD
 from loot.status import Fault
 
 FORWARD = "/loot.internal.v1.Shard/Forward"
+# At most this long, a call not sent waits for its shard's channel to reconnect: longer than the largest
+# reconnection backoff (loot/router/shards.py).
+RECONNECT_WAIT = 2.0
 # Of the seconds left, the part kept for the shard's answer to travel back: at most this, at most a fifth.
 ANSWER_RESERVE = 0.1
 
@@ -128,6 +133,16 @@ class _Stream:
         self._call.cancel()
 
 
+async def reconnected(channel: grpc.aio.Channel, seconds_left: float | None) -> None:
+    """Wait until a reconnecting channel is ready: at most RECONNECT_WAIT, or half the call's time left, so a
+    shard that stays down is still reported as down (UNAVAILABLE), not as a deadline passed."""
+    limit = RECONNECT_WAIT if seconds_left is None else min(RECONNECT_WAIT, seconds_left / 2)
+    try:
+        await asyncio.wait_for(channel.channel_ready(), limit)
+    except TimeoutError:
+        pass  # the second attempt fails, and says the shard is unreachable
+
+
 def _seen(future: asyncio.Future) -> None:
     """Mark a failed future's exception as retrieved (asyncio logs those never retrieved)."""
     if future.done() and not future.cancelled():
@@ -149,6 +164,7 @@ def _too_large(size: int) -> status_pb2.Status:
 
 class ShardStreams:
     def __init__(self, channel: grpc.aio.Channel, secret: tuple[str, str], width: int):
+        self._channel = channel
         self._open_stream = channel.stream_stream(FORWARD, request_serializer=shard_pb2.Forwarded.SerializeToString,
                                                   response_deserializer=shard_pb2.Answered.FromString,
                                                   _registered_method=True)
@@ -171,6 +187,7 @@ class ShardStreams:
                 try:
                     answered = await self._stream().exchange(forwarded, deadline)
                 except NotSent:
+                    await reconnected(self._channel, deadline - asyncio.get_running_loop().time())
                     answered = await self._stream().exchange(forwarded, deadline)  # the next (a broken one is replaced)
         except TimeoutError:
             if forwarded.seconds_left:  # written: the shard may be committing it right now

@@ -6,7 +6,7 @@ away cancels the shard's stream, and the shard rolls back (docs/transactions.md)
 first message only (loot/router/envelope.py); the shard's answers come back as they are. A `begin`
 refused WRONG_SHARD by a shard under a newer membership is sent once more, as unary calls are; so is one
 whose stream failed before reaching the shard (its channel was still reconnecting: a restarted shard), once
-the channel is connected again or RECONNECT_WAIT has passed. A begin alone commits nothing, so sending it
+the channel is connected again (loot/router/forward_client.py, `reconnected`). A begin alone commits nothing, so sending it
 again can apply nothing twice.
 
 A shard stream that breaks without the shard's own status ran a transaction that the shard rolls back or
@@ -29,10 +29,10 @@ from loot.observability import request_id
 from loot.status import Fault, abort
 from loot.v1 import database_pb2 as pb
 from loot.router.envelope import shard_request
+from loot.router.forward_client import reconnected
 from loot.router.shards import Shards
 
 TRANSACTION = "/loot.internal.v1.Shard/Transaction"
-RECONNECT_WAIT = 2.0  # seconds: longer than the channel's largest reconnection backoff (loot/router/shards.py)
 
 
 async def forward(context: grpc.aio.ServicerContext, context_field: bytes, database_id: str, shards: Shards,
@@ -55,7 +55,7 @@ async def forward(context: grpc.aio.ServicerContext, context_field: bytes, datab
             call.cancel()
             status = rpc_status.from_call(error)
             if first_attempt and status is None and error.code() == grpc.StatusCode.UNAVAILABLE:
-                await _reconnected(channel, context.time_remaining())
+                await reconnected(channel, context.time_remaining())
             elif not (first_attempt and status is not None and corrected_by(status, epoch)):
                 await _lost(context, error, name, committing=False, answered=False)
     committing = asyncio.Event()
@@ -70,14 +70,6 @@ async def forward(context: grpc.aio.ServicerContext, context_field: bytes, datab
         await _lost(context, error, name, committing.is_set(), answered=True)
     finally:
         call.cancel()  # the shard rolls back whatever is still open
-
-
-async def _reconnected(channel: grpc.aio.Channel, seconds_left: float | None) -> None:
-    """Wait for a channel that is reconnecting, at most RECONNECT_WAIT (or what the call has left)."""
-    try:
-        await asyncio.wait_for(channel.channel_ready(), min(RECONNECT_WAIT, seconds_left or RECONNECT_WAIT))
-    except asyncio.TimeoutError:
-        pass  # the second attempt fails, and says the shard is unreachable
 
 
 async def _lost(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError, name: str, committing: bool,
