@@ -4,6 +4,7 @@ another shard's is forwarded as a router forwards it, and both answer alike; Top
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 import sys
@@ -126,7 +127,7 @@ def test_a_transaction_at_either_public_port(nodes: LocalCluster, key: Key) -> N
     from loot import Client as SdkClient
     owner, other = owner_and_other(nodes, key, "transaction")
     for name in (owner, other):
-        with SdkClient(nodes.shards[name].public) as client:
+        with SdkClient(nodes.shards[name].public, direct=False) as client:  # at this port, owner or not
             db = client.database("app", "transaction", key=key, schema=SCHEMA)
             with db.transaction() as tx:
                 tx.execute("INSERT INTO notes (body) VALUES (?)", (name,))
@@ -161,3 +162,33 @@ def test_a_public_port_beyond_loopback_needs_an_allowlist(tmp_path) -> None:
     finished = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert finished.returncode != 0
     assert "no account allowlist" in finished.stderr
+
+
+def test_a_dead_shard_fails_only_its_tenants_fast_while_the_others_go_direct(own_cluster: LocalCluster, key: Key) -> None:
+    from loot import Client as SdkClient
+    from loot.errors import Unavailable
+    ring = Ring(own_cluster.names)
+    tenants = {ring.owner(database_id(key.account, "app", f"t{i}")): f"t{i}" for i in range(50)}
+    with SdkClient(own_cluster.address, timeout=120) as client:
+        dbs = {name: client.database("app", tenant, key=key, schema=SCHEMA) for name, tenant in tenants.items()}
+        for db in dbs.values():
+            db.execute("INSERT INTO notes (body) VALUES ('before')")
+        assert set(client.routes.channels) == {shard.public for shard in own_cluster.shards.values()}
+        own_cluster.shards["shard-0"].signal(signal.SIGKILL)
+        own_cluster.shards["shard-0"].wait(60)
+        with pytest.raises(Unavailable) as lost:
+            dbs["shard-0"].execute("SELECT count(*) FROM notes")
+        assert lost.value.reason == "SHARD_UNAVAILABLE"  # the router's word, after the direct route failed to connect
+        _wait(lambda: access_lines(own_cluster, "router", "Execute code=UNAVAILABLE"))
+        through_router, at_shard = (access_lines(own_cluster, "router", "Execute"),
+                                    access_lines(own_cluster, "shard-1", "Database/Execute code=OK"))
+        for _ in range(3):
+            assert dbs["shard-1"].execute("SELECT count(*) FROM notes").rows == [(1,)]
+        _wait(lambda: access_lines(own_cluster, "shard-1", "Database/Execute code=OK") == at_shard + 3)
+        assert access_lines(own_cluster, "router", "Execute") == through_router  # straight to shard-1
+
+
+def access_lines(cluster: LocalCluster, process: str, method_and_code: str) -> int:
+    """How many calls `process` logged whose `method=... code=...` ends with `method_and_code`."""
+    return sum(1 for line in list(cluster.sink.lines) if line.startswith(f"{process}: ") and "loot.access" in line
+               and f"{method_and_code}" in line.split("method=/", 1)[-1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import grpc
 
+from loot.membership import EPOCH_HEADER
 from loot.router.admission import Admission
 from loot.router.forward_client import Refused, ShardStreams
 from loot.router.service import DatabaseService
@@ -29,6 +30,9 @@ class OneHopService(DatabaseService):
     async def _send(self, method: str, admission: Admission, request: bytes, context: grpc.aio.ServicerContext,
                     name: str, shard: ShardStreams | None, routed_under: int) -> bytes:
         if name != self.local.name:
+            # A client routing directly has an old topology: say which epoch this shard routes by, so it
+            # refreshes (loot/sdk/routes.py). Routers pass through here too, and ignore it.
+            context.set_trailing_metadata((*context.trailing_metadata(), (EPOCH_HEADER, str(routed_under))))
             return await super()._send(method, admission, request, context, name, shard, routed_under)
         try:
             response = await self.local.run_public(method, admission.context, request, self._timeout(context),
