@@ -90,9 +90,19 @@ def test_no_direct_route_without_a_known_ring_or_address() -> None:
     assert routes.stub(token) is not None
 
 
+def test_a_shard_whose_channel_is_not_connected_is_reached_through_the_address() -> None:
+    connected: set[str] = set()
+    routes = Routes(Channel, lambda channel: channel.address in connected)
+    token = mint(Key.generate(), "app", "t")
+    routes.learn(answer(1, **{"shard-0": "h:1"}))
+    assert routes.stub(token) is None and list(routes.channels) == ["h:1"]  # opened, connecting: not waited for
+    connected.add("h:1")
+    assert routes.stub(token) is not None
+
+
 def test_an_older_topology_is_ignored_and_refreshes_are_timed() -> None:
     clock = Clock()
-    routes = Routes(Channel, clock)
+    routes = Routes(Channel, clock=clock)
     token = mint(Key.generate(), "app", "t")
     assert routes.due()
     routes.learn(answer(5, **{"shard-0": "new:1"}))

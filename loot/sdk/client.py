@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from loot.sdk.account import Account
-from loot.sdk.routes import CHANNEL_OPTIONS, Routes, direct_by_default
+from loot.sdk.routes import CHANNEL_OPTIONS, ConnectedSync, Routes, connected_aio, direct_by_default
 from loot.sdk.database import AsyncDatabase, Database
 from loot.sdk.tokens import FixedToken, MintedToken
 from loot.grpc_options import GRPC_OPTIONS
@@ -38,12 +38,15 @@ class _Client:
         self.channel = self._open(address, GRPC_OPTIONS)
         self.timeout = timeout
         direct = direct_by_default() if direct is None else direct
-        self.routes = Routes(lambda shard: self._open(shard, CHANNEL_OPTIONS)) if direct else None
+        self.routes = self._routes() if direct else None
 
     def _open(self, address: str, options: list):
         if self._credentials is None:
             return self._grpc.insecure_channel(address, options=options)
         return self._grpc.secure_channel(address, self._credentials, options=options)
+
+    def _routes(self) -> Routes:
+        raise NotImplementedError
 
     def _channels(self) -> list:
         return [self.channel, *(self.routes.channels.values() if self.routes else ())]
@@ -65,6 +68,10 @@ class Client(_Client):
     _grpc = grpc
     _database = Database
 
+    def _routes(self) -> Routes:
+        connected = ConnectedSync()
+        return Routes(lambda shard: connected.watch(self._open(shard, CHANNEL_OPTIONS)), connected)
+
     def account(self, key: Key, *, ttl: int = 900) -> Account:
         """The account `key` is (its own key, not a certified app key): its databases and census."""
         return Account(self.channel, key, self.timeout, ttl)
@@ -85,6 +92,9 @@ class AsyncClient(_Client):
 
     _grpc = grpc.aio
     _database = AsyncDatabase
+
+    def _routes(self) -> Routes:
+        return Routes(lambda shard: self._open(shard, CHANNEL_OPTIONS), connected_aio)
 
     async def close(self) -> None:
         for channel in self._channels():

@@ -5,7 +5,9 @@ its configured address, a router or any shard, and places a database on the ring
 (loot/ring.py), from the database id its token names (loot/ids.py; the claims are read, not verified: the
 shard verifies them). It keeps one channel per shard it has talked to. A call goes to the configured address
 instead while the topology is unknown, the owner has no public address, or the ring is one this SDK does not
-know; and once more to it, with the topology refreshed at the next call, when the direct call certainly ran
+know, and while the owner's channel is not connected (it connects in the background: a shard that is down,
+or an address this client cannot resolve or reach, costs no call a wait); and once more to it, with the
+topology refreshed at the next call, when the direct call certainly ran
 nothing: the shard was unreachable (the connection failed) or refused it as not its own (`WRONG_SHARD`) or
 as unavailable. A shard that is still there but no longer the owner forwards the call itself and says so
 (trailing `loot-epoch` metadata): the topology is refreshed at the next call, as it is every
@@ -65,11 +67,33 @@ def ran_nothing(error: grpc.RpcError) -> bool:
     return error.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (error.details() or "")
 
 
+def connected_aio(channel: grpc.aio.Channel) -> bool:
+    """Whether an asyncio channel is READY, asking it to connect if it is idle."""
+    return channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY
+
+
+class ConnectedSync:
+    """Whether each synchronous channel is READY: grpc's sync API tells only by subscription."""
+
+    def __init__(self) -> None:
+        self._states: dict[int, grpc.ChannelConnectivity] = {}
+
+    def watch(self, channel: grpc.Channel) -> grpc.Channel:
+        """Start watching `channel` (and connecting it); returns it."""
+        channel.subscribe(lambda state: self._states.__setitem__(id(channel), state), try_to_connect=True)
+        return channel
+
+    def __call__(self, channel: grpc.Channel) -> bool:
+        return self._states.get(id(channel)) == grpc.ChannelConnectivity.READY
+
+
 class Routes:
     """What the client knows of the shards, and a stub per shard it has talked to."""
 
-    def __init__(self, open_channel: Callable[[str], Any], clock: Callable[[], float] = time.monotonic):
+    def __init__(self, open_channel: Callable[[str], Any], connected: Callable[[Any], bool] = lambda channel: True,
+                 clock: Callable[[], float] = time.monotonic):
         self._open = open_channel
+        self._connected = connected
         self._clock = clock
         self.epoch = -1
         self._ring: ring.Ring | None = None
@@ -104,7 +128,7 @@ class Routes:
         if stub is None:
             self.channels[address] = self._open(address)
             stub = self._stubs[address] = database_pb2_grpc.DatabaseStub(self.channels[address])
-        return stub
+        return stub if self._connected(self.channels[address]) else None
 
     def forwarded(self, trailing_metadata) -> None:
         """After a direct call: a shard that forwarded it names a newer epoch than ours."""
