@@ -105,8 +105,8 @@ def _banner(address: str, data: Path, cluster: LocalCluster) -> str:
     public = ", ".join(f"{shard.name} {shard.public}" for shard in cluster.shards.values())
     return f"""
 Loot is up: router on {address}, data in {data}/ (Ctrl-C stops it).
-Shards' public ports: {public}. The Python SDK, given {address}, sends each call
-straight to its database's shard: one hop (docs/sdk.md).
+Shards' public ports: {public}.
+The Python SDK given {address} sends each call straight to its database's shard (docs/sdk.md).
 Try it from another terminal:
 
     loot keygen

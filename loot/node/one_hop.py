@@ -7,6 +7,9 @@ through ShardService.run_public, the code the Forward stream runs, from the clie
 token's cached Context, with no second RPC and no shard request built. A call for another shard's database
 goes over the Forward streams exactly as a router sends it, under the same epoch rules; so does the retry
 after a WRONG_SHARD refusal from a newer membership, local or not.
+
+It is a DatabaseService in every other respect (the same methods, taking and returning serialized
+messages, and `add_to`), so whatever serves the router's service (another transport) serves this one.
 """
 
 from __future__ import annotations
