@@ -3,7 +3,10 @@ security (one shared table, asyncpg) against Loot (a database per tenant,
 grpc.aio through the router), same tenants, rows, concurrency and client
 machine, in the same run.
 
-    python bench/rls_vs_postgres.py [--duration 5] [--concurrency 16] [--tenants 100]
+    python bench/rls_vs_postgres.py [--duration 5] [--concurrency 16] [--tenants 100] [--sdk-direct]
+
+`--sdk-direct`: the Loot side is the Python SDK (AsyncClient) routing each call straight to its
+database's shard (one hop) instead of raw stubs through the router.
 
 PostgreSQL side, as an application on a connection pool does it safely: each
 call is one transaction that sets the tenant with set_config(..., true) (local
@@ -29,6 +32,7 @@ from bench.loot_cluster import POINT_READ, POINT_WRITE, ROWS, SEED, kv_token, ru
 from bench.postgres import Postgres, running_postgres  # noqa: E402
 from bench.stats import Load, ms, table  # noqa: E402
 from tests.client import statement  # noqa: E402
+from loot import AsyncClient  # noqa: E402
 from loot.grpc_options import GRPC_OPTIONS  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
@@ -108,13 +112,32 @@ async def loot_calls(address: str, tenants: int):
     return channel, dict(zip(OPERATIONS, (read, write), strict=True))
 
 
+async def sdk_calls(address: str, tenants: int):
+    """The Python SDK, routing directly (one hop to each tenant's shard), one call per operation."""
+    key = Key.generate()
+    client = AsyncClient(address, direct=True)
+    databases = [client.open(kv_token(key, tenant(n, tenants))) for n in range(tenants)]
+    for db in databases:
+        await db.execute(SEED, [ROWS])
+
+    async def read(number: int) -> None:
+        assert len((await databases[number % tenants].execute(POINT_READ, [1 + number % ROWS])).rows) == 1
+
+    async def write(number: int) -> None:
+        result = await databases[number % tenants].execute(POINT_WRITE, [f"changed {number}", 1 + number % ROWS])
+        assert result.rows_written == 1
+
+    return client, dict(zip(OPERATIONS, (read, write), strict=True))
+
+
 Results = dict[str, tuple[Measured, Measured]]  # operation -> (Loot, PostgreSQL)
 
 
-async def measure(address: str, pg: Postgres, tenants: int, concurrency: int, duration: float) -> Results:
+async def measure(address: str, pg: Postgres, tenants: int, concurrency: int, duration: float,
+                  sdk_direct: bool = False) -> Results:
     """operation -> (Loot, PostgreSQL), measured one after the other, operation by operation."""
     pool, pg_ops = await postgres_calls(pg, tenants, concurrency)
-    channel, loot_ops = await loot_calls(address, tenants)
+    channel, loot_ops = await (sdk_calls if sdk_direct else loot_calls)(address, tenants)
     try:
         return {operation: (await _client_measured(loot_ops[operation], concurrency, duration),
                             await _client_measured(pg_ops[operation], concurrency, duration))
@@ -133,9 +156,9 @@ async def _client_measured(call, concurrency: int, duration: float) -> Measured:
     return Measured(load, (time.process_time() - start) / calls)
 
 
-def run(tenants: int, concurrency: int, duration: float) -> Results:
+def run(tenants: int, concurrency: int, duration: float, sdk_direct: bool = False) -> Results:
     with running_postgres() as pg, running_cluster() as cluster:
-        return asyncio.run(measure(cluster.address, pg, tenants, concurrency, duration))
+        return asyncio.run(measure(cluster.address, pg, tenants, concurrency, duration, sdk_direct))
 
 
 def report(results: Results) -> str:
@@ -157,9 +180,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (after 1 s warm-up)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--tenants", type=int, default=100)
+    parser.add_argument("--sdk-direct", action="store_true", help="Loot through the SDK, one hop to each shard")
     args = parser.parse_args()
-    print(f"## Tenant-scoped point operations: Loot vs PostgreSQL row-level security ({args.tenants} tenants)\n")
-    print(report(run(args.tenants, args.concurrency, args.duration)))
+    path = "the SDK routing directly" if args.sdk_direct else "raw stubs through the router"
+    print(f"## Tenant-scoped point operations: Loot ({path}) vs PostgreSQL row-level security ({args.tenants} tenants)\n")
+    print(report(run(args.tenants, args.concurrency, args.duration, args.sdk_direct)))
 
 
 if __name__ == "__main__":

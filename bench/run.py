@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import profile_hot_path, rls_vs_postgres, router_path, tenants  # noqa: E402
+from bench import one_hop, profile_hot_path, rls_vs_postgres, router_path, tenants  # noqa: E402
 from bench.stats import size  # noqa: E402
 from bench.system import ensure_tools  # noqa: E402
 
@@ -46,11 +46,22 @@ def main() -> None:
     print(router_path.report(two_routers))
     summary += router_path_summary(two_routers, "with 2 router processes")
 
+    section("One hop: the owning shard's public port vs the router vs a bare grpc.aio server, h2load")
+    paths = one_hop.measure(settings["concurrency"], settings["duration"], rounds=2)
+    print(one_hop.report(paths))
+    summary += one_hop.summary(paths)
+
     section("Tenant-scoped point operations: Loot vs PostgreSQL row-level security")
     results = rls_vs_postgres.run(tenants=100, concurrency=16, duration=settings["duration"] + 2)
     print(rls_vs_postgres.report(results))
     for operation, (loot, pg) in results.items():
         summary.append(f"{operation} vs PostgreSQL RLS: {rls_vs_postgres.ratio(loot, pg):.2f}x its throughput")
+    print("\nThe same with the Python SDK routing directly (one hop to each tenant's shard):\n")
+    direct = rls_vs_postgres.run(tenants=100, concurrency=16, duration=settings["duration"] + 2, sdk_direct=True)
+    print(rls_vs_postgres.report(direct))
+    for operation, (loot, pg) in direct.items():
+        summary.append(f"{operation} vs PostgreSQL RLS, SDK routing directly: {rls_vs_postgres.ratio(loot, pg):.2f}x "
+                       "its throughput")
 
     target = settings["loot_tenants"]
     section(f"Provisioning {target:,} isolated tenants, and the cost of an idle one")

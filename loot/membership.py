@@ -1,9 +1,12 @@
-"""Cluster membership: an epoch plus the shard names (and, for routers, their addresses).
+"""Cluster membership: an epoch plus the shard names (and, for routers, their addresses; for clients that
+route each call straight to its shard, their public addresses).
 
 Two ways to give it, the same on every node (docs/rebalancing.md):
 - `--shards shard-0=10.0.0.5:7071,shard-1=10.0.0.6:7071` (LOOT_SHARDS): fixed, epoch 0.
   Shards only need the names, so `shard-0,shard-1` is valid too.
+  `--public-shards shard-0=db0.example.com:7081,...` adds the shards' public addresses (Topology).
 - `--membership FILE` (LOOT_MEMBERSHIP): JSON `{"epoch": N, "shards": {"shard-0": "host:port", ...}}`,
+  optionally with `"public": {"shard-0": "host:port", ...}`,
   reloaded without restart on SIGHUP and when the file changes (polled, since a Kubernetes
   ConfigMap is updated in place by swapping a symlink, which no inotify watch on the file sees).
 """
@@ -30,6 +33,7 @@ EPOCH_HEADER = "loot-epoch"  # router -> shard: the epoch the router routed unde
 class Membership:
     epoch: int
     shards: dict[str, str]  # name -> address ("" when not given)
+    public: dict[str, str] = field(default_factory=dict)  # name -> public address, for clients (docs/clients.md)
     ring: Ring = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,20 +68,26 @@ def parse_membership(text: str) -> Membership:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON: {error}") from None
-    if not isinstance(document, dict) or set(document) != {"epoch", "shards"}:
-        raise ValueError('expected {"epoch": N, "shards": {"name": "host:port", ...}}')
-    epoch, shards = document["epoch"], document["shards"]
+    if not isinstance(document, dict) or not {"epoch", "shards"} <= set(document) <= {"epoch", "shards", "public"}:
+        raise ValueError('expected {"epoch": N, "shards": {"name": "host:port", ...}} (and optionally "public")')
+    epoch, shards, public = document["epoch"], document["shards"], document.get("public", {})
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise ValueError("`epoch` must be a non-negative integer")
     if not isinstance(shards, dict) or not shards or not all(
             isinstance(name, str) and name and isinstance(address, str) for name, address in shards.items()):
         raise ValueError("`shards` must map each shard's name to its address (a string, may be empty)")
-    return Membership(epoch, dict(shards))
+    if not isinstance(public, dict) or not all(name in shards and isinstance(address, str)
+                                               for name, address in public.items()):
+        raise ValueError("`public` must map shard names (of `shards`) to their public addresses")
+    return Membership(epoch, dict(shards), dict(public))
 
 
 def write_membership(path: Path, membership: Membership) -> None:
     """Replace the file atomically, as a ConfigMap update does, so a reader never sees half of it."""
-    write_json(path, {"epoch": membership.epoch, "shards": membership.shards}, indent=2)
+    document = {"epoch": membership.epoch, "shards": membership.shards}
+    if membership.public:
+        document["public"] = membership.public
+    write_json(path, document, indent=2)
 
 
 class MembershipSource:
@@ -135,6 +145,8 @@ class MembershipSource:
 
 def add_membership_flags(parser: argparse.ArgumentParser, shards_help: str) -> None:
     add_flag(parser, "--shards", help=f"fixed membership (epoch 0): {shards_help}, comma-separated")
+    add_flag(parser, "--public-shards", help="with --shards: each shard's public address (name=host:port, "
+                                             "comma-separated), told to clients that route directly (docs/clients.md)")
     add_flag(parser, "--membership", help='membership file, reloaded on change or SIGHUP: '
                                           '{"epoch": N, "shards": {"name": "host:port", ...}}')
     add_flag(parser, "--membership-poll", default=2.0, type=float,
@@ -146,4 +158,8 @@ def membership_from_arguments(args: argparse.Namespace, role: str) -> Membership
         raise SystemExit(f"loot {role} needs exactly one of --shards (LOOT_SHARDS) and --membership (LOOT_MEMBERSHIP)")
     if args.membership:
         return MembershipSource.from_file(Path(args.membership))
-    return MembershipSource(Membership(0, parse_members(args.shards)))
+    shards = parse_members(args.shards)
+    public = parse_members(args.public_shards) if args.public_shards else {}
+    if set(public) - set(shards):
+        raise SystemExit(f"loot {role}: --public-shards names shards not in --shards: {', '.join(set(public) - set(shards))}")
+    return MembershipSource(Membership(0, shards, public))

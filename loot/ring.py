@@ -1,7 +1,11 @@
 """The consistent-hash ring: which shard owns a database id.
 
 Built over shard *names* (never addresses), so moving a shard to a new address
-moves no data. Routers and shards build it from the same membership list.
+moves no data. Routers, shards and clients that route directly (the SDK) build it
+from the same membership list. The placement, for other languages (docs/clients.md):
+each name puts POINTS points on a circle, point w of name n at md5(f"{n}-{w}") read as a
+128-bit big-endian integer (names in sorted order: on a collision the later name keeps the
+point); a database id goes to the first point strictly above md5(id), wrapping to the first.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from uhashring import HashRing
 
 # Hot databases are looked up on every call; a Ring never changes (a new membership builds a new one).
 OWNER_CACHE = 4096
+HASH = "md5"  # what Topology answers tell clients (loot.v1.TopologyResponse.ring_hash)
+POINTS = 160  # points per shard name (uhashring's default for its md5 ring, pinned here)
 
 
 class Ring:
@@ -20,7 +26,7 @@ class Ring:
         self.names = tuple(sorted(set(names)))
         if not self.names:
             raise ValueError("a ring needs at least one shard name")
-        self._ring = HashRing(nodes=list(self.names))
+        self._ring = HashRing(nodes=list(self.names), vnodes=POINTS)
         self._owner = functools.lru_cache(maxsize=OWNER_CACHE)(self._ring.get_node)
 
     def owner(self, database_id: str) -> str:

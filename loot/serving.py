@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -32,6 +33,7 @@ SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.http2.min_ping_interval_without_data_ms"
 log = logging.getLogger("loot.serving")
 _LISTENING = re.compile(r"^loot (?P<role>\w+) (?P<name>\S+) listening on (?P<address>\S+)$")
 _METRICS = re.compile(r"^loot \w+ \S+ metrics on (?P<address>\S+)$")
+_PUBLIC = re.compile(r"^loot \w+ \S+ public on (?P<address>\S+)$")
 # (full method name, handler) -> the handler to serve instead; applied once, when the handler is registered.
 HandlerWrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
 _KINDS = {
@@ -120,13 +122,15 @@ def parse_listening(line: str) -> tuple[str, str, str] | None:
     return (match["role"], match["name"], match["address"]) if match else None
 
 
-def _bind(server: grpc.aio.Server, args: argparse.Namespace, who: str) -> int:
-    """Add the listening port; exit saying why when it cannot be had (gRPC only says it failed)."""
-    address, credentials = f"{args.host}:{args.port}", tls.server_credentials(args)
+def _bind(server: grpc.aio.Server, args: argparse.Namespace, who: str, port: int | None = None) -> int:
+    """Add the listening port (`args.port` unless given); exit saying why when it cannot be had (gRPC only
+    says it failed)."""
+    port = args.port if port is None else port
+    address, credentials = f"{args.host}:{port}", tls.server_credentials(args)
     try:
         return server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError:
-        raise SystemExit(f"{who}: cannot listen on {address}: {_bind_error(args.host, args.port)}") from None
+        raise SystemExit(f"{who}: cannot listen on {address}: {_bind_error(args.host, port)}") from None
 
 
 def _bind_error(host: str, port: int) -> str:
@@ -140,6 +144,28 @@ def _bind_error(host: str, port: int) -> str:
             return (f"port {port} is already in use (another Loot cluster?); choose another with --port "
                     "(processes meant to share it: --reuse-port on each)")
         return os.strerror(error.errno) if error.errno else str(error)
+
+
+def public_line(role: str, name: str, address: str) -> str:
+    return f"loot {role} {name} public on {address}"
+
+
+def parse_public(line: str) -> str | None:
+    """The public API's host:port if `line` is a shard's public-port line."""
+    match = _PUBLIC.match(line.strip())
+    return match["address"] if match else None
+
+
+@dataclass
+class Beside:
+    """A second server in the same process, on a port of its own (a shard's public port): started, told
+    to stop and stopped with the main one, with health and reflection for its own services."""
+
+    server: grpc.aio.Server
+    port: int
+    services: list[str]
+    on_stopping: Callable[[], None]
+    on_stop: Callable[[], Awaitable[None]]
 
 
 def metrics_line(role: str, name: str, address: str) -> str:
@@ -162,23 +188,34 @@ async def serve(
     on_stop: Callable[[], Awaitable[None]] | None = None,
     on_stopping: Callable[[], None] | None = None,
     wrap_reflection: HandlerWrap = _unwrapped,
+    beside: Beside | None = None,
 ) -> None:
     """Start `server` with health, reflection (its handler wrapped by `wrap_reflection`) and metrics;
     run until SIGTERM/SIGINT; then stop gracefully: report NOT_SERVING, `on_stopping` (end long-lived
     streams once their calls finish), refuse new calls, let calls in flight finish for up to
-    `args.shutdown_grace` seconds, then `on_stop` (close databases, channels)."""
+    `args.shutdown_grace` seconds, then `on_stop` (close databases, channels). `beside` is served alongside,
+    stopped at the same time, its `on_stop` before ours."""
     logs.configure(args.log_format, args.log_level)
     services = list(services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflected = reflection.aio.ReflectionServicer([*services, health.SERVICE_NAME, reflection.SERVICE_NAME])
     add_servicer(server, reflection_pb2_grpc.add_ServerReflectionServicer_to_server, reflected, wrap_reflection)
-    bound = _bind(server, args, f"loot {role}" if name == role else f"loot {role} {name}")
+    who = f"loot {role}" if name == role else f"loot {role} {name}"
+    bound = _bind(server, args, who)
+    if beside is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, beside.server)
+        reflection.enable_server_reflection([*beside.services, health.SERVICE_NAME, reflection.SERVICE_NAME],
+                                            beside.server)
+        beside_port = _bind(beside.server, args, who, beside.port)
+        await beside.server.start()
     await server.start()
     if args.metrics_port is not None:
         print(metrics_line(role, name, serve_metrics(args.host, args.metrics_port)), flush=True)
-    for service in ["", *services]:
+    for service in ["", *services, *(beside.services if beside else ())]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    if beside is not None:  # before the listening line, which supervisors wait for
+        print(public_line(role, name, f"{args.host}:{beside_port}"), flush=True)
     print(listening_line(role, name, f"{args.host}:{bound}"), flush=True)
 
     stopping = asyncio.Event()
@@ -190,7 +227,12 @@ async def serve(
     await health_servicer.enter_graceful_shutdown()
     if on_stopping is not None:
         on_stopping()
-    await server.stop(args.shutdown_grace)
+    if beside is not None:
+        beside.on_stopping()
+        await asyncio.gather(server.stop(args.shutdown_grace), beside.server.stop(args.shutdown_grace))
+        await beside.on_stop()
+    else:
+        await server.stop(args.shutdown_grace)
     if on_stop is not None:
         await on_stop()
     log.info("stopped")

@@ -41,7 +41,9 @@ def write_accounts(path: Path, *keys: Key) -> None:
 
 
 def reloads(cluster: LocalCluster) -> int:
-    return sum("allowed accounts:" in line and "reloaded from" in line for line in cluster.sink.lines)
+    """The router's reloads (shards' public ports read the same file, and say so too)."""
+    return sum(line.startswith("router: ") and "allowed accounts:" in line and "reloaded from" in line
+               for line in cluster.sink.lines)
 
 
 def allow(cluster: LocalCluster, path: Path, *keys: Key) -> None:

@@ -31,6 +31,7 @@ from tests.test_deploy_files import dockerfile_instructions
 pytestmark = pytest.mark.cluster  # runs compose.yaml's services as processes
 
 IMAGE_PORTS = {"LOOT_PORT", "LOOT_METRICS_PORT"}
+PORTS = IMAGE_PORTS | {"LOOT_PUBLIC_PORT"}  # and the shards' public port, which compose.yaml sets
 
 
 def free_ports(count: int) -> list[int]:
@@ -61,8 +62,8 @@ class ComposeOnLoopback:
         self.secret = new_secret()
         self.document = load({"LOOT_CLUSTER_SECRET": self.secret})
         self.services = self.document["services"]
-        ports = iter(free_ports(len(self.services) * len(IMAGE_PORTS)))
-        self.ports = {name: {variable: next(ports) for variable in IMAGE_PORTS} for name in self.services}
+        ports = iter(free_ports(len(self.services) * len(PORTS)))
+        self.ports = {name: {variable: next(ports) for variable in PORTS} for name in self.services}
         self.data = data
         self.logs = Logs()
         self.children: dict[str, Child] = {}
@@ -70,7 +71,8 @@ class ComposeOnLoopback:
     def environment_of(self, name: str) -> dict[str, str]:
         container = {**image_environment(), **environment(self.services[name])}
         assert set(container) >= IMAGE_PORTS | {"LOOT_HOST", "LOOT_DATA"}
-        loopback = {**container, "LOOT_HOST": "127.0.0.1", **{k: str(v) for k, v in self.ports[name].items()}}
+        loopback = {**container, "LOOT_HOST": "127.0.0.1",
+                    **{k: str(v) for k, v in self.ports[name].items() if k in container}}
         for variable, value in loopback.items():
             loopback[variable] = re.sub(r"\b([\w-]+):7070\b", self._loopback_address, value)
         for mount in self.services[name].get("volumes", []):
@@ -150,6 +152,13 @@ def test_compose_services_run_as_given_and_serve_end_to_end(composed: ComposeOnL
                 grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_NOT_ALLOWED")
 
     shards = [name for name in composed.services if composed.services[name]["command"] == ["shard"]]
+    for name in shards:  # each shard's public port answers for every tenant: its own, and the others' forwarded
+        with Client(f"127.0.0.1:{composed.ports[name]['LOOT_PUBLIC_PORT']}") as client:
+            for tenant in tenants[:6]:
+                assert rows(client.execute(mint(key, "compose", tenant), "SELECT who FROM t").result) == [(tenant,)]
+            refused(lambda: client.execute(mint(Key.generate(), "compose", "stranger"), "SELECT 1"),
+                    grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_NOT_ALLOWED")
+
     for name in shards:
         volume = composed.services[name]["volumes"][0].split(":")[0]  # the named data volume comes first
         assert list((composed.data / volume).rglob("*.sqlite")), f"{name} stored nothing in its volume"

@@ -108,8 +108,12 @@ def test_compose_services_are_healthchecked_restarted_and_shards_have_their_own_
     named = {mounts[0].split(":")[0] for mounts in shard_volumes}
     assert len(named) == len(shard_volumes) and named <= set(compose["volumes"])
     assert "7070:7070" in services["router"]["ports"]
-    assert not any("ports" in service for name, service in services.items() if name != "router"), \
-        "shards are never published"
+    shards = [service for name, service in services.items() if name != "router"]
+    assert all(service["ports"] == [f"708{i + 1}:7080"] for i, service in enumerate(shards)), \
+        "a shard publishes its public port only, never the internal one"
+    assert all(environment(service)["LOOT_PUBLIC_PORT"] == "7080" for service in shards)
+    public = compose_membership(compose).public
+    assert public == {name: f"localhost:708{i + 1}" for i, name in enumerate(sorted(public))} and len(public) == 3
     assert set(services["router"]["depends_on"]) == {name for name in services if name != "router"}
 
 
@@ -257,7 +261,7 @@ def test_routers_serve_only_the_listed_accounts_in_compose_and_kubernetes(compos
     assert "OPEN_ACCOUNTS" not in COMPOSE.read_text() + "".join(path.read_text() for path in K8S.glob("*.yaml"))
 
 
-def test_network_policy_lets_only_routers_and_shards_reach_the_shards_grpc_port() -> None:
+def test_network_policy_lets_only_routers_and_shards_reach_the_shards_internal_port() -> None:
     policy = find("NetworkPolicy", "shard-ingress")
     shard_labels = find("StatefulSet", "shard")["spec"]["template"]["metadata"]["labels"]
     router_labels = find("Deployment", "router")["spec"]["template"]["metadata"]["labels"]
@@ -266,7 +270,27 @@ def test_network_policy_lets_only_routers_and_shards_reach_the_shards_grpc_port(
     grpc_rules = [rule for rule in policy["spec"]["ingress"] if {"port": "grpc"} in rule["ports"]]
     assert len(grpc_rules) == 1 and grpc_rules[0]["from"] == [{"podSelector": {"matchLabels": router_labels}},
                                                               {"podSelector": {"matchLabels": shard_labels}}]
-    assert all(rule["ports"] == [{"port": "metrics"}] for rule in policy["spec"]["ingress"] if rule not in grpc_rules)
+    others = [rule for rule in policy["spec"]["ingress"] if rule not in grpc_rules]
+    assert others == [{"ports": [{"port": "public"}]},  # clients: the public API, from anywhere
+                      {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name":
+                                                                                           "prometheus"}}}],
+                       "ports": [{"port": "metrics"}]}]
+
+
+def test_shards_serve_the_public_api_on_a_port_of_their_own_for_the_listed_accounts() -> None:
+    statefulset = find("StatefulSet", "shard")
+    pod = statefulset["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["public"] == int(env["LOOT_PUBLIC_PORT"]) != ports["grpc"]
+    assert parse_thumbprints(assert_mounted_config_file(pod, container, "LOOT_ACCOUNTS_FILE", "loot-accounts"),
+                             "kubernetes") == frozenset()
+    headless = find("Service", statefulset["spec"]["serviceName"])
+    assert {"name": "public", "port": ports["public"], "targetPort": "public"} in headless["spec"]["ports"]
+    public = kubernetes_membership().public
+    assert public == {name: f"{name}.{headless['metadata']['name']}.loot:{ports['public']}"
+                      for name in kubernetes_membership().shards}
 
 
 def test_disruption_budgets_cover_shards_and_routers() -> None:

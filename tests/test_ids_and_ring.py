@@ -1,6 +1,6 @@
 from loot.ids import database_id, is_database_id
 from loot.membership import parse_members
-from loot.ring import Ring
+from loot.ring import POINTS, Ring
 
 import pytest
 
@@ -24,3 +24,21 @@ def test_membership_parsing() -> None:
     for bad in ("", "a,a", "=h:1"):
         with pytest.raises(ValueError):
             parse_members(bad)
+
+
+def test_the_ring_is_the_algorithm_clients_are_told() -> None:
+    """loot/ring.py's docstring (and docs/clients.md) describe the placement for other languages: it must hold."""
+    import bisect
+    import hashlib
+
+    names = ["shard-0", "shard-1", "shard-2", "eu-1"]
+    points: dict[int, str] = {}
+    for name in sorted(names):
+        for w in range(POINTS):
+            points[int(hashlib.md5(f"{name}-{w}".encode()).hexdigest(), 16)] = name
+    circle = sorted(points)
+    ring = Ring(names)
+    for i in range(2000):
+        database = hashlib.sha256(str(i).encode()).hexdigest()
+        at = bisect.bisect_right(circle, int(hashlib.md5(database.encode()).hexdigest(), 16)) % len(circle)
+        assert ring.owner(database) == points[circle[at]]

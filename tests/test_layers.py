@@ -1,6 +1,7 @@
 """The package's layers, read from its imports (docs/architecture.md, "Layers").
 
     loot/cli, loot/__main__, the facade loot/__init__   the command line and local cluster
+    loot/node                                            a shard serving the public API: router and shard composed
     loot/router        loot/shard                        the two servers, each on the base alone
     loot/sdk, loot/dbapi, loot/sqlalchemy                what an application imports
     the base: ids, tokens, values, errors, ring, membership, settings, TLS, serving, observability, stubs
@@ -23,7 +24,8 @@ ALLOWED = {
     "sdk": {"base", "sdk"},
     "router": {"base", "router"},
     "shard": {"base", "shard"},
-    "cli": {"base", "sdk", "router", "shard", "cli"},
+    "node": {"base", "router", "shard", "node"},
+    "cli": {"base", "sdk", "router", "shard", "node", "cli"},
 }
 # What an application that imports the SDK must not load.
 SERVER_ONLY = ("apsw", "prometheus_client", "loot.serving", "loot.observability")
@@ -42,7 +44,7 @@ def layer(module: str) -> str:
         return "cli"
     if module in ("loot.dbapi", "loot.sqlalchemy"):  # drivers over the SDK, under the names their users look for
         return "sdk"
-    for name in ("sdk", "router", "shard"):
+    for name in ("sdk", "router", "shard", "node"):
         if module == f"loot.{name}" or module.startswith(f"loot.{name}."):
             return name
     return "base"

@@ -21,9 +21,19 @@ def test_a_membership_file_parses_to_its_epoch_and_shards() -> None:
     assert membership.ring.names == ("shard-0", "shard-1")
 
 
+def test_public_addresses_are_optional_and_written_back(tmp_path: Path) -> None:
+    public = {"shard-0": "db0.example.com:7080"}
+    membership = parse_membership(json.dumps({"epoch": 3, "shards": TWO, "public": public}))
+    assert membership.public == public and parse_membership(json.dumps({"epoch": 3, "shards": TWO})).public == {}
+    write_membership(tmp_path / "m.json", membership)
+    assert parse_membership((tmp_path / "m.json").read_text()) == membership
+
+
 @pytest.mark.parametrize("text", [
     "not json", "[]", '{"epoch": 1}', '{"epoch": -1, "shards": {"a": ""}}', '{"epoch": true, "shards": {"a": ""}}',
     '{"epoch": 1, "shards": {}}', '{"epoch": 1, "shards": {"a": 7}}', '{"epoch": 1, "shards": {"a": ""}, "x": 1}',
+    '{"epoch": 1, "shards": {"a": ""}, "public": {"b": "h:1"}}', '{"epoch": 1, "shards": {"a": ""}, "public": {"a": 1}}',
+    '{"epoch": 1, "shards": {"a": ""}, "public": []}',
 ])
 def test_a_bad_membership_file_says_what_is_wrong(text: str) -> None:
     with pytest.raises(ValueError):

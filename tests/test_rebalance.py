@@ -20,6 +20,9 @@ from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.cli.local_cluster import LocalCluster, shard_names
 from loot.ring import Ring
 from loot.secret import SECRET_HEADER
+from loot import Client as SdkClient
+from loot.errors import LootError
+from loot.sdk.routes import Routes
 from loot.tokens import Key, mint
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
@@ -35,35 +38,49 @@ SLOW_COUNT = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHE
 
 
 class Writers:
-    """Threads inserting into random databases until stopped; remembers every acknowledged value."""
+    """Threads inserting into random databases until stopped; remembers every acknowledged value. `direct`
+    more threads write with the SDK, which sends each call straight to its database's shard."""
 
-    def __init__(self, address: str, key: Key, tenants: list[str], threads: int = 2):
+    def __init__(self, address: str, key: Key, tenants: list[str], threads: int = 2, direct: int = 0):
         self.acknowledged: dict[str, set[int]] = {tenant: set() for tenant in tenants}
         self.failed = 0
+        self.routes: list[Routes] = []  # each SDK client's view of the shards
         self._tokens = {tenant: mint(key, "app", tenant, schema=SCHEMA) for tenant in tenants}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._counter = iter(range(1, 10**9))
         self._threads = [threading.Thread(target=self._write, args=(address, seed)) for seed in range(threads)]
+        self._threads += [threading.Thread(target=self._write_direct, args=(address, seed))
+                          for seed in range(threads, threads + direct)]
         for thread in self._threads:
             thread.start()
 
     def _write(self, address: str, seed: int) -> None:
+        with Client(address) as client:
+            self._insert(seed, lambda tenant, value: client.execute(self._tokens[tenant],
+                                                                    "INSERT INTO notes VALUES (?)", [value]))
+
+    def _write_direct(self, address: str, seed: int) -> None:
+        with SdkClient(address, direct=True) as client:
+            databases = {tenant: client.open(token) for tenant, token in self._tokens.items()}
+            self.routes.append(client.routes)
+            self._insert(seed, lambda tenant, value: databases[tenant].execute("INSERT INTO notes VALUES (?)", [value]))
+
+    def _insert(self, seed: int, insert) -> None:
         chooser = random.Random(seed)
         tenants = list(self._tokens)
-        with Client(address) as client:
-            while not self._stop.is_set():
-                tenant = chooser.choice(tenants)
+        while not self._stop.is_set():
+            tenant = chooser.choice(tenants)
+            with self._lock:
+                value = next(self._counter)
+            try:
+                insert(tenant, value)
+            except (grpc.RpcError, LootError):
                 with self._lock:
-                    value = next(self._counter)
-                try:
-                    client.execute(self._tokens[tenant], "INSERT INTO notes VALUES (?)", [value])
-                except grpc.RpcError:
-                    with self._lock:
-                        self.failed += 1
-                    continue
-                with self._lock:
-                    self.acknowledged[tenant].add(value)
+                    self.failed += 1
+                continue
+            with self._lock:
+                self.acknowledged[tenant].add(value)
 
     def stop(self) -> None:
         self._stop.set()
@@ -101,10 +118,12 @@ def _assert_one_file_each_at_its_owner(cluster: LocalCluster, key: Key, tenants:
 
 
 def _assert_acknowledged_readable(cluster: LocalCluster, key: Key, writers: Writers) -> None:
+    """Every acknowledged value is there, and no value twice (each was sent by one call)."""
     with Client(cluster.address) as client:
         for tenant, values in writers.acknowledged.items():
-            stored = {row[0] for row in rows(client.execute(mint(key, "app", tenant), "SELECT n FROM notes").result)}
-            assert 0 in stored and values <= stored, (tenant, sorted(values - stored)[:5])
+            stored = [row[0] for row in rows(client.execute(mint(key, "app", tenant), "SELECT n FROM notes").result)]
+            assert 0 in stored and values <= set(stored), (tenant, sorted(values - set(stored))[:5])
+            assert len(stored) == len(set(stored)), (tenant, "applied twice")
 
 
 def _moved(key: Key, tenants: list[str], before: int, after: int) -> int:
@@ -118,9 +137,10 @@ def _pulled(cluster: LocalCluster, names: list[str]) -> int:
 
 
 def test_scaling_up_and_down_under_writes_loses_nothing(two_shards: LocalCluster, key: Key) -> None:
+    """Through the router and with SDK clients routing directly to the shards' public ports."""
     cluster, tenants = two_shards, [f"t{i}" for i in range(300)]
     _seed(cluster, key, tenants)
-    writers = Writers(cluster.address, key, tenants)
+    writers = Writers(cluster.address, key, tenants, direct=2)
     try:
         time.sleep(1)
         cluster.scale(3)
@@ -130,6 +150,8 @@ def test_scaling_up_and_down_under_writes_loses_nothing(two_shards: LocalCluster
         cluster.scale(2)
         pulled_down = _pulled(cluster, shard_names(2)) - before_down
         time.sleep(1)
+        _wait_for(lambda: [r.epoch for r in writers.routes] == [cluster.epoch] * 2, "the SDK to follow: 2, 3, 2 shards")
+        assert all(len(r.channels) == 3 for r in writers.routes)  # it wrote straight to each shard, shard-2 too
     finally:
         writers.stop()
     assert sum(len(values) for values in writers.acknowledged.values()) > 100

@@ -240,3 +240,16 @@ def test_a_large_value_gives_up_inline_and_is_answered_by_a_worker(tmp_path: Pat
         await databases.close()
 
     asyncio.run(scenario())
+
+
+def test_a_text_seen_to_write_skips_the_inline_attempt(warm, monkeypatch) -> None:
+    """The second time, the request goes to a worker before any statement is prepared on the event loop."""
+    text = "UPDATE t SET x = x WHERE x = 1 -- seen to write"
+    with pytest.raises(RunOnWorker):
+        _inline(warm, text)
+    assert _inline(warm, "SELECT count(*) FROM t").results[0].rows[0].values[0].integer == 2  # reads: still inline
+    tried: list[str] = []
+    monkeypatch.setattr(engine, "run", lambda *args, **kwargs: tried.append("run"))
+    with pytest.raises(RunOnWorker):
+        _inline(warm, "SELECT 1", text)
+    assert tried == []

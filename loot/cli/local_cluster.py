@@ -25,7 +25,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
-from loot.serving import parse_listening, parse_metrics
+from loot.serving import parse_listening, parse_metrics, parse_public
 
 Sink = Callable[[str, str], None]  # (process name, output line)
 SUPERVISOR_PID = "LOOT_SUPERVISOR_PID"
@@ -59,6 +59,7 @@ class Child:
     process: subprocess.Popen | None = None
     address: str | None = None
     metrics: str | None = None  # host:port of its metrics endpoint, when it serves one
+    public: str | None = None  # host:port of a shard's public API (loot.v1.Database), when it serves one
     last_line: str = ""
     _ready: threading.Event = field(default_factory=threading.Event)
     _pumping: threading.Thread | None = None
@@ -92,6 +93,7 @@ class Child:
             line = line.rstrip("\n")
             self.last_line = line
             self.metrics = parse_metrics(line) or self.metrics
+            self.public = parse_public(line) or self.public
             self.sink(self.name, line)
             listening = parse_listening(line)
             if listening and self.address is None:
@@ -134,7 +136,7 @@ class LocalCluster:
     def _shard(self, name: str) -> Child:
         members = ["--membership", str(self.membership)] if self.membership else ["--shards", ",".join(self.names)]
         argv = [sys.executable, "-m", "loot", "shard", "--name", name, *members,
-                "--data", str(self.data / name), "--port", "0"]
+                "--data", str(self.data / name), "--port", "0", "--public-port", "0"]
         return Child(name, argv, self.env, self.sink)
 
     def start(self) -> str:
@@ -145,10 +147,12 @@ class LocalCluster:
             shard.start()
         members = {name: shard.wait_ready() for name, shard in self.shards.items()}
         if self.membership:
-            write_membership(self.membership, Membership(self.epoch, members))
+            write_membership(self.membership, Membership(self.epoch, members, self._public(self.names)))
             members_flags = ["--membership", str(self.membership)]
         else:
-            members_flags = ["--shards", format_members(members)]
+            public = self._public(self.names)
+            members_flags = ["--shards", format_members(members), *(["--public-shards", format_members(public)]
+                                                                     if public else [])]
         argv = [sys.executable, "-m", "loot", "router", *members_flags, "--port", str(self.port)]
         self.router = Child("router", argv, self.env, self.sink)
         self.router.start()
@@ -167,6 +171,8 @@ class LocalCluster:
             _pin(child.argv, "--port", child.address.rsplit(":", 1)[1])
         if child.metrics is not None:
             _pin(child.argv, "--metrics-port", child.metrics.rsplit(":", 1)[1])
+        if child.public is not None:
+            _pin(child.argv, "--public-port", child.public.rsplit(":", 1)[1])
         child.start()
 
     def add_shard(self, name: str) -> str:
@@ -180,16 +186,21 @@ class LocalCluster:
         """Write the next epoch's membership file: these shards, at their current addresses."""
         self.epoch += 1
         self.names = list(names)
-        membership = Membership(self.epoch, {name: self.shards[name].address for name in names})
+        membership = Membership(self.epoch, {name: self.shards[name].address for name in names}, self._public(names))
         write_membership(self.membership, membership)
         return membership
+
+    def _public(self, names: list[str]) -> dict[str, str]:
+        """The shards' public addresses, for clients that route directly (Topology)."""
+        return {name: self.shards[name].public for name in names if self.shards[name].public}
 
     def scale(self, count: int, progress: Progress | None = None, timeout: float = SCALE_TIMEOUT) -> Membership:
         """Run `count` shards: start the new ones, publish the next epoch, wait until every database
         has moved to its new owner, then stop the shards no longer named (docs/rebalancing.md)."""
         names, drained = shard_names(count), [name for name in self.shards if name not in shard_names(count)]
         if names == self.names and not drained:
-            return Membership(self.epoch, {name: self.shards[name].address for name in names})  # nothing to change
+            return Membership(self.epoch, {name: self.shards[name].address for name in names},
+                              self._public(names))  # nothing to change
         for name in names:
             if name not in self.shards:
                 self.add_shard(name)

@@ -11,7 +11,7 @@ from loot.cli.target import UserError
 from loot.errors import LootError
 from loot.cli.local_cluster import exit_with_supervisor
 from loot.router import server as router_server
-from loot.shard import server as shard_server
+from loot.node import server as shard_server
 
 COMMANDS = {
     # name: (help, add_arguments, run)

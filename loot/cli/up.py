@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
     supervisor = Supervisor(cluster, RestartPolicy(args.max_restarts, args.restart_window),
                             lambda line: print(line, flush=True))
     try:
-        print(_banner(address, args.data), flush=True)
+        print(_banner(address, args.data, cluster), flush=True)
         if args.metrics:
             print(_metrics(cluster), flush=True)
         _supervise(cluster, supervisor, args.data, stop, scale)
@@ -101,9 +101,12 @@ def _metrics(cluster: LocalCluster) -> str:
     return "Metrics: " + ", ".join(f"{child.name} http://{child.metrics}/metrics" for child in cluster.children())
 
 
-def _banner(address: str, data: Path) -> str:
+def _banner(address: str, data: Path, cluster: LocalCluster) -> str:
+    public = ", ".join(f"{shard.name} {shard.public}" for shard in cluster.shards.values())
     return f"""
 Loot is up: router on {address}, data in {data}/ (Ctrl-C stops it).
+Shards' public ports: {public}.
+The Python SDK given {address} sends each call straight to its database's shard (docs/sdk.md).
 Try it from another terminal:
 
     loot keygen

@@ -17,6 +17,7 @@ class Admission:
     claims: Claims
     database_id: str
     context_field: bytes  # the shard Context, serialized as field 1 of every shard request
+    context: shard_pb2.Context  # the same, for a shard that runs the call itself (loot/node/)
 
     @property
     def expires_at(self) -> float | None:
@@ -27,7 +28,7 @@ def admit(token: str, now: float | None = None, max_lifetime: float = MAX_LIFETI
     """Verify `token` and serialize the shard Context: the database id and the claims as JSON."""
     claims = verify(token, now, max_lifetime)
     context = shard_context(claims)
-    return Admission(claims, context.database_id, context_field(context.SerializeToString()))
+    return Admission(claims, context.database_id, context_field(context.SerializeToString()), context)
 
 
 def shard_context(claims: Claims) -> shard_pb2.Context:

@@ -52,6 +52,11 @@ def admit_call(context: grpc.aio.ServicerContext, tokens: VerifiedTokens[Admissi
     if account_methods and not admission.claims.for_account:
         raise Fault(grpc.StatusCode.PERMISSION_DENIED, "DATABASE_TOKEN", "a database token cannot call the account "
                     "methods: mint an account token (`scope: account`, no `db`; docs/tokens.md)")
+    return check_account(admission, accounts, limits)
+
+
+def check_account(admission: Admission, accounts: Allowlist, limits: RateLimits | None) -> Admission:
+    """The allowlist, then one call from the account's rate limit."""
     accounts.check(admission.claims)
     if limits is not None:
         limits.take(admission.claims.account)

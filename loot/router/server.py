@@ -23,31 +23,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_membership_flags(parser, "every shard's name=host:port")
     add_flag(parser, "--host", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", default=7070, type=int, help="port to listen on (0 = any free port)")
+    add_admission_flags(parser)
+    add_operations_flags(parser)
+    tls.add_shard_client_flags(parser)
+
+
+def add_admission_flags(parser: argparse.ArgumentParser) -> None:
+    """What every server of the public API takes: a router, and a shard with --public-port."""
     add_flag(parser, "--forward-timeout", default=30.0, type=float,
              help="longest wait for a shard, in seconds, when the client sets no deadline")
     add_flag(parser, "--max-token-lifetime", default=MAX_LIFETIME, type=positive_number,
              help="longest token lifetime accepted, in seconds (`exp` - `iat`); tokens without `exp` are refused")
     allowlist.add_arguments(parser)
     rate_limits.add_arguments(parser)
-    add_operations_flags(parser)
-    tls.add_shard_client_flags(parser)
+
+
+def database_service(args: argparse.Namespace, role: str, shards: Shards, service: type[DatabaseService] = DatabaseService,
+                     **extra) -> DatabaseService:
+    """The public Database service as the flags of add_admission_flags ask: tokens, allowlist, rate limits."""
+    accounts = allowlist.from_arguments(args, role)
+    limits = rate_limits.from_arguments(args, role, label_accounts=accounts.listed is not None)
+    accounts.start_watching(args.accounts_poll)
+    return service(shards, args.forward_timeout, verified_tokens(args.max_token_lifetime), accounts, limits, **extra)
 
 
 async def run(args: argparse.Namespace) -> None:
-    accounts = allowlist.from_arguments(args, "router")
-    limits = rate_limits.from_arguments(args, "router", label_accounts=accounts.listed is not None)
     source = membership_from_arguments(args, "router")
     try:
         shards = Shards(source, (SECRET_HEADER, cluster_secret()), tls.shard_channel_credentials(args))
     except ValueError as error:
         raise SystemExit(f"loot router: {error}") from None
     source.start_watching(args.membership_poll)
-    accounts.start_watching(args.accounts_poll)
     server = new_server(args.reuse_port)  # the service observes its own handlers
-    tokens = verified_tokens(args.max_token_lifetime)
-    service = DatabaseService(shards, args.forward_timeout, tokens, accounts, limits)
+    service = database_service(args, "router", shards)
     service.add_to(server)
-    AccountService(shards, args.forward_timeout, tokens, accounts, limits).add_to(server)
+    AccountService(shards, args.forward_timeout, service.tokens, service.accounts, service.limits).add_to(server)
     watch_calls_in_flight(lambda: service.in_flight)
     await serve(server, args, role="router", name="router", services=[SERVICE, ACCOUNT_SERVICE], on_stop=shards.close,
                 on_stopping=lambda: service.stopping(args.shutdown_grace))

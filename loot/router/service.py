@@ -22,12 +22,13 @@ from loot.status import Fault, abort, guard, status_info
 from loot.tokens.cache import VerifiedTokens
 from loot.router.admission import Admission
 from loot.router.allowlist import Allowlist
-from loot.router.auth import admit_call
+from loot.router.auth import admit_call, authenticate, check_account
 from loot.router.rate_limits import RateLimits
 from loot.router.envelope import shard_request
 from loot.router.shards import Shards
-from loot.router.forward_client import InDoubt, NotSent, Refused
+from loot.router.forward_client import InDoubt, NotSent, Refused, ShardStreams
 from loot.router import transaction_forward
+from loot.router.topology import Topology
 
 SERVICE = "loot.v1.Database"
 # When a stopping router answers the calls still running itself, as a share of its shutdown grace: before
@@ -49,6 +50,7 @@ class DatabaseService:
         self.in_flight = 0  # admitted calls not yet answered (loot_router_calls_in_flight)
         self._running: set[asyncio.Task] = set()
         self._gave_up = False
+        self._topology = Topology()
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve the methods, observed, taking and returning serialized messages."""
@@ -57,6 +59,8 @@ class DatabaseService:
             for method in SHARD_METHODS}
         handlers["Transaction"] = grpc.stream_stream_rpc_method_handler(
             observed(f"/{SERVICE}/Transaction", self.Transaction, return_request_id=True))
+        handlers["Topology"] = grpc.unary_unary_rpc_method_handler(
+            observed(f"/{SERVICE}/Topology", self.Topology, return_request_id=True))
         register(server, SERVICE, handlers)
 
     @guard
@@ -72,6 +76,12 @@ class DatabaseService:
         return await self._forward("Describe", request, context)
 
     @guard
+    async def Topology(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Any valid token of an account served here (database or account token) may ask."""
+        check_account(authenticate(context, self.tokens), self.accounts, self.limits)
+        return self._topology.answer(self.shards.source.current)
+
+    @guard
     async def Transaction(self, requests, context: grpc.aio.ServicerContext) -> None:
         """Forwarded on a stream of its own (loot/router/transaction_forward.py)."""
         admission = self._admit(context)
@@ -79,8 +89,7 @@ class DatabaseService:
         self._running.add(task)
         self.in_flight += 1
         try:
-            await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards,
-                                              self._corrected_by)
+            await self._transact(admission, context)
         except asyncio.CancelledError:
             if not self._gave_up:
                 raise
@@ -90,6 +99,10 @@ class DatabaseService:
         finally:
             self.in_flight -= 1
             self._running.discard(task)
+
+    async def _transact(self, admission: Admission, context: grpc.aio.ServicerContext) -> None:
+        await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards,
+                                          self._corrected_by)
 
     def stopping(self, grace: float) -> None:
         """The router stops: calls still running near the end of `grace` seconds are answered OUTCOME_UNKNOWN."""
@@ -123,12 +136,10 @@ class DatabaseService:
 
     async def _route(self, method: str, admission: Admission, request: bytes,
                      context: grpc.aio.ServicerContext) -> bytes:
-        message = shard_request(admission.context_field, request)
         for first_attempt in (True, False):
             name, shard, routed_under = self.shards.for_database(admission.database_id)
             try:
-                return await shard.call(SHARD_METHODS[method], message, self._timeout(context), routed_under,
-                                        request_id.current.get())
+                return await self._send(method, admission, request, context, name, shard, routed_under)
             except Refused as refused:
                 if first_attempt and self._corrected_by(refused.status, routed_under):
                     continue  # the shard never ran it; once more under the membership it pointed to
@@ -145,6 +156,15 @@ class DatabaseService:
             except NotSent as lost:
                 raise Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",
                             f"shard {name} is unreachable ({lost}); retry later", shard=name) from None
+
+    async def _send(self, method: str, admission: Admission, request: bytes, context: grpc.aio.ServicerContext,
+                    name: str, shard: ShardStreams | None, routed_under: int) -> bytes:
+        """The call, to shard `name` on its Forward streams (None: no address known for it); raises as
+        ShardStreams.call does."""
+        if shard is None:
+            raise NotSent("no address is known for it yet")
+        return await shard.call(SHARD_METHODS[method], shard_request(admission.context_field, request),
+                                self._timeout(context), routed_under, request_id.current.get())
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         remaining = context.time_remaining()

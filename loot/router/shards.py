@@ -6,6 +6,7 @@ import asyncio
 
 import grpc
 
+from loot.status import Fault
 from loot.membership import Membership, MembershipSource
 from loot.grpc_options import GRPC_OPTIONS
 from loot.tls import shard_channel
@@ -32,8 +33,9 @@ class Shards:
 
     def __init__(self, source: MembershipSource, secret: tuple[str, str],
                  credentials: grpc.ChannelCredentials | None = None, grace_seconds: float = 60.0,
-                 streams_per_shard: int = STREAMS_PER_SHARD):
+                 streams_per_shard: int = STREAMS_PER_SHARD, require_addresses: bool = True):
         self.source = source
+        self._require_addresses = require_addresses  # else a shard without one is unavailable until it has one
         self._secret = secret
         self._credentials = credentials
         self._grace = grace_seconds
@@ -47,17 +49,22 @@ class Shards:
     def epoch(self) -> int:
         return self.source.current.epoch
 
-    def for_database(self, database_id: str) -> tuple[str, ShardStreams, int]:
-        """The owning shard's name, its streams, and the epoch of the membership that said so."""
+    def for_database(self, database_id: str) -> tuple[str, ShardStreams | None, int]:
+        """The owning shard's name, its streams (None while its address is not known) and the epoch of the
+        membership that said so."""
         membership = self.source.current
         name = membership.ring.owner(database_id)
-        return name, self._streams[membership.shards[name]], membership.epoch
+        return name, self._streams.get(membership.shards[name]), membership.epoch
 
     def channel_for(self, database_id: str) -> tuple[str, grpc.aio.Channel, int]:
         """The owning shard's name, its channel (for a stream of a call's own) and the membership's epoch."""
         membership = self.source.current
         name = membership.ring.owner(database_id)
-        return name, self._channels[membership.shards[name]], membership.epoch
+        address = membership.shards[name]
+        if not address:
+            raise Fault(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE",
+                        f"no address is known for shard {name} yet; retry later", shard=name)
+        return name, self._channels[address], membership.epoch
 
     def every_shard(self) -> list[tuple[str, grpc.aio.Channel]]:
         """Each shard's name and channel under the current membership (the account methods ask them all)."""
@@ -71,9 +78,9 @@ class Shards:
 
     def _follow(self, membership: Membership) -> None:
         missing = [name for name, address in membership.shards.items() if not address]
-        if missing:
+        if missing and self._require_addresses:
             raise ValueError(f"the router needs an address for every shard; missing: {', '.join(missing)}")
-        for address in set(membership.shards.values()) - set(self._channels):
+        for address in set(membership.shards.values()) - set(self._channels) - {""}:
             # No client interceptors: grpc.aio runs an intercepted call as an extra task; each
             # Forwarded message carries its call's request id.
             self._channels[address] = shard_channel(address, self._credentials, CHANNEL_OPTIONS)

@@ -1,4 +1,5 @@
-"""Clients: one channel to a router, handing out Database handles."""
+"""Clients: one channel to the configured address (a router or any shard), handing out Database handles
+that send each call straight to its database's shard when they can (loot/sdk/routes.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import grpc
 
 from loot.sdk.account import Account
+from loot.sdk.routes import CHANNEL_OPTIONS, ConnectedSync, Routes, connected_aio, direct_by_default
 from loot.sdk.database import AsyncDatabase, Database
 from loot.sdk.tokens import FixedToken, MintedToken
 from loot.grpc_options import GRPC_OPTIONS
@@ -25,26 +27,39 @@ class _Client:
     _database: type
 
     def __init__(self, address: str = "127.0.0.1:7070", *, tls: bool = False, root_certificates: bytes | None = None,
-                 private_key: bytes | None = None, certificate_chain: bytes | None = None, timeout: float | None = 30.0):
-        """Connect to a router. `tls=True` uses TLS with the system's CAs, `root_certificates` (PEM) with
-        those; `private_key` and `certificate_chain` (PEM) present a client certificate (mutual TLS).
-        `timeout` is per call, in seconds."""
-        credentials = _credentials(tls, root_certificates, private_key, certificate_chain)
-        if credentials is None:
-            self.channel = self._grpc.insecure_channel(address, options=GRPC_OPTIONS)
-        else:
-            self.channel = self._grpc.secure_channel(address, credentials, options=GRPC_OPTIONS)
+                 private_key: bytes | None = None, certificate_chain: bytes | None = None, timeout: float | None = 30.0,
+                 direct: bool | None = None):
+        """Connect to a router or any shard's public port. `tls=True` uses TLS with the system's CAs,
+        `root_certificates` (PEM) with those; `private_key` and `certificate_chain` (PEM) present a client
+        certificate (mutual TLS). `timeout` is per call, in seconds. `direct` (default: on unless
+        LOOT_DIRECT=0) sends each call straight to its database's shard, falling back to `address`;
+        turn it off where clients cannot reach the shards."""
+        self._credentials = _credentials(tls, root_certificates, private_key, certificate_chain)
+        self.channel = self._open(address, GRPC_OPTIONS)
         self.timeout = timeout
+        direct = direct_by_default() if direct is None else direct
+        self.routes = self._routes() if direct else None
+
+    def _open(self, address: str, options: list):
+        if self._credentials is None:
+            return self._grpc.insecure_channel(address, options=options)
+        return self._grpc.secure_channel(address, self._credentials, options=options)
+
+    def _routes(self) -> Routes:
+        raise NotImplementedError
+
+    def _channels(self) -> list:
+        return [self.channel, *(self.routes.channels.values() if self.routes else ())]
 
     def database(self, name: str, tenant: str, *, key: Key, schema: str | None = None, ttl: int = 900,
                  **claims: Any):
         """The database (key.account, name, tenant); tokens are minted from `key` and renewed before expiry."""
         tokens = MintedToken(key, name, tenant, ttl=ttl, schema=schema, **claims)
-        return self._database(self.channel, tokens, self.timeout)
+        return self._database(self.channel, tokens, self.timeout, self.routes)
 
     def open(self, token: str):
         """The database a ready token names (from `key.provision(...)` or `loot token`)."""
-        return self._database(self.channel, FixedToken(token), self.timeout)
+        return self._database(self.channel, FixedToken(token), self.timeout, self.routes)
 
 
 class Client(_Client):
@@ -53,12 +68,17 @@ class Client(_Client):
     _grpc = grpc
     _database = Database
 
+    def _routes(self) -> Routes:
+        connected = ConnectedSync()
+        return Routes(lambda shard: connected.watch(self._open(shard, CHANNEL_OPTIONS)), connected)
+
     def account(self, key: Key, *, ttl: int = 900) -> Account:
         """The account `key` is (its own key, not a certified app key): its databases and census."""
         return Account(self.channel, key, self.timeout, ttl)
 
     def close(self) -> None:
-        self.channel.close()
+        for channel in self._channels():
+            channel.close()
 
     def __enter__(self) -> Client:
         return self
@@ -73,8 +93,12 @@ class AsyncClient(_Client):
     _grpc = grpc.aio
     _database = AsyncDatabase
 
+    def _routes(self) -> Routes:
+        return Routes(lambda shard: self._open(shard, CHANNEL_OPTIONS), connected_aio)
+
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self._channels():
+            await channel.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

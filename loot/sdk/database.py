@@ -13,16 +13,18 @@ from loot.errors import from_rpc_error
 from loot.sdk import tools
 from loot.sdk.requests import Params, statement
 from loot.sdk.result import from_batch, from_execute
+from loot.sdk.routes import Routes, ran_nothing
 from loot.sdk.transaction import AsyncTransaction, Transaction
 from loot.v1 import database_pb2 as pb
 from loot.v1 import database_pb2_grpc
 
 
 class _Database:
-    def __init__(self, channel, tokens, timeout: float | None):
-        self._stub = database_pb2_grpc.DatabaseStub(channel)
+    def __init__(self, channel, tokens, timeout: float | None, routes: Routes | None = None):
+        self._stub = database_pb2_grpc.DatabaseStub(channel)  # the configured address
         self._tokens = tokens
         self.timeout = timeout
+        self._routes = routes  # None: every call through the configured address
 
     def execute(self, sql: str, params: Params = ()):
         """Run one statement; returns a Result."""
@@ -37,7 +39,8 @@ class _Database:
     def transaction(self):
         """An interactive transaction (loot/sdk/transaction.py): `with db.transaction() as tx:` (asyncio:
         `async with`); commits at the block's end, rolls back if it raises."""
-        return self._transaction_type(self._stub, self._metadata(), self.timeout)
+        metadata = self._metadata()  # straight to the owner when known (no fallback once the stream is open)
+        return self._transaction_type(self._direct(metadata) or self._stub, metadata, self.timeout)
 
     def describe(self):
         """The database's tables, columns, indexes, views, filters and rules (a DescribeResponse)."""
@@ -55,6 +58,17 @@ class _Database:
     def _metadata(self) -> tuple[tuple[str, str]]:
         return (("authorization", f"Bearer {self._tokens.current()}"),)
 
+    def _direct(self, metadata: tuple[tuple[str, str]]):
+        """The owning shard's stub, if the call may go straight to it."""
+        return self._routes.stub(metadata[0][1][7:]) if self._routes is not None else None
+
+    def _missed(self, error: grpc.RpcError) -> bool:
+        """After a direct call failed: whether to send it to the configured address instead."""
+        if not ran_nothing(error):
+            return False
+        self._routes.missed()
+        return True
+
     def _call(self, method: str, request, parse: Callable):
         raise NotImplementedError
 
@@ -65,11 +79,30 @@ class Database(_Database):
     _transaction_type = Transaction
 
     def _call(self, method: str, request, parse: Callable):
+        metadata = self._metadata()
+        if self._routes is not None and self._routes.due():
+            self._routes.learn(self._topology(metadata))
         try:
-            response = getattr(self._stub, method)(request, metadata=self._metadata(), timeout=self.timeout)
+            return parse(self._send(self._direct(metadata), method, request, metadata))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
-        return parse(response)
+
+    def _send(self, direct, method: str, request, metadata):
+        if direct is not None:
+            try:
+                response, call = getattr(direct, method).with_call(request, metadata=metadata, timeout=self.timeout)
+                self._routes.forwarded(call.trailing_metadata())
+                return response
+            except grpc.RpcError as error:
+                if not self._missed(error):
+                    raise
+        return getattr(self._stub, method)(request, metadata=metadata, timeout=self.timeout)
+
+    def _topology(self, metadata) -> pb.TopologyResponse | None:
+        try:
+            return self._stub.Topology(pb.TopologyRequest(), metadata=metadata, timeout=self.timeout)
+        except grpc.RpcError:
+            return None  # an older server, or a refusal the call itself will report: go through the address
 
 
 class AsyncDatabase(_Database):
@@ -78,8 +111,28 @@ class AsyncDatabase(_Database):
     _transaction_type = AsyncTransaction
 
     async def _call(self, method: str, request, parse: Callable):
+        metadata = self._metadata()
+        if self._routes is not None and self._routes.due():
+            self._routes.learn(await self._topology(metadata))
         try:
-            response = await getattr(self._stub, method)(request, metadata=self._metadata(), timeout=self.timeout)
+            return parse(await self._send(self._direct(metadata), method, request, metadata))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
-        return parse(response)
+
+    async def _send(self, direct, method: str, request, metadata):
+        if direct is not None:
+            try:
+                call = getattr(direct, method)(request, metadata=metadata, timeout=self.timeout)
+                response = await call
+                self._routes.forwarded(await call.trailing_metadata())
+                return response
+            except grpc.RpcError as error:
+                if not self._missed(error):
+                    raise
+        return await getattr(self._stub, method)(request, metadata=metadata, timeout=self.timeout)
+
+    async def _topology(self, metadata) -> pb.TopologyResponse | None:
+        try:
+            return await self._stub.Topology(pb.TopologyRequest(), metadata=metadata, timeout=self.timeout)
+        except grpc.RpcError:
+            return None

@@ -31,6 +31,7 @@ from loot.values import from_value, to_value
 from loot.shard import schema, value_work
 from loot.shard.access.enforcer import Enforcer, for_connection
 from loot.shard.sql_errors import fault_from_sqlite
+from loot.byte_lru import ByteLRU
 from loot.shard.databases import RunOnWorker
 from loot.shard.limits import Limits
 from loot.shard.sandbox import Sandbox, out_of_memory
@@ -46,6 +47,10 @@ T = TypeVar("T")
 INLINE_CPU_SECONDS = 0.001
 INLINE_VALUE_BYTES = 64 * 1024
 INLINE_SQL_CHARS = 4096
+# SQL texts seen to write (whether a statement writes is a property of its text): a request with one of
+# them goes straight to a worker, skipping an attempt on the event loop that would set up its transaction
+# and prepare the statement only to give up at it. Bounded: texts are at most INLINE_SQL_CHARS.
+_WRITERS: ByteLRU[str, bool] = ByteLRU(1024 * (1024 + 64), size=lambda sql, _: len(sql) + 64, max_entries=1024)
 
 
 @dataclass
@@ -208,7 +213,8 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
 def _may_run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence[pb.Statement]) -> bool:
     privileged = context.before or context.after or context.instead or context.destroy
     short = sum(len(statement.sql) for statement in statements) <= INLINE_SQL_CHARS
-    return short and not privileged and not database.creation_changes
+    return (short and not privileged and not database.creation_changes
+            and not any(_WRITERS.get(statement.sql) for statement in statements))
 
 
 def _schema_phase(database: OpenDatabase, claim: str, reads_only: bool) -> list[str]:
@@ -247,6 +253,10 @@ def run_one(database: OpenDatabase, guard: Enforcer, statement: pb.Statement, in
                 message = pb.Row(values=[to_value(value) for value in row])
                 budget.spend(message.ByteSize() + _ROW_FRAMING, index)  # what the row takes in the response
                 result.rows.append(message)
+    except RunOnWorker:
+        if not tracer.readonly:
+            _WRITERS.put(statement.sql, True)
+        raise
     except apsw.ExecTraceAbort:
         raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MULTIPLE_STATEMENTS",
                     "Execute runs exactly one statement; send several with Batch", statement_index=index)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from loot import tls
 import grpc
 
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
-from loot.membership import add_membership_flags, membership_from_arguments
+from loot.membership import MembershipSource, add_membership_flags, membership_from_arguments
 from loot.observability.handlers import observed_handler
 from loot.observability.metrics import QUOTA_REFUSED, watch_account_usage, watch_databases
-from loot.serving import add_operations_flags, add_servicer, new_server, serve
+from loot.serving import Beside, add_operations_flags, add_servicer, new_server, serve
 from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
 from loot.shard import limits as shard_limits
@@ -45,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard_limits.add_arguments(parser)
 
 
-async def run(args: argparse.Namespace) -> None:
+# Given the shard's service and membership: the public API to serve beside the internal port (loot/node/).
+PublicPort = Callable[[ShardService, MembershipSource], Beside]
+
+
+async def run(args: argparse.Namespace, public: PublicPort | None = None) -> None:
     if not args.name:
         raise SystemExit("loot shard needs --name (or LOOT_NAME)")
     membership = membership_from_arguments(args, "shard")
@@ -82,6 +87,7 @@ async def run(args: argparse.Namespace) -> None:
     add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
     add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
                  HandoffService(args.name, membership, storage, fencing, progress), protected)
+    beside = public(shard, membership) if public is not None else None
     membership.start_watching(args.membership_poll)
     puller.start()
     sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
@@ -95,7 +101,7 @@ async def run(args: argparse.Namespace) -> None:
 
     await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
                 on_stopping=shard.forwarding.drain,
-                wrap_reflection=secret.guard)  # health stays open to probes
+                wrap_reflection=secret.guard, beside=beside)  # health stays open to probes
 
 
 def main(args: argparse.Namespace) -> None:

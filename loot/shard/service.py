@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from loot.ids import database_id
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
@@ -47,6 +48,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             shard_pb2.FORWARDED_METHOD_BATCH: Method("Batch", shard_pb2.ShardBatchRequest, self.batch),
             shard_pb2.FORWARDED_METHOD_DESCRIBE: Method("Describe", shard_pb2.ShardDescribeRequest, self.describe),
         }, databases.limits.request_bytes)
+        self._public = {"Execute": (pb.ExecuteRequest, self.run_execute), "Batch": (pb.BatchRequest, self.run_batch),
+                        "Describe": (pb.DescribeRequest, self.run_describe)}
 
     @guard
     async def Execute(self, request: shard_pb2.ShardExecuteRequest, context) -> pb.ExecuteResponse:
@@ -65,7 +68,10 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
     @guard
     async def _serve_transaction(self, requests, context: grpc.aio.ServicerContext) -> None:
-        epoch = _router_epoch(context)
+        await self.transact(context, _router_epoch(context))
+
+    async def transact(self, context, epoch: int) -> None:
+        """Serve a transaction's stream (`context`: read, write, time_remaining) routed under `epoch`."""
         await transaction_stream.serve(context, self.databases, functools.partial(self._open_here, epoch=epoch),
                                        self.forwarding.held)
 
@@ -92,25 +98,46 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
     async def execute(self, request: shard_pb2.ShardExecuteRequest, remaining: float | None,
                       router_epoch: int) -> pb.ExecuteResponse:
-        outcome = await self._run(request.context, [request.request.statement], remaining, router_epoch)
-        return pb.ExecuteResponse(result=outcome.results[0], schema_changes=outcome.schema_changes,
-                                  destroyed=outcome.destroyed)
+        return await self.run_execute(request.context, request.request, remaining, router_epoch)
 
     async def batch(self, request: shard_pb2.ShardBatchRequest, remaining: float | None,
                     router_epoch: int) -> pb.BatchResponse:
-        outcome = await self._run(request.context, request.request.statements, remaining, router_epoch)
-        return pb.BatchResponse(results=outcome.results, schema_changes=outcome.schema_changes,
-                                destroyed=outcome.destroyed)
+        return await self.run_batch(request.context, request.request, remaining, router_epoch)
 
     async def describe(self, request: shard_pb2.ShardDescribeRequest, remaining: float | None,
                        router_epoch: int) -> pb.DescribeResponse:
-        self._admit(request.context, router_epoch)
+        return await self.run_describe(request.context, request.request, remaining, router_epoch)
+
+    async def run_public(self, method: str, shard_context: shard_pb2.Context, request: bytes,
+                         remaining: float | None, epoch: int) -> Message:
+        """A public call (Execute, Batch, Describe) from the client's own request bytes, with the Context
+        of its verified token: what Forward runs for the same call, without the shard request around it
+        (the public API served here: loot/node/)."""
+        request_type, run = self._public[method]
+        with self.forwarding.held.hold(len(request)):
+            return await run(shard_context, _parsed(request_type, request), remaining, epoch)
+
+    async def run_execute(self, shard_context: shard_pb2.Context, request: pb.ExecuteRequest,
+                          remaining: float | None, router_epoch: int) -> pb.ExecuteResponse:
+        outcome = await self._run(shard_context, [request.statement], remaining, router_epoch)
+        return pb.ExecuteResponse(result=outcome.results[0], schema_changes=outcome.schema_changes,
+                                  destroyed=outcome.destroyed)
+
+    async def run_batch(self, shard_context: shard_pb2.Context, request: pb.BatchRequest,
+                        remaining: float | None, router_epoch: int) -> pb.BatchResponse:
+        outcome = await self._run(shard_context, request.statements, remaining, router_epoch)
+        return pb.BatchResponse(results=outcome.results, schema_changes=outcome.schema_changes,
+                                destroyed=outcome.destroyed)
+
+    async def run_describe(self, shard_context: shard_pb2.Context, request: pb.DescribeRequest,
+                           remaining: float | None, router_epoch: int) -> pb.DescribeResponse:
+        self._admit(shard_context, router_epoch)
         deadline = _deadline(remaining)
-        await self.arrival(request.context.database_id, remaining)
-        return await self.databases.run(request.context.database_id,
-                                        functools.partial(_describe, claim=request.context.schema),
-                                        request.context.schema, account=request.context.account, deadline=deadline,
-                                        identity=Identity.of(request.context))
+        await self.arrival(shard_context.database_id, remaining)
+        return await self.databases.run(shard_context.database_id,
+                                        functools.partial(_describe, claim=shard_context.schema),
+                                        shard_context.schema, account=shard_context.account, deadline=deadline,
+                                        identity=Identity.of(shard_context))
 
     async def _run(self, shard_context: shard_pb2.Context, statements, remaining: float | None,
                    router_epoch: int) -> engine.Outcome:
@@ -150,6 +177,14 @@ def _deadline(remaining: float | None) -> float | None:
     """The client's deadline on the monotonic clock. Every wait and every statement ends by it, and the
     request commits only before it: a DEADLINE_EXCEEDED from the shard means nothing was applied."""
     return None if remaining is None else time.monotonic() + remaining
+
+
+def _parsed(request_type: type[Message], request: bytes) -> Message:
+    try:
+        return request_type.FromString(request)
+    except DecodeError:
+        raise Fault(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                    f"the request is not a valid {request_type.DESCRIPTOR.full_name}") from None
 
 
 def _router_epoch(context: grpc.aio.ServicerContext) -> int:

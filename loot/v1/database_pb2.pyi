@@ -249,6 +249,30 @@ class TransactionEnded(_message.Message):
     destroyed: bool
     def __init__(self, committed: _Optional[bool] = ..., destroyed: _Optional[bool] = ...) -> None: ...
 
+class TopologyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TopologyResponse(_message.Message):
+    __slots__ = ("epoch", "shards", "ring_hash", "points")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    RING_HASH_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    shards: _containers.RepeatedCompositeFieldContainer[TopologyShard]
+    ring_hash: str
+    points: int
+    def __init__(self, epoch: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[TopologyShard, _Mapping]]] = ..., ring_hash: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
+
+class TopologyShard(_message.Message):
+    __slots__ = ("name", "address")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
 class ListDatabasesRequest(_message.Message):
     __slots__ = ("name", "tenant_prefix", "page_size", "page_token")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -56,6 +56,11 @@ class DatabaseStub:
                 request_serializer=loot_dot_v1_dot_database__pb2.TransactionRequest.SerializeToString,
                 response_deserializer=loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
                 _registered_method=True)
+        self.Topology = channel.unary_unary(
+                '/loot.v1.Database/Topology',
+                request_serializer=loot_dot_v1_dot_database__pb2.TopologyRequest.SerializeToString,
+                response_deserializer=loot_dot_v1_dot_database__pb2.TopologyResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServicer:
@@ -91,6 +96,14 @@ class DatabaseServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Topology(self, request, context):
+        """The cluster's shards and how databases map to them, for clients that send each call straight to
+        its database's shard (docs/clients.md). Any valid database token may ask; routers and shards answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_DatabaseServicer_to_server(servicer, server):
                     servicer.Transaction,
                     request_deserializer=loot_dot_v1_dot_database__pb2.TransactionRequest.FromString,
                     response_serializer=loot_dot_v1_dot_database__pb2.TransactionResponse.SerializeToString,
+            ),
+            'Topology': grpc.unary_unary_rpc_method_handler(
+                    servicer.Topology,
+                    request_deserializer=loot_dot_v1_dot_database__pb2.TopologyRequest.FromString,
+                    response_serializer=loot_dot_v1_dot_database__pb2.TopologyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +242,33 @@ class Database:
             '/loot.v1.Database/Transaction',
             loot_dot_v1_dot_database__pb2.TransactionRequest.SerializeToString,
             loot_dot_v1_dot_database__pb2.TransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Topology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.v1.Database/Topology',
+            loot_dot_v1_dot_database__pb2.TopologyRequest.SerializeToString,
+            loot_dot_v1_dot_database__pb2.TopologyResponse.FromString,
             options,
             channel_credentials,
             insecure,

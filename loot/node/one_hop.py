@@ -1,0 +1,53 @@
+"""The public loot.v1.Database service on a shard: the router's service, with calls for the databases this
+shard owns run in-process.
+
+Admission (token, allowlist, rate limit) and routing are the router's own code (loot/router/service.py).
+Where a router would send the call to the owning shard, this one runs it itself when it is the owner:
+through ShardService.run_public, the code the Forward stream runs, from the client's request bytes and the
+token's cached Context, with no second RPC and no shard request built. A call for another shard's database
+goes over the Forward streams exactly as a router sends it, under the same epoch rules; so does the retry
+after a WRONG_SHARD refusal from a newer membership, local or not.
+
+It is a DatabaseService in every other respect (the same methods, taking and returning serialized
+messages, and `add_to`), so whatever serves the router's service (another transport) serves this one.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from loot.membership import EPOCH_HEADER
+from loot.router.admission import Admission
+from loot.router.forward_client import Refused, ShardStreams
+from loot.router.service import DatabaseService
+from loot.shard.service import ShardService
+from loot.status import Fault
+from loot.node.local_transaction import Envelope
+
+
+class OneHopService(DatabaseService):
+    def __init__(self, *args, local: ShardService, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.local = local
+
+    async def _send(self, method: str, admission: Admission, request: bytes, context: grpc.aio.ServicerContext,
+                    name: str, shard: ShardStreams | None, routed_under: int) -> bytes:
+        if name != self.local.name:
+            # A client routing directly has an old topology: say which epoch this shard routes by, so it
+            # refreshes (loot/sdk/routes.py). Routers pass through here too, and ignore it.
+            context.set_trailing_metadata((*context.trailing_metadata(), (EPOCH_HEADER, str(routed_under))))
+            return await super()._send(method, admission, request, context, name, shard, routed_under)
+        try:
+            response = await self.local.run_public(method, admission.context, request, self._timeout(context),
+                                                   routed_under)
+        except Fault as fault:
+            if fault.reason != "WRONG_SHARD":
+                raise
+            raise Refused(fault.status_message()) from None  # the router's retry rule decides, as for a shard's answer
+        return response.SerializeToString()
+
+    async def _transact(self, admission: Admission, context: grpc.aio.ServicerContext) -> None:
+        name, _, epoch = self.shards.for_database(admission.database_id)
+        if name != self.local.name:
+            return await super()._transact(admission, context)
+        await self.local.transact(Envelope(context, admission.context), epoch)
