@@ -4,6 +4,8 @@ router, with the same tokens, errors, request ids and metrics as the gRPC port."
 from __future__ import annotations
 
 import base64
+import re
+import signal
 import ssl
 import struct
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from loot.v1 import database_pb2 as pb
 from tests.certs import Authority
 from tests.conftest import start_cluster
 from tests.test_accounts_allowlist import router_metric
+from tests.test_up import start_up
 
 SCHEMA = """CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
 INSERT INTO _filters VALUES ('notes', 'all', 'true');
@@ -254,3 +257,19 @@ def test_the_http_port_serves_tls_with_the_grpc_ports_settings(tmp_path, key: Ke
             httpx.post(cluster.http.replace("https:", "http:") + EXECUTE, json={}, timeout=30)
     finally:
         cluster.stop()
+
+
+def test_loot_up_serves_http_and_prints_its_url(tmp_path, key: Key) -> None:
+    process, _, _ = start_up(tmp_path)
+    try:
+        url = re.fullmatch(r"HTTP \(Connect, gRPC-Web, the playground\): (http://127\.0\.0\.1:\d+)/\n",
+                           process.stdout.readline())[1]
+        assert httpx.get(f"{url}/", timeout=30).status_code == 200
+        origin = "http://localhost:8000"  # a local page: allowed by default on loopback
+        answer = httpx.post(f"{url}{EXECUTE}", headers={**bearer(key.token("http", "up")), "origin": origin},
+                            json={"statement": {"sql": "SELECT 'up'"}}, timeout=30)
+        assert answer.json()["result"]["rows"] == [{"values": [{"text": "up"}]}]
+        assert answer.headers["access-control-allow-origin"] == origin
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
