@@ -26,6 +26,7 @@ SCHEMA = """CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
 INSERT INTO _filters VALUES ('notes', 'all', 'true');
 INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');"""
 EXECUTE = "/loot.v1.Database/Execute"
+SELECT_1 = {"statement": {"sql": "SELECT 1"}}
 pytestmark = pytest.mark.cluster
 
 
@@ -199,7 +200,7 @@ def test_a_local_page_may_call_a_loopback_router(web: httpx.Client, key: Key) ->
     allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
     assert {"authorization", "content-type", "connect-protocol-version", "connect-timeout-ms", "x-grpc-web"} <= allowed
     assert int(preflight.headers["access-control-max-age"]) > 0
-    answer = web.post(EXECUTE, headers={**bearer(key.token("http", "cors")), "origin": origin}, json={"statement": {"sql": "SELECT 1"}})
+    answer = web.post(EXECUTE, headers={**bearer(key.token("http", "cors")), "origin": origin}, json=SELECT_1)
     assert answer.status_code == 200
     assert answer.headers["access-control-allow-origin"] == origin
     assert "trailer-x-request-id" in answer.headers["access-control-expose-headers"]
@@ -234,8 +235,8 @@ def test_configured_origins_replace_the_loopback_default(configured: httpx.Clien
 
 def test_the_accounts_rate_limit_counts_http_calls(configured: httpx.Client) -> None:
     key = Key.generate()
-    assert configured.post(EXECUTE, headers=bearer(key.token("http", "rate")), json={"statement": {"sql": "SELECT 1"}}).status_code == 200
-    limited = configured.post(EXECUTE, headers=bearer(key.token("http", "rate")), json={"statement": {"sql": "SELECT 1"}})
+    assert configured.post(EXECUTE, headers=bearer(key.token("http", "rate")), json=SELECT_1).status_code == 200
+    limited = configured.post(EXECUTE, headers=bearer(key.token("http", "rate")), json=SELECT_1)
     assert limited.status_code == 429 and limited.json()["code"] == "resource_exhausted"
     assert error_info(limited.json()).reason == "ACCOUNT_RATE_LIMITED"
 

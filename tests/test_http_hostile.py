@@ -163,3 +163,10 @@ def test_a_token_of_the_largest_size_fits(web: httpx.Client, key: Key) -> None:
     answer = web.post(EXECUTE, headers=bearer(token), json=SELECT)
     assert answer.status_code == 200, answer.text
 
+
+
+def test_grpc_over_http1(web: httpx.Client, key: Key) -> None:
+    """gRPC needs HTTP/2's trailers: over HTTP/1.1 it is refused with a message, not a server error."""
+    answer = web.post(EXECUTE, headers={**bearer(key.token("hostile", "grpc-h1")), "content-type": "application/grpc",
+                                        "te": "trailers"}, content=b"\x00\x00\x00\x00\x00")
+    assert "HTTP/2" in refusal(answer, 505, "unimplemented")

@@ -43,6 +43,9 @@ def http_app(handlers: Mapping[str, grpc.RpcMethodHandler], origins: Origins) ->
     async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["path"] in STREAM_PATHS and _content_type(scope).startswith(UNARY_CONTENT_TYPES):
             return await refuse(send, 501, "unimplemented", NOT_OVER_HTTP)
+        if _grpc_without_trailers(scope):
+            return await refuse(send, 505, "unimplemented", "gRPC needs HTTP/2 (its status travels in trailers): "
+                                "call over HTTP/2, or use gRPC-Web or Connect over HTTP/1.1 (docs/http.md)")
         if scope["path"] in METHOD_PATHS:
             try:
                 return await connect(scope, receive, _explaining(send))
@@ -73,6 +76,13 @@ def _bounded(app: App) -> App:
     return bounded
 
 
+def _grpc_without_trailers(scope: dict[str, Any]) -> bool:
+    """A gRPC call (not gRPC-Web) on a connection that cannot send trailers: HTTP/1.1."""
+    content_type = _content_type(scope)
+    return (content_type.startswith("application/grpc") and not content_type.startswith("application/grpc-web")
+            and "http.response.trailers" not in scope.get("extensions", {}))
+
+
 def _content_type(scope: dict[str, Any]) -> str:
     return next((value.decode("latin-1") for key, value in scope["headers"] if key == b"content-type"), "")
 
@@ -94,7 +104,8 @@ def _explaining(send: Callable) -> Callable:
         nonlocal explanation
         if message["type"] == "http.response.start" and message["status"] in _EXPLAINED:
             explanation = _EXPLAINED[message["status"]]
-            message = {**message, "headers": [*message.get("headers", ()), (b"content-type", b"text/plain; charset=utf-8")]}
+            headers = [*message.get("headers", ()), (b"content-type", b"text/plain; charset=utf-8")]
+            message = {**message, "headers": headers}
         elif message["type"] == "http.response.body" and explanation and not message.get("body"):
             message = {**message, "body": f"{explanation}\n".encode()}
             explanation = None

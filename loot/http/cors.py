@@ -111,5 +111,5 @@ async def _answer_preflight(send: Callable, origin: str, allowed: bool) -> None:
 
 
 async def _refuse(send: Callable, origin: str) -> None:
-    await refuse(send, 403, "permission_denied",
-                 f"origin {origin} may not call this port: allow it with --cors-origin (docs/http.md)", [(b"vary", b"Origin")])
+    message = f"origin {origin} may not call this port: allow it with --cors-origin (docs/http.md)"
+    await refuse(send, 403, "permission_denied", message, [(b"vary", b"Origin")])
