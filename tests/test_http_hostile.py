@@ -170,3 +170,16 @@ def test_grpc_over_http1(web: httpx.Client, key: Key) -> None:
     answer = web.post(EXECUTE, headers={**bearer(key.token("hostile", "grpc-h1")), "content-type": "application/grpc",
                                         "te": "trailers"}, content=b"\x00\x00\x00\x00\x00")
     assert "HTTP/2" in refusal(answer, 505, "unimplemented")
+
+
+def test_refusals_before_the_body_is_read_keep_an_http2_connection_serving(http_cluster: LocalCluster, key: Key) -> None:
+    """Answering before reading a request's body (a refusal) must not break the connection's other streams:
+    Hypercorn's HTTP/2 drops the whole connection when a body arrives for a stream already answered."""
+    refusals = [("/nope", {}), (EXECUTE, {"content-type": "text/plain"}), (EXECUTE, {"origin": EVIL}),
+                ("/loot.v1.Database/Transaction", {}), (EXECUTE, {"connect-timeout-ms": "soon"})]
+    with httpx.Client(base_url=http_cluster.http, http1=False, http2=True, timeout=60) as h2c:
+        for path, headers in refusals * 2:
+            headers = {**bearer(key.token("hostile", "h2")), "content-type": "application/json", **headers}
+            answer = h2c.post(path, headers=headers, content=b'{"statement": {"sql": "SELECT 1"}}' + b" " * 20_000)
+            assert 400 <= answer.status_code < 500 or answer.status_code == 501, answer.text
+        assert h2c.post(EXECUTE, headers=bearer(key.token("hostile", "h2")), json=SELECT).status_code == 200

@@ -11,6 +11,7 @@ import grpc
 from connectrpc.errors import ConnectError
 
 from loot.grpc_options import MAX_MESSAGE, MAX_METADATA
+from loot.http.body_first import body_first
 from loot.http.codecs import CODECS
 from loot.http.cors import App, Origins, cors
 from loot.http.responses import refuse
@@ -56,7 +57,7 @@ def http_app(handlers: Mapping[str, grpc.RpcMethodHandler], origins: Origins) ->
         await refuse(send, 404, "unimplemented", f"no method at {scope['path']}: this port serves "
                                f"{', '.join(sorted(METHOD_PATHS - STREAM_PATHS))} (docs/http.md)")
 
-    return _bounded(cors(app, origins))
+    return body_first(_bounded(cors(app, origins)))
 
 
 def _bounded(app: App) -> App:
