@@ -36,8 +36,9 @@ class Logs:
 
 
 def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None,
-                  membership_file: bool = False) -> LocalCluster:
-    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env, membership_file=membership_file)
+                  membership_file: bool = False, http_port: int | None = None) -> LocalCluster:
+    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env, membership_file=membership_file,
+                           http_port=http_port)
     try:
         cluster.start()
     except Exception as error:
@@ -59,6 +60,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     """A two-shard cluster for one test, which may kill its processes."""
     cluster = start_cluster(tmp_path / "cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def http_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A one-shard cluster whose router also serves HTTP (docs/http.md) and metrics, shared by a module's tests."""
+    cluster = start_cluster(tmp_path_factory.mktemp("http"), shards=1, http_port=0, env={"LOOT_METRICS_PORT": "0"})
     yield cluster
     cluster.stop()
 

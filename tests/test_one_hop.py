@@ -194,3 +194,36 @@ def access_lines(cluster: LocalCluster, process: str, method_and_code: str) -> i
     """How many calls `process` logged whose `method=... code=...` ends with `method_and_code`."""
     return sum(1 for line in list(cluster.sink.lines) if line.startswith(f"{process}: ") and "loot.access" in line
                and f"{method_and_code}" in line.split("method=/", 1)[-1])
+
+
+def test_a_shards_public_port_serves_http_too(tmp_path, key: Key) -> None:
+    """`--http-port` beside `--public-port`: Connect calls at a shard run as at its public gRPC port, forwarded
+    when another shard owns the database (docs/http.md)."""
+    import httpx
+
+    cluster = start_cluster(tmp_path / "http", env={"LOOT_HTTP_PORT": "0"}, membership_file=True)
+    try:
+        owner, other = owner_and_other(cluster, key, "over-http")
+        headers = {"authorization": f"Bearer {mint(key, 'app', 'over-http', schema=SCHEMA)}"}
+        insert = {"statement": {"sql": "INSERT INTO notes (body) VALUES ('web')"}}
+        select = {"statement": {"sql": "SELECT body FROM notes"}}
+        urls = [cluster.shards[owner].http, cluster.shards[other].http, cluster.http]
+        assert all(urls), urls
+        assert httpx.post(f"{urls[0]}/loot.v1.Database/Execute", json=insert, headers=headers,
+                          timeout=30).json()["result"]["rowsWritten"] == "1"
+        for url in urls:  # a shard forwards once it read its peers' addresses (the file is rewritten after they listen)
+            answer = _wait(lambda: (answer := httpx.post(f"{url}/loot.v1.Database/Execute", json=select,
+                                                         headers=headers, timeout=30)).status_code != 503 and answer)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["result"]["rows"] == [{"values": [{"text": "web"}]}]
+    finally:
+        cluster.stop()
+
+
+def test_http_on_a_shard_needs_its_public_port(tmp_path) -> None:
+    command = [sys.executable, "-m", "loot", "shard", "--name", "s", "--shards", "s", "--data", str(tmp_path),
+               "--port", "0", "--http-port", "0"]
+    env = {**os.environ, "LOOT_CLUSTER_SECRET": Key.generate().account}
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert finished.returncode != 0
+    assert "needs --public-port" in finished.stderr

@@ -25,6 +25,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
+from loot.http.flags import parse_http
 from loot.serving import parse_listening, parse_metrics, parse_public
 
 Sink = Callable[[str, str], None]  # (process name, output line)
@@ -60,6 +61,7 @@ class Child:
     address: str | None = None
     metrics: str | None = None  # host:port of its metrics endpoint, when it serves one
     public: str | None = None  # host:port of a shard's public API (loot.v1.Database), when it serves one
+    http: str | None = None  # the URL of its HTTP port, when it serves one
     last_line: str = ""
     _ready: threading.Event = field(default_factory=threading.Event)
     _pumping: threading.Thread | None = None
@@ -94,6 +96,7 @@ class Child:
             self.last_line = line
             self.metrics = parse_metrics(line) or self.metrics
             self.public = parse_public(line) or self.public
+            self.http = parse_http(line) or self.http
             self.sink(self.name, line)
             listening = parse_listening(line)
             if listening and self.address is None:
@@ -117,8 +120,9 @@ class Child:
 
 class LocalCluster:
     def __init__(self, data: Path, *, port: int = 7070, shards: int = 2, sink: Sink | None = None,
-                 env: dict[str, str] | None = None, membership_file: bool = False):
+                 env: dict[str, str] | None = None, membership_file: bool = False, http_port: int | None = None):
         self.data = data
+        self.http_port = http_port  # the router's HTTP port (0 = any free one); None = none
         self.data.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.names = shard_names(shards)
@@ -154,6 +158,8 @@ class LocalCluster:
             members_flags = ["--shards", format_members(members), *(["--public-shards", format_members(public)]
                                                                      if public else [])]
         argv = [sys.executable, "-m", "loot", "router", *members_flags, "--port", str(self.port)]
+        if self.http_port is not None:
+            argv += ["--http-port", str(self.http_port)]
         self.router = Child("router", argv, self.env, self.sink)
         self.router.start()
         return self.router.wait_ready()
@@ -173,6 +179,8 @@ class LocalCluster:
             _pin(child.argv, "--metrics-port", child.metrics.rsplit(":", 1)[1])
         if child.public is not None:
             _pin(child.argv, "--public-port", child.public.rsplit(":", 1)[1])
+        if child.http is not None:
+            _pin(child.argv, "--http-port", child.http.rsplit(":", 1)[1])
         child.start()
 
     def add_shard(self, name: str) -> str:
@@ -238,6 +246,11 @@ class LocalCluster:
     @property
     def address(self) -> str:
         return self.router.address
+
+    @property
+    def http(self) -> str | None:
+        """The router's HTTP URL, when it serves one (`http_port`)."""
+        return self.router.http
 
     def children(self) -> list[Child]:
         return [*self.shards.values(), *([self.router] if self.router else [])]

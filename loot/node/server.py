@@ -7,6 +7,7 @@ import asyncio
 import functools
 
 from loot import tls
+from loot.http import flags as http
 from loot.membership import MembershipSource
 from loot.secret import SECRET_HEADER, cluster_secret
 from loot.serving import Beside, new_server
@@ -28,17 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     router_server.add_admission_flags(parser)
 
 
-def public_port(args: argparse.Namespace, shard: ShardService, membership: MembershipSource) -> Beside:
-    """The public API beside the shard's internal port, with a router's view of the other shards."""
+async def public_port(args: argparse.Namespace, shard: ShardService, membership: MembershipSource) -> Beside:
+    """The public API beside the shard's internal port, with a router's view of the other shards; over
+    HTTP too with --http-port, as a router serves it (loot/http/)."""
     shards = Shards(membership, (SECRET_HEADER, cluster_secret()), tls.shard_channel_credentials(args),
                     require_addresses=False)  # a shard may know only names, or its peers' addresses may come later
     service = router_server.database_service(args, f"shard {args.name}", shards, OneHopService, local=shard)
     server = new_server(args.reuse_port)
-    service.add_to(server)
-    return Beside(server, args.public_port, [SERVICE], on_stopping=lambda: service.stopping(args.shutdown_grace),
-                  on_stop=shards.close)
+    http_port = await http.start_http(service.add_to(server), args, "shard", args.name)
+    on_stopping, on_stop = http.stopped_with(http_port, lambda: service.stopping(args.shutdown_grace), shards.close)
+    return Beside(server, args.public_port, [SERVICE], on_stopping=on_stopping, on_stop=on_stop)
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.http_port is not None and args.public_port is None:
+        raise SystemExit("loot shard: --http-port serves the public API over HTTP, so it needs --public-port too")
     public = None if args.public_port is None else functools.partial(public_port, args)
     asyncio.run(shard_server.run(args, public))

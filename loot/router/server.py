@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from loot import tls
+from loot.http import flags as http
 from loot.membership import add_membership_flags, membership_from_arguments
 from loot.observability.metrics import watch_calls_in_flight
 from loot.serving import add_operations_flags, new_server, serve
@@ -36,6 +37,7 @@ def add_admission_flags(parser: argparse.ArgumentParser) -> None:
              help="longest token lifetime accepted, in seconds (`exp` - `iat`); tokens without `exp` are refused")
     allowlist.add_arguments(parser)
     rate_limits.add_arguments(parser)
+    http.add_arguments(parser)
 
 
 def database_service(args: argparse.Namespace, role: str, shards: Shards, service: type[DatabaseService] = DatabaseService,
@@ -56,11 +58,13 @@ async def run(args: argparse.Namespace) -> None:
     source.start_watching(args.membership_poll)
     server = new_server(args.reuse_port)  # the service observes its own handlers
     service = database_service(args, "router", shards)
-    service.add_to(server)
+    handlers = service.add_to(server)
     AccountService(shards, args.forward_timeout, service.tokens, service.accounts, service.limits).add_to(server)
     watch_calls_in_flight(lambda: service.in_flight)
-    await serve(server, args, role="router", name="router", services=[SERVICE, ACCOUNT_SERVICE], on_stop=shards.close,
-                on_stopping=lambda: service.stopping(args.shutdown_grace))
+    http_port = await http.start_http(handlers, args, "router", "router")
+    on_stopping, on_stop = http.stopped_with(http_port, lambda: service.stopping(args.shutdown_grace), shards.close)
+    await serve(server, args, role="router", name="router", services=[SERVICE, ACCOUNT_SERVICE], on_stop=on_stop,
+                on_stopping=on_stopping)
 
 
 def main(args: argparse.Namespace) -> None:

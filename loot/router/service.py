@@ -52,8 +52,9 @@ class DatabaseService:
         self._gave_up = False
         self._topology = Topology()
 
-    def add_to(self, server: grpc.aio.Server) -> None:
-        """Serve the methods, observed, taking and returning serialized messages."""
+    def add_to(self, server: grpc.aio.Server) -> dict[str, grpc.RpcMethodHandler]:
+        """Serve the methods, observed, taking and returning serialized messages; return their handlers
+        (which the HTTP port serves too: loot/http/)."""
         handlers = {method: grpc.unary_unary_rpc_method_handler(
             observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
             for method in SHARD_METHODS}
@@ -62,6 +63,7 @@ class DatabaseService:
         handlers["Topology"] = grpc.unary_unary_rpc_method_handler(
             observed(f"/{SERVICE}/Topology", self.Topology, return_request_id=True))
         register(server, SERVICE, handlers)
+        return handlers
 
     @guard
     async def Execute(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:

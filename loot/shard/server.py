@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from loot import tls
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # Given the shard's service and membership: the public API to serve beside the internal port (loot/node/).
-PublicPort = Callable[[ShardService, MembershipSource], Beside]
+PublicPort = Callable[[ShardService, MembershipSource], Awaitable[Beside]]
 
 
 async def run(args: argparse.Namespace, public: PublicPort | None = None) -> None:
@@ -87,7 +87,7 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
     add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
     add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
                  HandoffService(args.name, membership, storage, fencing, progress), protected)
-    beside = public(shard, membership) if public is not None else None
+    beside = await public(shard, membership) if public is not None else None
     membership.start_watching(args.membership_poll)
     puller.start()
     sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
