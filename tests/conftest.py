@@ -36,8 +36,9 @@ class Logs:
 
 
 def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None,
-                  membership_file: bool = False) -> LocalCluster:
-    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env, membership_file=membership_file)
+                  membership_file: bool = False, http_port: int | None = None) -> LocalCluster:
+    cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env, membership_file=membership_file,
+                           http_port=http_port)
     try:
         cluster.start()
     except Exception as error:

@@ -25,6 +25,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
+from loot.http.server import parse_http
 from loot.serving import parse_listening, parse_metrics
 
 Sink = Callable[[str, str], None]  # (process name, output line)
@@ -59,6 +60,7 @@ class Child:
     process: subprocess.Popen | None = None
     address: str | None = None
     metrics: str | None = None  # host:port of its metrics endpoint, when it serves one
+    http: str | None = None  # the URL of its HTTP port, when it serves one
     last_line: str = ""
     _ready: threading.Event = field(default_factory=threading.Event)
     _pumping: threading.Thread | None = None
@@ -92,6 +94,7 @@ class Child:
             line = line.rstrip("\n")
             self.last_line = line
             self.metrics = parse_metrics(line) or self.metrics
+            self.http = parse_http(line) or self.http
             self.sink(self.name, line)
             listening = parse_listening(line)
             if listening and self.address is None:
@@ -115,8 +118,9 @@ class Child:
 
 class LocalCluster:
     def __init__(self, data: Path, *, port: int = 7070, shards: int = 2, sink: Sink | None = None,
-                 env: dict[str, str] | None = None, membership_file: bool = False):
+                 env: dict[str, str] | None = None, membership_file: bool = False, http_port: int | None = None):
         self.data = data
+        self.http_port = http_port  # the router's HTTP port (0 = any free one); None = none
         self.data.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.names = shard_names(shards)
@@ -150,6 +154,8 @@ class LocalCluster:
         else:
             members_flags = ["--shards", format_members(members)]
         argv = [sys.executable, "-m", "loot", "router", *members_flags, "--port", str(self.port)]
+        if self.http_port is not None:
+            argv += ["--http-port", str(self.http_port)]
         self.router = Child("router", argv, self.env, self.sink)
         self.router.start()
         return self.router.wait_ready()
@@ -167,6 +173,8 @@ class LocalCluster:
             _pin(child.argv, "--port", child.address.rsplit(":", 1)[1])
         if child.metrics is not None:
             _pin(child.argv, "--metrics-port", child.metrics.rsplit(":", 1)[1])
+        if child.http is not None:
+            _pin(child.argv, "--http-port", child.http.rsplit(":", 1)[1])
         child.start()
 
     def add_shard(self, name: str) -> str:
@@ -227,6 +235,11 @@ class LocalCluster:
     @property
     def address(self) -> str:
         return self.router.address
+
+    @property
+    def http(self) -> str | None:
+        """The router's HTTP URL, when it serves one (`http_port`)."""
+        return self.router.http
 
     def children(self) -> list[Child]:
         return [*self.shards.values(), *([self.router] if self.router else [])]

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from loot import tls
+from loot.http import server as http
 from loot.membership import add_membership_flags, membership_from_arguments
 from loot.observability.metrics import watch_calls_in_flight
 from loot.serving import add_operations_flags, new_server, serve
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rate_limits.add_arguments(parser)
     add_operations_flags(parser)
     tls.add_shard_client_flags(parser)
+    http.add_arguments(parser)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -46,11 +48,26 @@ async def run(args: argparse.Namespace) -> None:
     server = new_server(args.reuse_port)  # the service observes its own handlers
     tokens = verified_tokens(args.max_token_lifetime)
     service = DatabaseService(shards, args.forward_timeout, tokens, accounts, limits)
-    service.add_to(server)
+    handlers = service.add_to(server)
     AccountService(shards, args.forward_timeout, tokens, accounts, limits).add_to(server)
     watch_calls_in_flight(lambda: service.in_flight)
-    await serve(server, args, role="router", name="router", services=[SERVICE, ACCOUNT_SERVICE], on_stop=shards.close,
-                on_stopping=lambda: service.stopping(args.shutdown_grace))
+    http_port = None
+    if args.http_port is not None:
+        http_port = http.HttpPort(handlers, args, "loot router")
+        print(http.http_line("router", "router", await http_port.start()), flush=True)
+
+    def stopping() -> None:
+        service.stopping(args.shutdown_grace)
+        if http_port is not None:
+            http_port.stop()
+
+    async def stop() -> None:
+        if http_port is not None:
+            await http_port.stopped()
+        await shards.close()
+
+    await serve(server, args, role="router", name="router", services=[SERVICE, ACCOUNT_SERVICE], on_stop=stop,
+                on_stopping=stopping)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -50,14 +50,16 @@ class DatabaseService:
         self._running: set[asyncio.Task] = set()
         self._gave_up = False
 
-    def add_to(self, server: grpc.aio.Server) -> None:
-        """Serve the methods, observed, taking and returning serialized messages."""
+    def add_to(self, server: grpc.aio.Server) -> dict[str, grpc.RpcMethodHandler]:
+        """Serve the methods, observed, taking and returning serialized messages; return their handlers
+        (which the HTTP port serves too: loot/http/)."""
         handlers = {method: grpc.unary_unary_rpc_method_handler(
             observed(f"/{SERVICE}/{method}", getattr(self, method), return_request_id=True))
             for method in SHARD_METHODS}
         handlers["Transaction"] = grpc.stream_stream_rpc_method_handler(
             observed(f"/{SERVICE}/Transaction", self.Transaction, return_request_id=True))
         register(server, SERVICE, handlers)
+        return handlers
 
     @guard
     async def Execute(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:

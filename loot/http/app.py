@@ -1,0 +1,80 @@
+"""The HTTP port's ASGI application: loot.v1.Database (Connect, gRPC-Web) behind CORS, the static page
+at `/`, and a message with every refusal (never an empty body, a traceback or a 500)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+
+from loot.grpc_options import MAX_MESSAGE
+from loot.http.codecs import CODECS
+from loot.http.cors import App, Origins, cors
+from loot.http.servicer import DatabaseOverHttp
+from loot.http.static_files import serve_static
+from loot.v1 import database_pb2
+from loot.v1.database_connect import DatabaseASGIApplication
+
+SERVICE = database_pb2.DESCRIPTOR.services_by_name["Database"]
+METHOD_PATHS = frozenset(f"/{SERVICE.full_name}/{method.name}" for method in SERVICE.methods)
+# What connectrpc refuses before a call with an empty body, and what to say instead.
+_EXPLAINED = {
+    405: "call the methods with POST (docs/http.md)",
+    415: "unsupported content type: send application/json or application/proto (Connect), "
+         "application/grpc-web+proto (gRPC-Web) (docs/http.md)",
+}
+
+
+def http_app(handlers: Mapping[str, grpc.RpcMethodHandler], origins: Origins) -> App:
+    """Serve `handlers` (the process's own loot.v1.Database gRPC method handlers, by method name)."""
+    # No compression, as on the gRPC port: the router's CPU goes to calls (a proxy in front may compress).
+    connect = DatabaseASGIApplication(DatabaseOverHttp(handlers), read_max_bytes=MAX_MESSAGE, codecs=CODECS,
+                                      compressions=())
+
+    async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        if scope["type"] != "http":  # websockets: refused at the handshake
+            return await send({"type": "websocket.close", "code": 1003})
+        if scope["path"] in METHOD_PATHS:
+            return await connect(scope, receive, _explaining(send))
+        if scope["method"] in ("GET", "HEAD"):
+            return await serve_static(scope, send)
+        await _no_method(scope, send)
+
+    return cors(app, origins)
+
+
+async def _lifespan(receive: Callable, send: Callable) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            return await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _no_method(scope: dict[str, Any], send: Callable) -> None:
+    served = ", ".join(sorted(METHOD_PATHS))
+    error = {"code": "unimplemented", "message": f"no method at {scope['path']}: this port serves {served} (docs/http.md)"}
+    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps(error).encode()})
+
+
+def _explaining(send: Callable) -> Callable:
+    """`send`, with a message in the empty bodies of the refusals connectrpc makes before a call."""
+    explanation: str | None = None
+
+    async def sending(message: dict) -> None:
+        nonlocal explanation
+        if message["type"] == "http.response.start" and message["status"] in _EXPLAINED:
+            explanation = _EXPLAINED[message["status"]]
+            message = {**message, "headers": [*message.get("headers", ()), (b"content-type", b"text/plain; charset=utf-8")]}
+        elif message["type"] == "http.response.body" and explanation and not message.get("body"):
+            message = {**message, "body": f"{explanation}\n".encode()}
+            explanation = None
+        await send(message)
+
+    return sending
