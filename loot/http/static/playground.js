@@ -11,9 +11,9 @@ const SEED_SCHEMA = `CREATE TABLE notes (id INTEGER PRIMARY KEY, owner TEXT NOT 
 INSERT INTO _filters VALUES ('notes', 'own', 'owner = claim(''user.id'')');
 INSERT INTO _rules VALUES ('notes', 'write', 'own', 'owner = claim(''user.id'')');`;
 const USERS = [
-  { label: "User 1", claims: { user: { id: "alice" } },
+  { label: "User 1", claims: '{"user": {"id": "alice"}}',
     sql: "INSERT INTO notes (owner, body) VALUES (claim('user.id'), ?)", params: '["hello"]' },
-  { label: "User 2", claims: { user: { id: "bob" } }, sql: "SELECT * FROM notes", params: "" },
+  { label: "User 2", claims: '{"user": {"id": "bob"}}', sql: "SELECT * FROM notes", params: "" },
 ];
 
 const $ = (id) => document.getElementById(id);
@@ -58,7 +58,7 @@ async function useKey(stored) {
 function addUser(user, index) {
   const panel = $("user-template").content.firstElementChild.cloneNode(true);
   panel.id = `user-${index + 1}`;
-  panel.querySelector(".claims").value = JSON.stringify(user.claims);
+  panel.querySelector(".claims").value = user.claims;
   panel.querySelector(".sql").value = user.sql;
   panel.querySelector(".params").value = user.params;
   panel.querySelector(".run").onclick = () => send(panel, "Execute");
