@@ -47,7 +47,7 @@ def installed() -> None:
         assert apt and os.geteuid() == 0, (f"the browser tests need {CHROMIUM} and {CHROMEDRIVER}: install them "
                                            f"(`apt-get install -y {' '.join(PACKAGES)}` on Debian) and run again")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", *PACKAGES]):
+        for command in ([apt, "update"], [apt, "install", "-y", *PACKAGES]):
             done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env)
             assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), f"apt-get installed {PACKAGES} but not {CHROMIUM}"

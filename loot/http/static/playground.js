@@ -34,9 +34,11 @@ async function main() {
     $("new-eddsa").disabled = true;
     $("new-eddsa").title = "this browser's WebCrypto has no Ed25519";
   }
-  const stored = localStorage.getItem(KEY_STORE);
-  if (stored) await useKey(JSON.parse(stored));
-  else await newKey("ES256");
+  try {
+    await useKey(JSON.parse(localStorage.getItem(KEY_STORE)));
+  } catch {
+    await newKey("ES256"); // none yet, or one this page cannot read: a fresh one
+  }
   select(0);
   document.body.dataset.ready = "true"; // for tests and scripts: the key is loaded
 }
@@ -85,7 +87,7 @@ async function send(panel, method) {
   try {
     const request = method === "Execute" ? { statement: statement(panel) } : {};
     const token = await tokenFor(panel);
-    panel.querySelector(".sent pre").textContent = JSON.stringify(tokens.decode(token), null, 2);
+    panel.querySelector(".sent pre").textContent = `${token}\n\n${JSON.stringify(tokens.decode(token), null, 2)}`;
     const reply = await call(location.origin, method, request, token);
     output.append(...(method === "Execute" ? executed(reply) : described(reply)));
     status.textContent = "";
