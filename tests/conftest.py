@@ -64,6 +64,14 @@ def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     cluster.stop()
 
 
+@pytest.fixture(scope="module")
+def http_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A one-shard cluster whose router also serves HTTP (docs/http.md) and metrics, shared by a module's tests."""
+    cluster = start_cluster(tmp_path_factory.mktemp("http"), shards=1, http_port=0, env={"LOOT_METRICS_PORT": "0"})
+    yield cluster
+    cluster.stop()
+
+
 def refused(call, code: grpc.StatusCode, reason: str | None = None) -> error_details_pb2.ErrorInfo:
     """Run `call`, expect it to fail with `code` (and `reason`); return its ErrorInfo."""
     with pytest.raises(grpc.RpcError) as failed:

@@ -6,29 +6,22 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key
 from loot.v1 import database_pb2 as pb
 from tests.conftest import start_cluster
+from tests.test_accounts_allowlist import router_metric
 
 SCHEMA = """CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
 INSERT INTO _filters VALUES ('notes', 'all', 'true');
 INSERT INTO _rules VALUES ('notes', 'write', 'all', 'true');"""
 EXECUTE = "/loot.v1.Database/Execute"
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def http_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = start_cluster(tmp_path_factory.mktemp("http"), shards=1, http_port=0)
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +53,17 @@ def grpc_web_frames(body: bytes) -> list[tuple[int, bytes]]:
     return frames
 
 
+def grpc_web_status(answer: httpx.Response) -> dict[str, str]:
+    """A gRPC-Web answer's status: in its trailer frame, or in its headers when it has no body."""
+    frames = grpc_web_frames(answer.content)
+    if not frames:
+        return dict(answer.headers)
+    flags, trailer = frames[-1]
+    assert flags & 0x80, "no trailer frame"
+    pairs = (line.split(":", 1) for line in trailer.decode().split("\r\n") if line)
+    return {name.strip().lower(): value.strip() for name, value in pairs}
+
+
 def test_connect_json_execute(web: httpx.Client, key: Key) -> None:
     token = key.token("http", "json", schema=SCHEMA)
     written = web.post(EXECUTE, headers=bearer(token),
@@ -88,9 +92,9 @@ def test_grpc_web_execute(web: httpx.Client, key: Key) -> None:
                                         "content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
                       content=grpc_web_frame(request.SerializeToString()))
     assert answer.status_code == 200
-    (_, message), (flags, trailers) = grpc_web_frames(answer.content)
+    (_, message), _ = grpc_web_frames(answer.content)
     assert pb.ExecuteResponse.FromString(message).result.rows[0].values[0].text == "web"
-    assert flags & 0x80 and b"grpc-status:0" in trailers.replace(b" ", b"")
+    assert grpc_web_status(answer)["grpc-status"] == "0"
 
 
 def test_error_carries_its_reason(web: httpx.Client, key: Key) -> None:
@@ -112,3 +116,106 @@ def test_missing_token_is_unauthenticated(web: httpx.Client) -> None:
 def test_page_at_root(web: httpx.Client) -> None:
     answer = web.get("/")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+
+
+def test_http2_cleartext(http_cluster: LocalCluster, key: Key) -> None:
+    with httpx.Client(base_url=http_cluster.http, http1=False, http2=True, timeout=30) as h2c:
+        answer = h2c.post(EXECUTE, headers=bearer(key.token("http", "h2c")), json={"statement": {"sql": "SELECT 2"}})
+    assert answer.http_version == "HTTP/2"
+    assert answer.json()["result"]["rows"] == [{"values": [{"integer": "2"}]}]
+
+
+def test_batch_and_describe(web: httpx.Client, key: Key) -> None:
+    token = key.token("http", "batch", schema=SCHEMA)
+    statements = [{"sql": "INSERT INTO notes (body) VALUES (:b)", "namedParams": {"b": {"text": f"n{i}"}}} for i in range(3)]
+    batch = web.post("/loot.v1.Database/Batch", headers=bearer(token), json={"statements": statements})
+    assert [r["rowsWritten"] for r in batch.json()["results"]] == ["1", "1", "1"]
+    described = web.post("/loot.v1.Database/Describe", headers=bearer(token), json={})
+    assert [table["name"] for table in described.json()["tables"]] == ["notes"]
+
+
+def test_a_failing_batch_names_its_statement(web: httpx.Client, key: Key) -> None:
+    statements = [{"sql": "SELECT 1"}, {"sql": "SELECT * FROM missing"}]
+    answer = web.post("/loot.v1.Database/Batch", headers=bearer(key.token("http", "batch-error")),
+                      json={"statements": statements})
+    assert answer.json()["code"] == "invalid_argument"
+    assert error_info(answer.json()).metadata["statement_index"] == "1"
+
+
+def test_grpc_web_error_carries_its_status_details(web: httpx.Client, key: Key) -> None:
+    request = pb.ExecuteRequest(statement=pb.Statement(sql="SELECT * FROM nope"))
+    answer = web.post(EXECUTE, headers={**bearer(key.token("http", "grpc-web-error")),
+                                        "content-type": "application/grpc-web+proto"},
+                      content=grpc_web_frame(request.SerializeToString()))
+    trailers = grpc_web_status(answer)
+    assert trailers["grpc-status"] == "3"  # INVALID_ARGUMENT
+    status = status_pb2.Status.FromString(base64.b64decode(trailers["grpc-status-details-bin"] + "=="))
+    info = error_details_pb2.ErrorInfo()
+    status.details[0].Unpack(info)
+    assert info.domain == "loot" and info.reason
+
+
+def test_the_callers_request_id_comes_back_and_reaches_the_shard(http_cluster: LocalCluster, web: httpx.Client,
+                                                                   key: Key) -> None:
+    answer = web.post(EXECUTE, headers={**bearer(key.token("http", "ids")), "x-request-id": "http-test-id-1"},
+                      json={"statement": {"sql": "SELECT 1"}})
+    assert answer.headers["trailer-x-request-id"] == "http-test-id-1"
+    logged = [line for line in http_cluster.sink.lines if "http-test-id-1" in line]
+    assert any(line.startswith("router:") for line in logged) and any(line.startswith("shard-0:") for line in logged)
+
+
+def test_http_calls_count_in_the_same_metrics(http_cluster: LocalCluster, web: httpx.Client, key: Key) -> None:
+    sample = 'loot_requests_total{code="UNAUTHENTICATED",method="/loot.v1.Database/Execute"}'
+    assert web.post(EXECUTE, json={"statement": {"sql": "SELECT 1"}}).status_code == 401
+    before = router_metric(http_cluster, sample)
+    assert web.post(EXECUTE, json={"statement": {"sql": "SELECT 1"}}).status_code == 401
+    assert router_metric(http_cluster, sample) == before + 1
+
+
+def test_transaction_is_not_served_and_says_so(web: httpx.Client, key: Key) -> None:
+    unary = web.post("/loot.v1.Database/Transaction", headers=bearer(key.token("http", "tx")), json={})
+    assert unary.json()["code"] == "unimplemented" and "Batch" in unary.json()["message"]
+    envelope = struct.pack(">BI", 0, 2) + b"{}"
+    streamed = web.post("/loot.v1.Database/Transaction", headers={**bearer(key.token("http", "tx")),
+                                                                 "content-type": "application/connect+json"},
+                        content=envelope)
+    end = grpc_web_frames(streamed.content)[-1][1]
+    assert b'"unimplemented"' in end and b"NOT_OVER_HTTP" not in end  # the reason travels base64-encoded
+    assert "Batch" in end.decode()
+
+
+
+def test_a_local_page_may_call_a_loopback_router(web: httpx.Client, key: Key) -> None:
+    origin = "http://localhost:5173"
+    preflight = web.options(EXECUTE, headers={"origin": origin, "access-control-request-method": "POST",
+                                              "access-control-request-headers": "authorization, content-type"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == origin
+    allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "connect-protocol-version", "connect-timeout-ms", "x-grpc-web"} <= allowed
+    assert int(preflight.headers["access-control-max-age"]) > 0
+    answer = web.post(EXECUTE, headers={**bearer(key.token("http", "cors")), "origin": origin}, json={"statement": {"sql": "SELECT 1"}})
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == origin
+    assert "trailer-x-request-id" in answer.headers["access-control-expose-headers"]
+
+
+def test_the_page_at_root_may_call_its_own_port(http_cluster: LocalCluster, key: Key) -> None:
+    """A page's fetch to its own origin carries that origin: always allowed, whatever --cors-origin says."""
+    own = http_cluster.http.replace("127.0.0.1", "localhost")
+    with httpx.Client(base_url=own, timeout=30) as client:
+        answer = client.post(EXECUTE, headers={**bearer(key.token("http", "own")), "origin": own},
+                             json={"statement": {"sql": "SELECT 1"}})
+    assert answer.status_code == 200
+
+
+def test_configured_origins_replace_the_loopback_default(tmp_path, key: Key) -> None:
+    cluster = start_cluster(tmp_path / "cors", shards=1, http_port=0, env={"LOOT_CORS_ORIGIN": "https://app.example"})
+    try:
+        with httpx.Client(base_url=cluster.http, timeout=30) as client:
+            def preflight(origin: str) -> int:
+                return client.options(EXECUTE, headers={"origin": origin, "access-control-request-method": "POST"}).status_code
+            assert preflight("https://app.example") == 204
+            assert preflight("http://localhost:5173") == 403
+    finally:
+        cluster.stop()

@@ -33,3 +33,18 @@ def test_public_service_is_the_contract_in_docs_api() -> None:
     result = database_pb2.Result.DESCRIPTOR
     assert [(f.name, f.number) for f in result.fields] == [
         ("columns", 1), ("rows", 2), ("rows_read", 3), ("rows_written", 4), ("last_insert_rowid", 5)]
+
+
+def test_connect_stubs_are_generated_for_the_public_service() -> None:
+    """The HTTP port serves the Connect stubs protos/generate.py makes (loot/v1/database_connect.py)."""
+    assert Path("loot/v1/database_connect.py") in generate.generated_files(Path("."))
+    from loot.v1 import database_connect, database_pb2
+
+    service = database_pb2.DESCRIPTOR.services_by_name["Database"]
+    class Unimplemented(database_connect.Database):  # the generated methods, each answering `unimplemented`
+        pass
+
+    endpoints = database_connect.DatabaseASGIApplication(Unimplemented())._endpoints(Unimplemented())
+    assert sorted(endpoints) == sorted(f"/loot.v1.Database/{m.name}" for m in service.methods)
+    assert all(endpoint.method.input.DESCRIPTOR is service.methods_by_name[endpoint.method.name].input_type
+               for endpoint in endpoints.values())

@@ -25,7 +25,7 @@ import grpc
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.membership import Membership, format_members, parse_membership, write_membership
 from loot.secret import SECRET_HEADER, new_secret
-from loot.http.server import parse_http
+from loot.http.flags import parse_http
 from loot.serving import parse_listening, parse_metrics
 
 Sink = Callable[[str, str], None]  # (process name, output line)

@@ -15,6 +15,8 @@ from loot.cli.supervisor import GaveUp, RestartPolicy, Supervisor
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7070, help="router port (default 7070)")
+    parser.add_argument("--http-port", type=int, help="the router's HTTP port: Connect, gRPC-Web and the playground "
+                        "(default: --port + 1, or any free port with --port 0; docs/http.md)")
     parser.add_argument("--data", type=Path, default=Path("loot-data"), help="data directory, reused on restart (default ./loot-data)")
     parser.add_argument("--shards", type=int, default=2, help="number of shard processes (default 2; "
                         "a data directory scaled by `loot scale` keeps its own number)")
@@ -35,7 +37,9 @@ def run(args: argparse.Namespace) -> None:
     if scale_requests.running_up(args.data):
         sys.exit(f"loot: a `loot up` already runs on {args.data}")
     env = {"LOOT_METRICS_PORT": "0"} if args.metrics else {}
-    cluster = LocalCluster(args.data, port=args.port, shards=args.shards, membership_file=True, env=env)
+    http_port = args.http_port if args.http_port is not None else args.port + 1 if args.port else 0
+    cluster = LocalCluster(args.data, port=args.port, shards=args.shards, membership_file=True, env=env,
+                           http_port=http_port)
     if len(cluster.names) != args.shards:
         print(f"loot: {args.data} has {len(cluster.names)} shards (set by `loot scale`); starting those", flush=True)
     stop, scale = threading.Event(), threading.Event()
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
     supervisor = Supervisor(cluster, RestartPolicy(args.max_restarts, args.restart_window),
                             lambda line: print(line, flush=True))
     try:
-        print(_banner(address, args.data), flush=True)
+        print(_banner(address, cluster.http, args.data), flush=True)
         if args.metrics:
             print(_metrics(cluster), flush=True)
         _supervise(cluster, supervisor, args.data, stop, scale)
@@ -101,9 +105,10 @@ def _metrics(cluster: LocalCluster) -> str:
     return "Metrics: " + ", ".join(f"{child.name} http://{child.metrics}/metrics" for child in cluster.children())
 
 
-def _banner(address: str, data: Path) -> str:
+def _banner(address: str, http: str, data: Path) -> str:
     return f"""
 Loot is up: router on {address}, data in {data}/ (Ctrl-C stops it).
+HTTP (Connect, gRPC-Web, the playground): {http}/
 Try it from another terminal:
 
     loot keygen

@@ -3,22 +3,26 @@ at `/`, and a message with every refusal (never an empty body, a traceback or a 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
 
-from loot.grpc_options import MAX_MESSAGE
+from loot.grpc_options import MAX_MESSAGE, MAX_METADATA
 from loot.http.codecs import CODECS
 from loot.http.cors import App, Origins, cors
-from loot.http.servicer import DatabaseOverHttp
+from loot.http.responses import refuse
+from loot.http.servicer import NOT_OVER_HTTP, DatabaseOverHttp
 from loot.http.static_files import serve_static
 from loot.v1 import database_pb2
 from loot.v1.database_connect import DatabaseASGIApplication
 
 SERVICE = database_pb2.DESCRIPTOR.services_by_name["Database"]
 METHOD_PATHS = frozenset(f"/{SERVICE.full_name}/{method.name}" for method in SERVICE.methods)
+STREAM_PATHS = frozenset(f"/{SERVICE.full_name}/{method.name}" for method in SERVICE.methods
+                         if method.client_streaming or method.server_streaming)
+# Content types of Connect's unary calls, which cannot reach a streaming method.
+UNARY_CONTENT_TYPES = ("application/json", "application/proto")
 # What connectrpc refuses before a call with an empty body, and what to say instead.
 _EXPLAINED = {
     405: "call the methods with POST (docs/http.md)",
@@ -34,17 +38,37 @@ def http_app(handlers: Mapping[str, grpc.RpcMethodHandler], origins: Origins) ->
                                       compressions=())
 
     async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            return await _lifespan(receive, send)
-        if scope["type"] != "http":  # websockets: refused at the handshake
-            return await send({"type": "websocket.close", "code": 1003})
+        if scope["path"] in STREAM_PATHS and _content_type(scope).startswith(UNARY_CONTENT_TYPES):
+            return await refuse(send, 501, "unimplemented", NOT_OVER_HTTP)
         if scope["path"] in METHOD_PATHS:
             return await connect(scope, receive, _explaining(send))
         if scope["method"] in ("GET", "HEAD"):
             return await serve_static(scope, send)
-        await _no_method(scope, send)
+        await refuse(send, 404, "unimplemented", f"no method at {scope['path']}: this port serves "
+                               f"{', '.join(sorted(METHOD_PATHS - STREAM_PATHS))} (docs/http.md)")
 
-    return cors(app, origins)
+    return _bounded(cors(app, origins))
+
+
+def _bounded(app: App) -> App:
+    """`app` for HTTP requests whose headers fit gRPC's metadata bound; lifespan answered, websockets refused."""
+
+    async def bounded(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        if scope["type"] != "http":  # websockets: refused at the handshake
+            return await send({"type": "websocket.close", "code": 1003})
+        size = sum(len(key) + len(value) for key, value in scope["headers"])
+        if size > MAX_METADATA:
+            return await refuse(send, 431, "resource_exhausted", f"the request's headers are {size} bytes, "
+                                          f"over the limit of {MAX_METADATA} (a token is at most 64 KiB)")
+        await app(scope, receive, send)
+
+    return bounded
+
+
+def _content_type(scope: dict[str, Any]) -> str:
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key == b"content-type"), "")
 
 
 async def _lifespan(receive: Callable, send: Callable) -> None:
@@ -54,13 +78,6 @@ async def _lifespan(receive: Callable, send: Callable) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             return await send({"type": "lifespan.shutdown.complete"})
-
-
-async def _no_method(scope: dict[str, Any], send: Callable) -> None:
-    served = ", ".join(sorted(METHOD_PATHS))
-    error = {"code": "unimplemented", "message": f"no method at {scope['path']}: this port serves {served} (docs/http.md)"}
-    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": json.dumps(error).encode()})
 
 
 def _explaining(send: Callable) -> Callable:

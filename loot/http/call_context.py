@@ -20,7 +20,7 @@ def metadata_from_headers(headers: Sequence[tuple[str, str]]) -> Metadata:
         key = key.lower()
         if key.endswith("-bin"):
             try:
-                metadata.append((key, base64.b64decode(value + "=" * (-len(value) % 4))))
+                metadata.append((key, base64.b64decode(value + "=" * (-len(value) % 4), validate=True)))
             except ValueError:
                 continue
         else:

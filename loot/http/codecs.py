@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+
+from loot.http.errors import fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,12 @@ class JsonCodec:
         return json_format.MessageToJson(parsed, indent=None).encode()
 
     def decode(self, data: bytes | bytearray, message_class: type[Message]) -> bytes:
-        return json_format.Parse(bytes(data), message_class(), ignore_unknown_fields=True).SerializeToString()
+        """The request's binary form; JSON that is not one is refused as the binary form would be."""
+        try:
+            return json_format.Parse(bytes(data), message_class(), ignore_unknown_fields=True).SerializeToString()
+        except (json_format.ParseError, ValueError, RecursionError) as error:
+            raise fault(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                        f"the request is not a valid {message_class.DESCRIPTOR.full_name} in JSON: {error}") from None
 
 
 CODECS = [BinaryCodec(), JsonCodec()]

@@ -9,10 +9,11 @@ Connect `permission_denied`, each saying which setting opens it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
+
+from loot.http.responses import respond, refuse
 
 Scope = dict[str, Any]
 App = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -101,21 +102,14 @@ def _with_headers(send: Callable, headers: Sequence[tuple[bytes, bytes]]) -> Cal
 
 async def _answer_preflight(send: Callable, origin: str, allowed: bool) -> None:
     if not allowed:
-        body = (f"origin {origin} may not call this port: allow it with --cors-origin (docs/http.md)\n").encode()
-        return await _send(send, 403, [(b"content-type", b"text/plain; charset=utf-8"), (b"vary", b"Origin")], body)
+        return await _refuse(send, origin)
     headers = [*_response_headers(origin),
                (b"access-control-allow-methods", b"GET, POST"),
                (b"access-control-allow-headers", ", ".join(ALLOWED_HEADERS).encode()),
                (b"access-control-max-age", str(MAX_AGE).encode())]
-    await _send(send, 204, headers, b"")
+    await respond(send, 204, headers, b"")
 
 
 async def _refuse(send: Callable, origin: str) -> None:
-    error = {"code": "permission_denied",
-             "message": f"origin {origin} may not call this port: allow it with --cors-origin (docs/http.md)"}
-    await _send(send, 403, [(b"content-type", b"application/json"), (b"vary", b"Origin")], json.dumps(error).encode())
-
-
-async def _send(send: Callable, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await refuse(send, 403, "permission_denied",
+                 f"origin {origin} may not call this port: allow it with --cors-origin (docs/http.md)", [(b"vary", b"Origin")])

@@ -12,7 +12,6 @@ import asyncio
 import errno
 import logging
 import os
-import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -24,38 +23,9 @@ from hypercorn.config import Config
 from loot.grpc_options import MAX_METADATA
 from loot.http.app import http_app
 from loot.http.cors import LOCAL_ORIGINS, Origins, origin_patterns
-from loot.settings import add_flag
 
 log = logging.getLogger("loot.http")
-_HTTP_LINE = re.compile(r"^loot \w+ \S+ http on (?P<url>\S+)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flag(parser, "--http-port", type=int,
-             help="also serve loot.v1.Database over HTTP on this port: Connect (JSON, binary) and gRPC-Web, "
-                  "and the playground at / (0 = any free port; unset = off; docs/http.md)")
-    add_flag(parser, "--cors-origin", type=origin_patterns, action="append",
-             help="web origins whose pages may call the HTTP port: scheme://host[:port], scheme://host:* (any port) "
-                  "or *; repeat or comma-separate (default: loopback pages when --host is loopback, else none)")
-
-
-def allowed_origins(args: argparse.Namespace) -> Origins:
-    """--cors-origin, or by default the loopback pages when the port listens on loopback only."""
-    configured = origin_patterns(args.cors_origin) if args.cors_origin else []
-    if not configured and args.host in _LOOPBACK:
-        configured = list(LOCAL_ORIGINS)
-    return Origins(configured)
-
-
-def http_line(role: str, name: str, url: str) -> str:
-    return f"loot {role} {name} http on {url}"
-
-
-def parse_http(line: str) -> str | None:
-    """The HTTP port's URL if `line` is a server's HTTP line."""
-    match = _HTTP_LINE.match(line.strip())
-    return match["url"] if match else None
 
 
 class HttpPort:
@@ -87,6 +57,14 @@ class HttpPort:
             await self._serving
 
 
+def allowed_origins(args: argparse.Namespace) -> Origins:
+    """--cors-origin, or by default the loopback pages when the port listens on loopback only."""
+    configured = origin_patterns(args.cors_origin) if args.cors_origin else []
+    if not configured and args.host in _LOOPBACK:
+        configured = list(LOCAL_ORIGINS)
+    return Origins(configured)
+
+
 def _listen(host: str, port: int, reuse_port: bool, who: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -112,9 +90,10 @@ def _config(args: argparse.Namespace, bind: str) -> Config:
     config.accesslog = None  # calls are logged by the handlers, as native ones (loot.access)
     config.include_server_header = False
     config.graceful_timeout = args.shutdown_grace
-    # Tokens of up to 64 KiB travel in a header: the same bound as gRPC metadata.
-    config.h11_max_incomplete_size = MAX_METADATA
-    config.h2_max_header_list_size = MAX_METADATA
+    # Tokens of up to 64 KiB travel in a header. The app refuses headers over gRPC's metadata bound with a
+    # message (loot/http/app.py); the server's own, bare refusal only comes past twice that.
+    config.h11_max_incomplete_size = 2 * MAX_METADATA
+    config.h2_max_header_list_size = 2 * MAX_METADATA
     if args.tls_cert and args.tls_key:  # the gRPC port's TLS settings (loot/tls.py)
         config.certfile, config.keyfile = args.tls_cert, args.tls_key
         if args.tls_client_ca:

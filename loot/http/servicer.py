@@ -8,26 +8,22 @@ google.rpc.Status details (the ErrorInfo reason and metadata).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
 import grpc
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError, ErrorDetail
+from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.rpc import status_pb2
-from protobuf.wkt import Any
 
 from loot.http.call_context import HttpCallContext, metadata_from_headers
 from loot.http.codecs import Serialized
+from loot.http.errors import connect_error, fault
 
-log = logging.getLogger("loot.http")
 STATUS_DETAILS = "grpc-status-details-bin"
-# grpc.StatusCode -> the Connect code of the same number (Connect spells CANCELLED with one L).
-CODES = {status: Code[status.name.replace("CANCELLED", "CANCELED")] for status in grpc.StatusCode
-         if status is not grpc.StatusCode.OK}
 UNARY = ("Execute", "Batch", "Describe")
+NOT_OVER_HTTP = ("Transaction is a bidirectional stream, which the HTTP port does not serve: use Batch "
+                 "(one transaction) or the gRPC port (docs/http.md)")
 
 
 class DatabaseOverHttp:
@@ -50,8 +46,7 @@ class DatabaseOverHttp:
         return await self._call("Describe", request, ctx)
 
     def transaction(self, requests: AsyncIterator[bytes], ctx: RequestContext) -> AsyncIterator[Serialized]:
-        raise ConnectError(Code.UNIMPLEMENTED, "Transaction is a bidirectional stream, which the HTTP port does "
-                           "not serve: use Batch (one transaction) or the gRPC port (docs/http.md)")
+        raise fault(grpc.StatusCode.UNIMPLEMENTED, "NOT_OVER_HTTP", NOT_OVER_HTTP)
 
     async def _call(self, method: str, request: bytes, ctx: RequestContext) -> Serialized:
         handler = self._handlers[method]
@@ -61,7 +56,7 @@ class DatabaseOverHttp:
         try:
             response = await handler.unary_unary(request, context)
         except grpc.aio.AbortError:
-            raise _connect_error(context, ctx) from None
+            raise _connect_error(context) from None
         finally:
             _copy_trailers(context, ctx)
         if handler.response_serializer is not None:
@@ -84,11 +79,10 @@ def _copy_trailers(context: HttpCallContext, ctx: RequestContext) -> None:
             ctx.response_trailers[key] = value
 
 
-def _connect_error(context: HttpCallContext, ctx: RequestContext) -> ConnectError:
-    code = context.code() or grpc.StatusCode.UNKNOWN
-    details = []
+def _connect_error(context: HttpCallContext) -> ConnectError:
+    """What the handler aborted with: its google.rpc.Status, sent in the trailing metadata as gRPC does."""
     for key, value in context.trailing_metadata():
         if key == STATUS_DETAILS and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            details = [ErrorDetail(Any(type_url=d.type_url, value=d.value)) for d in status.details]
-    return ConnectError(CODES.get(code, Code.UNKNOWN), context.details, details)
+            return connect_error(status_pb2.Status.FromString(value))
+    code = context.code() or grpc.StatusCode.UNKNOWN
+    return connect_error(status_pb2.Status(code=code.value[0], message=context.details))

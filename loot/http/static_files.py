@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loot.http.responses import respond
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -33,5 +35,4 @@ async def serve_static(scope: dict[str, Any], send: Callable) -> None:
             content_type += "; charset=utf-8"
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-cache"), (b"x-content-type-options", b"nosniff")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    await respond(send, status, headers, b"" if scope["method"] == "HEAD" else body)

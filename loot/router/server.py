@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from loot import tls
-from loot.http import server as http
+from loot.http import flags as http
 from loot.membership import add_membership_flags, membership_from_arguments
 from loot.observability.metrics import watch_calls_in_flight
 from loot.serving import add_operations_flags, new_server, serve
@@ -51,10 +51,7 @@ async def run(args: argparse.Namespace) -> None:
     handlers = service.add_to(server)
     AccountService(shards, args.forward_timeout, tokens, accounts, limits).add_to(server)
     watch_calls_in_flight(lambda: service.in_flight)
-    http_port = None
-    if args.http_port is not None:
-        http_port = http.HttpPort(handlers, args, "loot router")
-        print(http.http_line("router", "router", await http_port.start()), flush=True)
+    http_port = await http.start_http(handlers, args, "router", "router")
 
     def stopping() -> None:
         service.stopping(args.shutdown_grace)
