@@ -43,6 +43,7 @@ def sign_in(driver, origin: str, name: str) -> None:
     form.find_element(By.NAME, "user").send_keys(name)
     form.find_element(By.TAG_NAME, "button").click()
     wait_for(driver, lambda d: d.find_element(By.ID, "who").text == name, f"{name} is not signed in")
+    assert not form.is_displayed(), "the sign-in form goes once signed in"
 
 
 def todos(driver) -> list[str]:
