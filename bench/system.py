@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 # Debian package per command the benchmarks run.
-PACKAGES = {"h2load": "nghttp2-client", "initdb": "postgresql", "pg_ctl": "postgresql"}
+PACKAGES = {"h2load": "nghttp2-client", "wrk": "wrk", "initdb": "postgresql", "pg_ctl": "postgresql"}
 POSTGRES_BIN = Path("/usr/lib/postgresql")
 
 

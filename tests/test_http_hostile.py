@@ -162,3 +162,4 @@ def test_a_token_of_the_largest_size_fits(web: httpx.Client, key: Key) -> None:
     assert 60_000 < len(token) <= 65_536
     answer = web.post(EXECUTE, headers=bearer(token), json=SELECT)
     assert answer.status_code == 200, answer.text
+

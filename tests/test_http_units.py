@@ -4,12 +4,15 @@ gRPC metadata from headers."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 import grpc
 import pytest
+from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
+from loot.http.app import http_app
 from loot.http.call_context import metadata_from_headers
 from loot.http.codecs import BinaryCodec, JsonCodec, Serialized
 from loot.http.cors import LOCAL_ORIGINS, Origins, origin_patterns
@@ -81,3 +84,27 @@ def test_binary_headers_become_bytes_as_in_grpc() -> None:
 def test_every_grpc_error_code_has_its_connect_code() -> None:
     assert {CODES[code.value[0]].name for code in grpc.StatusCode if code is not grpc.StatusCode.OK} == {
         code.name.replace("CANCELLED", "CANCELED") for code in grpc.StatusCode if code is not grpc.StatusCode.OK}
+
+
+
+@pytest.mark.parametrize("gone", [ConnectionResetError("peer reset"), ConnectError(Code.CANCELED, "Client disconnected")])
+def test_a_client_gone_before_its_answer_is_written_ends_the_call_quietly(gone: Exception) -> None:
+    """The answer cannot be sent (the connection broke): the call ends without an exception reaching the HTTP
+    server, which would log it with a traceback."""
+
+    async def execute(request: bytes, context) -> bytes:
+        return b""
+
+    handler = grpc.unary_unary_rpc_method_handler(execute)
+    app = http_app({"Execute": handler, "Batch": handler, "Describe": handler}, Origins([]))
+    scope = {"type": "http", "method": "POST", "path": "/loot.v1.Database/Execute", "root_path": "", "scheme": "http",
+             "headers": [(b"content-type", b"application/proto")], "query_string": b""}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            raise gone
+
+    asyncio.run(app(scope, receive, send))

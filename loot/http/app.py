@@ -3,10 +3,12 @@ at `/`, and a message with every refusal (never an empty body, a traceback or a 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
+from connectrpc.errors import ConnectError
 
 from loot.grpc_options import MAX_MESSAGE, MAX_METADATA
 from loot.http.codecs import CODECS
@@ -17,6 +19,7 @@ from loot.http.static_files import serve_static
 from loot.v1 import database_pb2
 from loot.v1.database_connect import DatabaseASGIApplication
 
+log = logging.getLogger("loot.http")
 SERVICE = database_pb2.DESCRIPTOR.services_by_name["Database"]
 METHOD_PATHS = frozenset(f"/{SERVICE.full_name}/{method.name}" for method in SERVICE.methods)
 STREAM_PATHS = frozenset(f"/{SERVICE.full_name}/{method.name}" for method in SERVICE.methods
@@ -41,7 +44,10 @@ def http_app(handlers: Mapping[str, grpc.RpcMethodHandler], origins: Origins) ->
         if scope["path"] in STREAM_PATHS and _content_type(scope).startswith(UNARY_CONTENT_TYPES):
             return await refuse(send, 501, "unimplemented", NOT_OVER_HTTP)
         if scope["path"] in METHOD_PATHS:
-            return await connect(scope, receive, _explaining(send))
+            try:
+                return await connect(scope, receive, _explaining(send))
+            except (ConnectError, OSError) as error:  # what connectrpc raises when the answer could not be sent
+                return log.info("the client was gone before its answer: %s", error)
         if scope["method"] in ("GET", "HEAD"):
             return await serve_static(scope, send)
         await refuse(send, 404, "unimplemented", f"no method at {scope['path']}: this port serves "
