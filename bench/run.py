@@ -2,8 +2,8 @@
 
     python bench/run.py [--quick]
 
-Installs what it needs if absent (h2load from nghttp2-client, PostgreSQL: the
-same as `apt-get update && apt-get install -y nghttp2-client postgresql`),
+Installs what it needs if absent (h2load from nghttp2-client, wrk, PostgreSQL: the
+same as `apt-get update && apt-get install -y nghttp2-client wrk postgresql`),
 starts its own Loot cluster and PostgreSQL on free loopback ports, and stops
 them. About seven minutes on 2 shared cores; --quick takes about two.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import profile_hot_path, rls_vs_postgres, router_path, tenants  # noqa: E402
+from bench import http_port, profile_hot_path, rls_vs_postgres, router_path, tenants  # noqa: E402
 from bench.stats import size  # noqa: E402
 from bench.system import ensure_tools  # noqa: E402
 
@@ -24,9 +24,9 @@ TARGET_ROUTER_RATIO = 0.6
 TARGET_PROVISIONING_SPEEDUP = 50
 # All calls go to one database, so at most 64 in flight: past the shard's per-database queue bound
 # (64 waiting) some are refused RESOURCE_EXHAUSTED, as designed, once the queue forms at the shard.
-FULL = {"duration": 3.0, "concurrency": [1, 8, 32, 64], "two_routers_concurrency": [8, 32],
+FULL = {"duration": 3.0, "concurrency": [1, 8, 32, 64], "two_routers_concurrency": [8, 32], "http_concurrency": [1, 8, 32],
         "loot_tenants": 10_000, "postgres_tenants": 150}
-QUICK = {"duration": 2.0, "concurrency": [1, 32], "two_routers_concurrency": [32],
+QUICK = {"duration": 2.0, "concurrency": [1, 32], "two_routers_concurrency": [32], "http_concurrency": [8],
          "loot_tenants": 1_000, "postgres_tenants": 20}
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs and fewer tenants, for a smoke test")
     settings = QUICK if parser.parse_args().quick else FULL
-    ensure_tools("h2load", "initdb", "pg_ctl")
+    ensure_tools("h2load", "wrk", "initdb", "pg_ctl")
     summary = []
 
     section("Router path: Loot (router -> shard -> SQLite) vs a bare grpc.aio server, h2load")
@@ -45,6 +45,13 @@ def main() -> None:
     two_routers = router_path.measure(settings["two_routers_concurrency"], settings["duration"], rounds=2, routers=2)
     print(router_path.report(two_routers))
     summary += router_path_summary(two_routers, "with 2 router processes")
+
+    section("Point reads through the router's HTTP port (Connect) vs its gRPC port")
+    measured = http_port.measure(settings["http_concurrency"], settings["duration"], rounds=2)
+    print(http_port.report(measured))
+    for side in ("Connect JSON (HTTP/1.1)", "Connect JSON (HTTP/2)", "gRPC, router without HTTP port"):
+        ratios = [http_port.ratio(results, side) for _, results in measured]
+        summary.append(f"point reads, {side}: {min(ratios):.2f}x to {max(ratios):.2f}x the same router's gRPC port")
 
     section("Tenant-scoped point operations: Loot vs PostgreSQL row-level security")
     results = rls_vs_postgres.run(tenants=100, concurrency=16, duration=settings["duration"] + 2)

@@ -2,10 +2,11 @@
 
 `python` blocks of one page run in order as one script; `sh` blocks of one page
 run in order in one shell, in one scratch directory. Both talk to a real
-cluster: "127.0.0.1:7070" in a sample means that cluster, and LOOT_ROUTER points
-`loot` at it. Two kinds of line are set-up the test environment has already
-done, so they are left out rather than run: `pip install …` (the package is
-installed) and `loot up` (the cluster fixture is up). `console` blocks show
+cluster: "127.0.0.1:7070" in a sample means that cluster, "127.0.0.1:7080"
+(`loot up`'s HTTP port) its HTTP port, and LOOT_ROUTER points `loot` at it.
+Two kinds of line are set-up the test environment has already done, so they
+are left out rather than run: `pip install …` (the package is installed) and
+`loot up` (the cluster fixture is up). `console` blocks show
 commands for places this machine cannot reach (Docker, Kubernetes) or a
 transcript; they are not samples to run.
 """
@@ -16,11 +17,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from loot.cli.local_cluster import LocalCluster
 from loot.cli.main import parser
+from tests.conftest import start_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -36,11 +40,19 @@ def samples(language: str) -> list[Path]:
     return [page for page in PAGES if blocks(page, language)]
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The conftest cluster, with the router's HTTP port on (docs/http.md's samples call it)."""
+    cluster = start_cluster(tmp_path_factory.mktemp("docs"), http_port=0)
+    yield cluster
+    cluster.stop()
+
+
 def run(argv: list[str], script: str, cluster, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "LOOT_ROUTER": cluster.address,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(argv, input=script.replace("127.0.0.1:7070", cluster.address), text=True,
-                          capture_output=True, cwd=cwd, env=env, timeout=120)
+    script = script.replace("127.0.0.1:7070", cluster.address).replace("127.0.0.1:7080", cluster.http.split("://")[1])
+    return subprocess.run(argv, input=script, text=True, capture_output=True, cwd=cwd, env=env, timeout=120)
 
 
 @pytest.mark.parametrize("page", samples("python"), ids=lambda p: p.name)

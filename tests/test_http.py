@@ -4,6 +4,9 @@ router, with the same tokens, errors, request ids and metrics as the gRPC port."
 from __future__ import annotations
 
 import base64
+import re
+import signal
+import ssl
 import struct
 from collections.abc import Iterator
 
@@ -14,8 +17,10 @@ from google.rpc import error_details_pb2, status_pb2
 from loot.cli.local_cluster import LocalCluster
 from loot.tokens import Key
 from loot.v1 import database_pb2 as pb
+from tests.certs import Authority
 from tests.conftest import start_cluster
 from tests.test_accounts_allowlist import router_metric
+from tests.test_up import start_up
 
 SCHEMA = """CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
 INSERT INTO _filters VALUES ('notes', 'all', 'true');
@@ -209,13 +214,62 @@ def test_the_page_at_root_may_call_its_own_port(http_cluster: LocalCluster, key:
     assert answer.status_code == 200
 
 
-def test_configured_origins_replace_the_loopback_default(tmp_path, key: Key) -> None:
-    cluster = start_cluster(tmp_path / "cors", shards=1, http_port=0, env={"LOOT_CORS_ORIGIN": "https://app.example"})
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The HTTP port of a router given CORS origins and a rate limit of one call per account (for hours)."""
+    env = {"LOOT_CORS_ORIGIN": "https://app.example", "LOOT_ACCOUNT_RATE": "0.0001", "LOOT_ACCOUNT_BURST": "1"}
+    cluster = start_cluster(tmp_path_factory.mktemp("configured"), shards=1, http_port=0, env=env)
+    with httpx.Client(base_url=cluster.http, timeout=30) as client:
+        yield client
+    cluster.stop()
+
+
+def test_configured_origins_replace_the_loopback_default(configured: httpx.Client) -> None:
+    def preflight(origin: str) -> int:
+        return configured.options(EXECUTE, headers={"origin": origin, "access-control-request-method": "POST"}).status_code
+
+    assert preflight("https://app.example") == 204
+    assert preflight("http://localhost:5173") == 403
+
+
+def test_the_accounts_rate_limit_counts_http_calls(configured: httpx.Client) -> None:
+    key = Key.generate()
+    assert configured.post(EXECUTE, headers=bearer(key.token("http", "rate")), json={"statement": {"sql": "SELECT 1"}}).status_code == 200
+    limited = configured.post(EXECUTE, headers=bearer(key.token("http", "rate")), json={"statement": {"sql": "SELECT 1"}})
+    assert limited.status_code == 429 and limited.json()["code"] == "resource_exhausted"
+    assert error_info(limited.json()).reason == "ACCOUNT_RATE_LIMITED"
+
+
+def test_the_http_port_serves_tls_with_the_grpc_ports_settings(tmp_path, key: Key) -> None:
+    """--tls-cert/--tls-key apply to the HTTP port too: HTTPS, and HTTP/2 by ALPN, as browsers speak it."""
+    authority = Authority(tmp_path)
+    cert, cert_key = authority.issue("server")
+    env = {"LOOT_TLS_CERT": str(cert), "LOOT_TLS_KEY": str(cert_key), "LOOT_SHARD_TLS_CA": str(authority.ca_file)}
+    cluster = start_cluster(tmp_path / "tls", shards=1, http_port=0, env=env)
     try:
-        with httpx.Client(base_url=cluster.http, timeout=30) as client:
-            def preflight(origin: str) -> int:
-                return client.options(EXECUTE, headers={"origin": origin, "access-control-request-method": "POST"}).status_code
-            assert preflight("https://app.example") == 204
-            assert preflight("http://localhost:5173") == 403
+        assert cluster.http.startswith("https://127.0.0.1:")
+        trusted = ssl.create_default_context(cafile=str(authority.ca_file))
+        with httpx.Client(base_url=cluster.http, verify=trusted, http2=True, timeout=30) as client:
+            answer = client.post(EXECUTE, headers=bearer(key.token("http", "tls")), json={"statement": {"sql": "SELECT 3"}})
+        assert answer.http_version == "HTTP/2"
+        assert answer.json()["result"]["rows"] == [{"values": [{"integer": "3"}]}]
+        with pytest.raises(httpx.HTTPError):  # plaintext to a TLS port
+            httpx.post(cluster.http.replace("https:", "http:") + EXECUTE, json={}, timeout=30)
     finally:
         cluster.stop()
+
+
+def test_loot_up_serves_http_and_prints_its_url(tmp_path, key: Key) -> None:
+    process, _, _ = start_up(tmp_path)
+    try:
+        url = re.fullmatch(r"HTTP \(Connect, gRPC-Web, the playground\): (http://127\.0\.0\.1:\d+)/\n",
+                           process.stdout.readline())[1]
+        assert httpx.get(f"{url}/", timeout=30).status_code == 200
+        origin = "http://localhost:8000"  # a local page: allowed by default on loopback
+        answer = httpx.post(f"{url}{EXECUTE}", headers={**bearer(key.token("http", "up")), "origin": origin},
+                            json={"statement": {"sql": "SELECT 'up'"}}, timeout=30)
+        assert answer.json()["result"]["rows"] == [{"values": [{"text": "up"}]}]
+        assert answer.headers["access-control-allow-origin"] == origin
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)

@@ -87,6 +87,12 @@ def test_every_grpc_error_code_has_its_connect_code() -> None:
 
 
 
+def execute_scope(headers: list[tuple[bytes, bytes]]) -> dict:
+    """The ASGI scope of an HTTP POST to Execute."""
+    return {"type": "http", "method": "POST", "path": "/loot.v1.Database/Execute", "root_path": "", "scheme": "http",
+            "headers": headers, "query_string": b""}
+
+
 @pytest.mark.parametrize("gone", [ConnectionResetError("peer reset"), ConnectError(Code.CANCELED, "Client disconnected")])
 def test_a_client_gone_before_its_answer_is_written_ends_the_call_quietly(gone: Exception) -> None:
     """The answer cannot be sent (the connection broke): the call ends without an exception reaching the HTTP
@@ -97,8 +103,7 @@ def test_a_client_gone_before_its_answer_is_written_ends_the_call_quietly(gone: 
 
     handler = grpc.unary_unary_rpc_method_handler(execute)
     app = http_app({"Execute": handler, "Batch": handler, "Describe": handler}, Origins([]))
-    scope = {"type": "http", "method": "POST", "path": "/loot.v1.Database/Execute", "root_path": "", "scheme": "http",
-             "headers": [(b"content-type", b"application/proto")], "query_string": b""}
+    scope = execute_scope([(b"content-type", b"application/proto")])
 
     async def receive() -> dict:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -108,3 +113,29 @@ def test_a_client_gone_before_its_answer_is_written_ends_the_call_quietly(gone: 
             raise gone
 
     asyncio.run(app(scope, receive, send))
+
+
+def test_a_servicer_taking_and_returning_messages_is_served_too() -> None:
+    """Handlers with (de)serializers, as generated code registers them, work as the router's bytes-in,
+    bytes-out handlers do: the HTTP layer serves any loot.v1.Database servicer."""
+
+    async def execute(request: pb.ExecuteRequest, context) -> pb.ExecuteResponse:
+        assert context.time_remaining() is not None and dict(context.invocation_metadata())["authorization"] == "Bearer t"
+        return pb.ExecuteResponse(schema_changes=[request.statement.sql])
+
+    handler = grpc.unary_unary_rpc_method_handler(execute, request_deserializer=pb.ExecuteRequest.FromString,
+                                                  response_serializer=pb.ExecuteResponse.SerializeToString)
+    app = http_app({"Execute": handler, "Batch": handler, "Describe": handler}, Origins([]))
+    scope = execute_scope([(b"content-type", b"application/json"), (b"authorization", b"Bearer t"),
+                           (b"connect-timeout-ms", b"5000")])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b'{"statement": {"sql": "echo"}}', "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b'{"schemaChanges": ["echo"]}'

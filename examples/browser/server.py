@@ -3,7 +3,7 @@ form) and mints each one a short-lived token for their own database with `provis
 (index.html, app.js) then queries that database itself, over Connect on the router's HTTP port,
 with plain `fetch`: the data never passes through this server. Beside `loot up`:
 
-    python examples/browser/server.py --port 8000 --router-http http://127.0.0.1:7071
+    python examples/browser/server.py --port 8000 --router-http http://127.0.0.1:7080
 
 then open http://127.0.0.1:8000/. The router must allow this page's origin
 (`--cors-origin http://127.0.0.1:8000`; `loot up` allows local origins).
@@ -99,7 +99,7 @@ class App(BaseHTTPRequestHandler):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--router-http", default="http://127.0.0.1:7071",
+    parser.add_argument("--router-http", default="http://127.0.0.1:7080",
                         help="the router's HTTP port, as the browser reaches it")
     parser.add_argument("--key", type=Path, default=Path("app-key.json"), help="the app's signing key (created if missing)")
     args = parser.parse_args()

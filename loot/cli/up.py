@@ -16,7 +16,7 @@ from loot.cli.supervisor import GaveUp, RestartPolicy, Supervisor
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7070, help="router port (default 7070)")
     parser.add_argument("--http-port", type=int, help="the router's HTTP port: Connect, gRPC-Web and the playground "
-                        "(default: --port + 1, or any free port with --port 0; docs/http.md)")
+                        "(default: --port + 10, or any free port with --port 0; docs/http.md)")
     parser.add_argument("--data", type=Path, default=Path("loot-data"), help="data directory, reused on restart (default ./loot-data)")
     parser.add_argument("--shards", type=int, default=2, help="number of shard processes (default 2; "
                         "a data directory scaled by `loot scale` keeps its own number)")
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> None:
     if scale_requests.running_up(args.data):
         sys.exit(f"loot: a `loot up` already runs on {args.data}")
     env = {"LOOT_METRICS_PORT": "0"} if args.metrics else {}
-    http_port = args.http_port if args.http_port is not None else args.port + 1 if args.port else 0
+    http_port = args.http_port if args.http_port is not None else args.port + 10 if args.port else 0
     cluster = LocalCluster(args.data, port=args.port, shards=args.shards, membership_file=True, env=env,
                            http_port=http_port)
     if len(cluster.names) != args.shards:

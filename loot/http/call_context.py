@@ -31,10 +31,9 @@ def metadata_from_headers(headers: Sequence[tuple[str, str]]) -> Metadata:
 class HttpCallContext:
     """Stands in for grpc.aio.ServicerContext on one HTTP call."""
 
-    def __init__(self, metadata: Metadata, deadline: float | None, peer: str):
+    def __init__(self, metadata: Metadata, deadline: float | None):
         self._metadata = metadata
         self._deadline = deadline  # time.monotonic(), or None without a Connect-Timeout-Ms
-        self._peer = peer
         self._trailing: Metadata = ()
         self._code: grpc.StatusCode | None = None
         self.details = ""
@@ -44,9 +43,6 @@ class HttpCallContext:
 
     def time_remaining(self) -> float | None:
         return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
-
-    def peer(self) -> str:
-        return self._peer
 
     def set_trailing_metadata(self, metadata: Metadata) -> None:
         self._trailing = tuple(metadata)

@@ -67,8 +67,7 @@ class DatabaseOverHttp:
 def _context(ctx: RequestContext) -> HttpCallContext:
     timeout_ms = ctx.timeout_ms
     deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
-    return HttpCallContext(metadata_from_headers(list(ctx.request_headers.allitems())), deadline,
-                           ctx.client_address or "")
+    return HttpCallContext(metadata_from_headers(list(ctx.request_headers.allitems())), deadline)
 
 
 def _copy_trailers(context: HttpCallContext, ctx: RequestContext) -> None:
