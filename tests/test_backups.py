@@ -1,0 +1,184 @@
+"""Continuous replication, restore (in place, to a time, as a branch), export and import, against real
+shards replicating with Litestream to a directory and to a local S3 (docs/backups.md)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import apsw
+import pytest
+
+from tests.backup_targets import replica_env, replicated
+from tests.client import Client, rows
+from tests.conftest import start_cluster
+from tests.schemas import open_table
+from loot.cli.local_cluster import LocalCluster
+from loot.ids import database_id
+from loot.membership import format_members
+from loot.shard import system_tables
+from loot.tokens import Key, mint
+
+pytestmark = pytest.mark.cluster
+
+SCHEMA = open_table("CREATE TABLE t (n INTEGER PRIMARY KEY)", "t")
+
+
+def loot(cluster: LocalCluster, *argv: str, key: Key | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """A `loot` operator command against `cluster`'s shards, with its secret."""
+    shards = format_members({name: shard.address for name, shard in cluster.shards.items()})
+    account = ["--account", key.account] if key is not None else []
+    done = subprocess.run([sys.executable, "-m", "loot", *argv, *account, "--shards", shards],
+                          env=cluster.env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def write(client: Client, key: Key, tenant: str, numbers) -> None:
+    for n in numbers:
+        client.execute(mint(key, "app", tenant, schema=SCHEMA), "INSERT INTO t VALUES (?)", [n])
+
+
+def numbers(client: Client, key: Key, tenant: str) -> set[int]:
+    return {n for (n,) in rows(client.execute(mint(key, "app", tenant, schema=SCHEMA), "SELECT n FROM t").result)}
+
+
+def has(expected: set[int]):
+    """A replica check: the restored file holds exactly `expected` in t, and is whole."""
+    def check(path: Path) -> bool:
+        conn = apsw.Connection(str(path))
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            return {n for (n,) in conn.execute("SELECT n FROM t")} == expected
+        finally:
+            conn.close()
+    return check
+
+
+@pytest.mark.parametrize("kind", ["dir", "s3"])
+def test_a_lost_shard_comes_back_from_its_replica(tmp_path: Path, key: Key, kind: str) -> None:
+    """Writes, kill -9 of the shard, its data directory deleted: restore brings back every write the
+    replica had taken in before the crash (waited for: no timing bound), and each file is whole."""
+    with replica_env(kind, tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=1, env=env)
+        try:
+            tenants = [f"t{i}" for i in range(3)]
+            with Client(cluster.address) as client:
+                for tenant in tenants:
+                    write(client, key, tenant, range(50))
+                for tenant in tenants:  # acknowledged, then replicated: these must all come back
+                    replicated(target, database_id(key.account, "app", tenant), has(set(range(50))))
+                for tenant in tenants:  # acknowledged just before the crash: may or may not have left
+                    write(client, key, tenant, range(50, 60))
+            shard = cluster.shards["shard-0"]
+            shard.signal(signal.SIGKILL)
+            shard.wait(10)
+            shutil.rmtree(cluster.data / "shard-0")
+            cluster.restart_shard("shard-0")
+            for tenant in tenants:
+                loot(cluster, "restore", "--db", "app", "--tenant", tenant, key=key)
+            with Client(cluster.address) as client:
+                for tenant in tenants:
+                    back = numbers(client, key, tenant)
+                    assert set(range(50)) <= back <= set(range(60)), tenant
+                    assert back == set(range(min(set(range(50, 61)) - back))), "a restored state is a prefix"
+            cluster.stop()
+            for path in (cluster.data / "shard-0").rglob("*.sqlite"):
+                conn = apsw.Connection(str(path))
+                assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+                conn.close()
+        finally:
+            cluster.stop()
+
+
+def test_restore_to_a_time_and_branches(tmp_path: Path, key: Key) -> None:
+    with replica_env("dir", tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=2, env=env)
+        try:
+            original = database_id(key.account, "app", "alice")
+            with Client(cluster.address) as client:
+                write(client, key, "alice", range(10))
+                replicated(target, original, has(set(range(10))))
+                moment = datetime.now(timezone.utc)
+                time.sleep(0.01)
+                write(client, key, "alice", range(10, 20))
+                replicated(target, original, has(set(range(20))))
+
+                at = moment.isoformat().replace("+00:00", "Z")
+                loot(cluster, "restore", "--db", "app", "--tenant", "alice", "--at", at, "--to-tenant", "then", key=key)
+                assert numbers(client, key, "then") == set(range(10)), "the branch is the state at that time"
+                write(client, key, "then", [100])
+                write(client, key, "alice", [200])
+                assert numbers(client, key, "then") == {*range(10), 100}
+                assert numbers(client, key, "alice") == {*range(20), 200}, "the branch leaves the original alone"
+
+                refusal = loot(cluster, "restore", "--db", "app", "--tenant", "alice", "--at", at,
+                               "--to-tenant", "then", key=key, check=False)
+                assert refusal.returncode == 1 and "DATABASE_EXISTS" in refusal.stderr
+
+                loot(cluster, "restore", "--db", "app", "--tenant", "alice", "--at", at, key=key)
+                assert numbers(client, key, "alice") == set(range(10)), "in place, back to that time"
+                write(client, key, "alice", [300])
+                replicated(target, original, has({*range(10), 300}))  # its history goes on from there
+                assert numbers(client, key, "then") == {*range(10), 100}
+
+                before = "2000-01-01T00:00:00Z"
+                refusal = loot(cluster, "restore", "--db", "app", "--tenant", "alice", "--at", before, key=key,
+                               check=False)
+                assert refusal.returncode == 1 and "NO_REPLICA" in refusal.stderr
+                assert numbers(client, key, "alice") == {*range(10), 300}, "a failed restore changes nothing"
+        finally:
+            cluster.stop()
+
+
+def test_export_opens_in_sqlite3_and_import_checks_the_schema(tmp_path: Path, key: Key) -> None:
+    cluster = start_cluster(tmp_path / "cluster", shards=2)
+    try:
+        with Client(cluster.address) as client:
+            write(client, key, "alice", range(5))
+        plain, whole = tmp_path / "plain.sqlite", tmp_path / "whole.sqlite"
+        loot(cluster, "export", "--db", "app", "--tenant", "alice", "--out", str(plain), key=key)
+        loot(cluster, "export", "--db", "app", "--tenant", "alice", "--out", str(whole), "--internal-tables", key=key)
+
+        shell = subprocess.run([_sqlite3(), str(plain)], input="SELECT count(*) FROM t;\nPRAGMA integrity_check;\n.tables\n",
+                               capture_output=True, text=True, timeout=60)
+        assert shell.returncode == 0, shell.stderr
+        assert shell.stdout.split() == ["5", "ok", "t"], "without Loot's tables by default"
+        with sqlite3.connect(whole) as conn:  # and Python's own sqlite3
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        assert {"t", "_filters", "_rules", "_loot_schema_history"} <= tables
+
+        loot(cluster, "import", str(whole), "--db", "app", "--tenant", "copy", key=key)
+        with Client(cluster.address) as client:
+            assert numbers(client, key, "copy") == set(range(5))
+            write(client, key, "copy", [9])
+            assert numbers(client, key, "alice") == set(range(5))
+        exists = loot(cluster, "import", str(whole), "--db", "app", "--tenant", "copy", key=key, check=False)
+        assert exists.returncode == 1 and "DATABASE_EXISTS" in exists.stderr
+
+        refused_file = tmp_path / "refused.sqlite"
+        with sqlite3.connect(refused_file) as conn:  # a filter naming a column its table lacks
+            conn.executescript(system_tables.DDL + "CREATE TABLE u (a INTEGER);"
+                               "INSERT INTO _filters VALUES ('u', 'mine', 'owner = claim(''sub'')');")
+        refusal = loot(cluster, "import", str(refused_file), "--db", "app", "--tenant", "bad", key=key, check=False)
+        assert refusal.returncode == 1 and "SCHEMA_POLICY_INVALID" in refusal.stderr, refusal.stderr
+        assert not any(cluster.data.rglob(f"{database_id(key.account, 'app', 'bad')}.sqlite"))
+    finally:
+        cluster.stop()
+
+
+def _sqlite3() -> str:
+    """The sqlite3 shell: Debian's, installed on a machine that lacks it (as the browser test installs chromium)."""
+    found = shutil.which("sqlite3")
+    if found is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "sqlite3"], check=True, capture_output=True, timeout=600)
+        found = shutil.which("sqlite3")
+    assert found is not None, "could not install the sqlite3 shell"
+    return found
