@@ -3,6 +3,7 @@ shards replicating with Litestream to a directory and to a local S3 (docs/backup
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sqlite3
@@ -22,6 +23,7 @@ from tests.schemas import open_table
 from loot.cli.local_cluster import LocalCluster
 from loot.ids import database_id
 from loot.membership import format_members
+from loot.ring import Ring
 from loot.shard import system_tables
 from loot.tokens import Key, mint
 
@@ -30,11 +32,14 @@ pytestmark = pytest.mark.cluster
 SCHEMA = open_table("CREATE TABLE t (n INTEGER PRIMARY KEY)", "t")
 
 
-def loot(cluster: LocalCluster, *argv: str, key: Key | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """A `loot` operator command against `cluster`'s shards, with its secret."""
+def loot(cluster: LocalCluster, *argv: str, key: Key | None = None, check: bool = True,
+         data: bool = False) -> subprocess.CompletedProcess:
+    """A `loot` operator command against `cluster`'s shards, with its secret: named with --shards, or
+    (`data`) found in the data directory as for a `loot up`."""
     shards = format_members({name: shard.address for name, shard in cluster.shards.items()})
     account = ["--account", key.account] if key is not None else []
-    done = subprocess.run([sys.executable, "-m", "loot", *argv, *account, "--shards", shards],
+    where = ["--data", str(cluster.data)] if data else ["--shards", shards]
+    done = subprocess.run([sys.executable, "-m", "loot", *argv, *account, *where],
                           env=cluster.env, capture_output=True, text=True, timeout=300)
     if check:
         assert done.returncode == 0, done.stderr
@@ -182,3 +187,88 @@ def _sqlite3() -> str:
         found = shutil.which("sqlite3")
     assert found is not None, "could not install the sqlite3 shell"
     return found
+
+
+def test_a_database_moved_by_scaling_keeps_its_history(tmp_path: Path, key: Key) -> None:
+    with replica_env("dir", tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=1, env=env, membership_file=True)
+        try:
+            tenants = [f"m{i}" for i in range(8)]
+            with Client(cluster.address) as client:
+                for tenant in tenants:
+                    write(client, key, tenant, range(5))
+                for tenant in tenants:
+                    replicated(target, database_id(key.account, "app", tenant), has(set(range(5))))
+                before_move = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+                time.sleep(0.01)
+                cluster.scale(2)
+                moved = [tenant for tenant in tenants
+                         if Ring(cluster.names).owner(database_id(key.account, "app", tenant)) == "shard-1"]
+                assert moved, "no database moved: the test proves nothing"
+                for tenant in moved:
+                    write(client, key, tenant, range(5, 10))  # on its new shard
+                for tenant in moved:
+                    replicated(target, database_id(key.account, "app", tenant), has(set(range(10))))
+                tenant = moved[0]
+                loot(cluster, "restore", "--db", "app", "--tenant", tenant, "--at", before_move, "--to-tenant",
+                     "before-move", key=key, data=True)
+                assert numbers(client, key, "before-move") == set(range(5)), "history from its first shard"
+                loot(cluster, "restore", "--db", "app", "--tenant", tenant, "--to-tenant", "after-move", key=key,
+                     data=True)
+                assert numbers(client, key, "after-move") == set(range(10))
+        finally:
+            cluster.stop()
+
+
+def _replicator_pid(shard_pid: int) -> int | None:
+    """The litestream process the shard runs, if any."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(shard_pid) and fields.get("Name", "").strip() == "litestream":
+            return int(status.parent.name)
+    return None
+
+
+def _wait_for(condition, what: str, patience: float = 60.0):
+    deadline = time.monotonic() + patience
+    while not (found := condition()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return found
+
+
+def test_the_shard_supervises_its_replicator(tmp_path: Path, key: Key) -> None:
+    with replica_env("dir", tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=1, env=env)
+        try:
+            shard = cluster.shards["shard-0"]
+            first = _wait_for(lambda: _replicator_pid(shard.process.pid), "litestream never started")
+            os.kill(first, signal.SIGKILL)
+            second = _wait_for(lambda: (pid := _replicator_pid(shard.process.pid)) != first and pid,
+                               "litestream was not started again")
+            with Client(cluster.address) as client:
+                write(client, key, "alice", range(3))
+            replicated(target, database_id(key.account, "app", "alice"), has(set(range(3))))
+
+            shard.signal(signal.SIGKILL)  # the shard dies outright: its replicator goes with it
+            shard.wait(10)
+            _wait_for(lambda: not Path(f"/proc/{second}").exists() or "Z" in _state(second),
+                      "litestream outlived its shard")
+            cluster.restart_shard("shard-0")
+            third = _wait_for(lambda: _replicator_pid(shard.process.pid), "litestream never started")
+            shard.signal(signal.SIGTERM)  # stopped with the shard
+            shard.wait(30)
+            _wait_for(lambda: not Path(f"/proc/{third}").exists() or "Z" in _state(third),
+                      "litestream outlived its shard")
+        finally:
+            cluster.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State"))
+    except (OSError, StopIteration):
+        return "Z"
