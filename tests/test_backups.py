@@ -69,8 +69,9 @@ def has(expected: set[int]):
 
 @pytest.mark.parametrize("kind", ["dir", "s3"])
 def test_a_lost_shard_comes_back_from_its_replica(tmp_path: Path, key: Key, kind: str) -> None:
-    """Writes, kill -9 of the shard, its data directory deleted: restore brings back every write the
-    replica had taken in before the crash (waited for: no timing bound), and each file is whole."""
+    """Writes, kill -9 of the shard, its data directory deleted: restore-shard brings back every database
+    it held, with every write the replica had taken in before the crash (waited for: no timing bound)
+    and nothing that was never written, each file whole; the catalog lists them again."""
     with replica_env(kind, tmp_path / "replica") as (env, target):
         cluster = start_cluster(tmp_path / "cluster", shards=1, env=env)
         try:
@@ -86,15 +87,22 @@ def test_a_lost_shard_comes_back_from_its_replica(tmp_path: Path, key: Key, kind
             shard.signal(signal.SIGKILL)
             shard.wait(10)
             shutil.rmtree(cluster.data / "shard-0")
+            endpoint = ["--replica-endpoint", env["LOOT_REPLICA_ENDPOINT"]] if kind == "s3" else []
+            done = subprocess.run([sys.executable, "-m", "loot", "restore-shard", "--name", "shard-0", "--data",
+                                   str(cluster.data / "shard-0"), "--replica", env["LOOT_REPLICA"], *endpoint],
+                                  env={**cluster.env, **env}, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            assert "restored 3 of the 3 databases" in done.stdout
             cluster.restart_shard("shard-0")
-            for tenant in tenants:
-                loot(cluster, "restore", "--db", "app", "--tenant", tenant, key=key)
             with Client(cluster.address) as client:
                 for tenant in tenants:
                     back = numbers(client, key, tenant)
                     assert set(range(50)) <= back <= set(range(60)), tenant
                     assert back == set(range(min(set(range(50, 61)) - back))), "a restored state is a prefix"
             cluster.stop()
+            with sqlite3.connect(cluster.data / "shard-0" / "catalog.db") as conn:
+                listed = {row for row in conn.execute("SELECT database_id, tenant FROM databases")}
+            assert listed == {(database_id(key.account, "app", tenant), tenant) for tenant in tenants}
             for path in (cluster.data / "shard-0").rglob("*.sqlite"):
                 conn = apsw.Connection(str(path))
                 assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -30,19 +30,23 @@ def rfc3339(timestamp: str) -> str:
 def restore(target: ReplicaTarget, database_id: str, out: Path, timestamp: str = "") -> None:
     """Write database `database_id`'s replicated state (as of `timestamp`, else the latest) to `out`, which
     must not exist; NOT_FOUND when the replica holds nothing for it (then or ever)."""
+    restore_url(target.database_url(database_id), f"database {database_id}", out, timestamp)
+
+
+def restore_url(url: str, what: str, out: Path, timestamp: str = "") -> None:
+    """`restore` of the replica at `url` (`what` it is, for messages)."""
     argv = [litestream_binary(), "restore", "-o", str(out)]
     if timestamp:
         argv += ["-timestamp", rfc3339(timestamp)]
-    done = subprocess.run([*argv, target.database_url(database_id)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, env=litestream_env(), timeout=RESTORE_TIMEOUT)
+    done = subprocess.run([*argv, url], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=litestream_env(), timeout=RESTORE_TIMEOUT)
     if done.returncode != 0:
         said = (done.stderr.strip().splitlines() or ["no reason given"])[-1].removeprefix("Error: ")
         when = f" as of {timestamp}" if timestamp else ""
         if any(words in said for words in _NOTHING_THERE):
-            raise Fault(grpc.StatusCode.NOT_FOUND, "NO_REPLICA",
-                        f"the replica holds no state of database {database_id}{when}: {said}", database_id=database_id)
+            raise Fault(grpc.StatusCode.NOT_FOUND, "NO_REPLICA", f"the replica holds no state of {what}{when}: {said}")
         raise Fault(grpc.StatusCode.UNAVAILABLE, "REPLICA_UNAVAILABLE",
-                    f"could not restore database {database_id}{when} from the replica: {said}")
+                    f"could not restore {what}{when} from the replica: {said}")
 
 
 # How `litestream restore` says the replica has nothing to give, as opposed to failing to reach it.

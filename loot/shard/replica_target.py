@@ -32,17 +32,23 @@ class ReplicaTarget:
         """The replica of one database, as `litestream restore` takes it."""
         if not is_database_id(database_id):
             raise ValueError(f"not a database id: {database_id!r}")
-        relative = f"{database_id[:2]}/{database_id[2:4]}/{database_id}.sqlite"
+        return self.url_of(f"{database_id[:2]}/{database_id[2:4]}/{database_id}.sqlite")
+
+    def catalog_url(self, shard: str) -> str:
+        """The replica of a shard's catalog: which databases it held, and whose."""
+        return self.url_of(catalog_path(shard))
+
+    def url_of(self, relative: str) -> str:
         if not self.is_s3:
             return f"file://{Path(self.url) / relative}"
         url = f"{self.url.rstrip('/')}/{relative}"
         return f"{url}?{urlencode(self._s3_query())}" if self._s3_query() else url
 
-    def replica_config(self) -> dict:
-        """The `replica` section of Litestream's configuration for the whole directory."""
+    def replica_config(self, under: str = "") -> dict:
+        """The `replica` section of Litestream's configuration: for the whole directory, or `under` a path."""
         if not self.is_s3:
-            return {"type": "file", "path": self.url}
-        config: dict = {"url": self.url}
+            return {"type": "file", "path": str(Path(self.url) / under) if under else self.url}
+        config: dict = {"url": f"{self.url.rstrip('/')}/{under}" if under else self.url}
         if self.endpoint:
             config.update(endpoint=self.endpoint, **{"force-path-style": True})
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -54,6 +60,11 @@ class ReplicaTarget:
         query = {"endpoint": self.endpoint} if self.endpoint else {}
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         return {**query, "region": region} if region else query
+
+
+def catalog_path(shard: str) -> str:
+    # Beside the two-hex-digit directories of the databases, never one of them.
+    return f"catalogs/{shard}"
 
 
 def parse_target(value: str, endpoint: str = "") -> ReplicaTarget:

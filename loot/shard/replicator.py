@@ -24,7 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loot.shard.replica_target import ReplicaTarget
+from loot.shard.catalog import FILE as CATALOG
+from loot.shard.replica_target import ReplicaTarget, catalog_path
 
 log = logging.getLogger("loot.shard.replicator")
 
@@ -60,8 +61,9 @@ def litestream_env() -> dict[str, str]:
     return env
 
 
-def config(data: Path, target: ReplicaTarget, retention_hours: float) -> dict:
-    """Litestream's configuration (YAML; JSON is YAML) for replicating every database under `data`."""
+def config(data: Path, shard: str, target: ReplicaTarget, retention_hours: float) -> dict:
+    """Litestream's configuration (YAML; JSON is YAML) for replicating every database under `data`, and
+    the shard's catalog (the list a whole shard's restore works from: `loot restore-shard`)."""
     keep = f"{retention_hours:g}h"
     return {
         "logging": {"level": "warn", "stderr": True},
@@ -69,6 +71,9 @@ def config(data: Path, target: ReplicaTarget, retention_hours: float) -> dict:
         "dbs": [{
             "dir": str(data.resolve()), "pattern": PATTERN, "recursive": True, "watch": True,
             "meta-dir": str((data / META).resolve()), "replica": target.replica_config(),
+        }, {
+            "path": str((data / CATALOG).resolve()), "meta-path": str((data / META / "catalog").resolve()),
+            "replica": target.replica_config(catalog_path(shard)),
         }],
     }
 
@@ -76,10 +81,10 @@ def config(data: Path, target: ReplicaTarget, retention_hours: float) -> dict:
 class Replicator:
     """Runs `litestream replicate` for one shard directory until `stop`."""
 
-    def __init__(self, data: Path, target: ReplicaTarget, retention_hours: float):
+    def __init__(self, data: Path, shard: str, target: ReplicaTarget, retention_hours: float):
         self.config_path = data / META / "litestream.yml"
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(config(data, target, retention_hours), indent=2))
+        self.config_path.write_text(json.dumps(config(data, shard, target, retention_hours), indent=2))
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None

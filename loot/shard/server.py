@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(str(error)) from error
     storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True, replicated=target is not None)
-    replicator = Replicator(storage.root, target, args.replica_retention) if target is not None else None
+    replicator = Replicator(storage.root, args.name, target, args.replica_retention) if target is not None else None
     databases = Databases(storage, limits)
     watch_databases(databases.stats)
     progress = Progress()
