@@ -135,7 +135,7 @@ def many(data: Path, replica: Path, count: int, seconds: float, rate: float) -> 
         asyncio.run(write_many(shard, tenants, count, 16))
         made = time.monotonic() - started
         time.sleep(seconds)  # Litestream takes in the new databases
-        cpu, idle_rss = cpu_seconds(pid), rss(pid)
+        cpu, idle_rss, fds = cpu_seconds(pid), rss(pid), len(list(Path(f"/proc/{pid}/fd").iterdir()))
         time.sleep(seconds)
         idle_cpu = (cpu_seconds(pid) - cpu) / seconds
         cpu = cpu_seconds(pid)
@@ -153,7 +153,7 @@ def many(data: Path, replica: Path, count: int, seconds: float, rate: float) -> 
         asyncio.run(steady())
         active_cpu, active_rss = (cpu_seconds(pid) - cpu) / seconds, rss(pid)
         return {"made_s": made, "idle_rss": idle_rss, "idle_cpu": idle_cpu, "active_rss": active_rss,
-                "active_cpu": active_cpu, "shard_rss": shard.rss_bytes()}
+                "active_cpu": active_cpu, "shard_rss": shard.rss_bytes(), "fds": fds}
     finally:
         shard.stop()
 
@@ -199,7 +199,8 @@ def main() -> None:
         print(f"{args.databases} databases made in {figures['made_s']:.0f}s; litestream idle: "
               f"{figures['idle_rss'] / MIB:.0f} MiB RSS, {figures['idle_cpu']:.2f} CPU; active ({args.rate:g} "
               f"writes/s): {figures['active_rss'] / MIB:.0f} MiB RSS, {figures['active_cpu']:.2f} CPU; "
-              f"shard {figures['shard_rss'] / MIB:.0f} MiB RSS")
+              f"shard {figures['shard_rss'] / MIB:.0f} MiB RSS; litestream holds {figures['fds']} file descriptors "
+              f"({figures['fds'] / args.databases:.1f} per database)")
         sample = min(args.databases, args.restore_sample)
         one, whole = restore_times(root / "many-replica", sample)
         print(f"restore: one database {one:.2f}s; {sample} of the {args.databases} {whole:.1f}s "

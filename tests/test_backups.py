@@ -168,7 +168,9 @@ def test_export_opens_in_sqlite3_and_import_checks_the_schema(tmp_path: Path, ke
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         assert {"t", "_filters", "_rules", "_loot_schema_history"} <= tables
 
-        loot(cluster, "import", str(whole), "--db", "app", "--tenant", "copy", key=key)
+        assert "note:" not in loot(cluster, "import", str(whole), "--db", "app", "--tenant", "copy", key=key).stdout
+        bare = loot(cluster, "import", str(plain), "--db", "app", "--tenant", "bare", key=key)
+        assert "read as empty until a schema claim opens them" in bare.stdout
         with Client(cluster.address) as client:
             assert numbers(client, key, "copy") == set(range(5))
             write(client, key, "copy", [9])

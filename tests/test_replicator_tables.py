@@ -1,13 +1,17 @@
 """The replicator's tables in every database (_litestream_seq, _litestream_lock: docs/backups.md) are
-reserved: a schema claim neither drops them nor may name them, and requests cannot write them."""
+reserved: a schema claim neither drops them nor may name them, and requests cannot write them; a shard
+whose open-files limit cannot hold its databases' replication says so."""
 
 from __future__ import annotations
+
+import resource
 
 import apsw
 import grpc
 import pytest
 
 from loot.shard import schema, system_tables
+from loot.shard.replicator import descriptors_short
 from loot.shard.schema import validate
 from loot.status import Fault
 
@@ -36,3 +40,10 @@ def test_a_claim_may_not_name_them(name: str) -> None:
 
 def test_they_are_system_tables() -> None:
     assert system_tables.is_system_table("_litestream_lock")
+
+
+def test_a_short_open_files_limit_is_told() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert descriptors_short(0) is None
+    said = descriptors_short(hard)  # four descriptors per database: never enough for `hard` databases
+    assert (said is None) if hard == resource.RLIM_INFINITY else ("open-files limit" in said)

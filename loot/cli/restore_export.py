@@ -5,6 +5,7 @@ other database keeps serving."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,15 @@ def import_(args: argparse.Namespace) -> None:
     placed = _call(shards, database.database_id,
                    lambda stub: stub.Import(chunks(), metadata=shards.metadata, timeout=TIMEOUT))
     print(f"imported {args.file} as database {database.database_id} ({placed.bytes} bytes)")
+    if not _has_policy(args.file):
+        print("note: the file had no _filters or _rules: its tables read as empty until a schema claim "
+              "opens them (docs/access.md); `loot export --internal-tables` keeps them")
+
+
+def _has_policy(path: Path) -> bool:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_filters'"
+                            ).fetchone()[0] > 0
 
 
 def _call(shards: shard_calls.Shards, database_id: str, call):

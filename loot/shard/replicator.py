@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,10 @@ PATTERN = "[0-9a-f]" * 64 + ".sqlite"
 META = ".litestream"  # Litestream's own state per database, under DATA (lost with it: it recovers)
 STOP_TIMEOUT = 10.0
 RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)  # after each consecutive failure; a run of a minute resets it
+
+# What Litestream keeps open per database (its connection's file, WAL and shared memory, and a
+# descriptor of its own on the file): bench/backup.py counts them.
+DESCRIPTORS_PER_DATABASE = 4
 
 # Runs in the child before Litestream: SIGKILL when the shard dies, even by SIGKILL itself.
 _DIE_WITH_PARENT = (
@@ -76,6 +81,17 @@ def config(data: Path, shard: str, target: ReplicaTarget, retention_hours: float
             "replica": target.replica_config(catalog_path(shard)),
         }],
     }
+
+
+def descriptors_short(databases: int) -> str | None:
+    """Why the replicator cannot hold `databases` databases under this process's open-files limit
+    (Litestream raises its soft limit to the hard one), or None when it can."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = DESCRIPTORS_PER_DATABASE * databases + 64
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        return None
+    return (f"the open-files limit ({hard}) is below the {needed} descriptors replicating {databases} databases "
+            f"needs: raise it (ulimit -n, the container's nofile) or databases past it go unreplicated")
 
 
 class Replicator:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from pathlib import Path
 
 from loot import tls
@@ -28,9 +29,12 @@ from loot.shard.handoff.progress import Progress, watch_progress
 from loot.shard.handoff.puller import Puller
 from loot.shard.handoff.service import HandoffService
 from loot.shard.replica_target import ReplicaTarget, parse_target
-from loot.shard.replicator import Replicator
+from loot.shard.replicator import Replicator, descriptors_short
 from loot.shard.service import ShardService
 from loot.shard.storage import SPARE_COPIES, Storage
+
+
+log = logging.getLogger("loot.shard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +99,9 @@ async def run(args: argparse.Namespace) -> None:
     membership.start_watching(args.membership_poll)
     puller.start()
     if replicator is not None:
+        short = descriptors_short(len(storage.catalog.ids()))
+        if short:
+            log.warning("%s (docs/backups.md)", short)
         replicator.start()
     sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
     services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff", "Backups")]
