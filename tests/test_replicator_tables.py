@@ -45,5 +45,5 @@ def test_they_are_system_tables() -> None:
 def test_a_short_open_files_limit_is_told() -> None:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     assert descriptors_short(0) is None
-    said = descriptors_short(hard)  # four descriptors per database: never enough for `hard` databases
+    said = descriptors_short(hard)  # five descriptors per database: never enough for `hard` databases
     assert (said is None) if hard == resource.RLIM_INFINITY else ("open-files limit" in said)
