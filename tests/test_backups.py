@@ -92,7 +92,7 @@ def test_a_lost_shard_comes_back_from_its_replica(tmp_path: Path, key: Key, kind
                                    str(cluster.data / "shard-0"), "--replica", env["LOOT_REPLICA"], *endpoint],
                                   env={**cluster.env, **env}, capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stderr
-            assert "restored 3 of the 3 databases" in done.stdout
+            assert "restored 3 of the 3 databases" in done.stdout, done.stdout + done.stderr
             cluster.restart_shard("shard-0")
             with Client(cluster.address) as client:
                 for tenant in tenants:
@@ -142,6 +142,10 @@ def test_restore_to_a_time_and_branches(tmp_path: Path, key: Key) -> None:
                 replicated(target, original, has({*range(10), 300}))  # its history goes on from there
                 assert numbers(client, key, "then") == {*range(10), 100}
 
+                garbled = loot(cluster, "restore", "--db", "app", "--tenant", "alice", "--at", "yesterday", key=key,
+                               check=False)
+                assert garbled.returncode == 1 and "BAD_TIMESTAMP" in garbled.stderr
+
                 before = "2000-01-01T00:00:00Z"
                 refusal = loot(cluster, "restore", "--db", "app", "--tenant", "alice", "--at", before, key=key,
                                check=False)
@@ -177,6 +181,9 @@ def test_export_opens_in_sqlite3_and_import_checks_the_schema(tmp_path: Path, ke
             assert numbers(client, key, "alice") == set(range(5))
         exists = loot(cluster, "import", str(whole), "--db", "app", "--tenant", "copy", key=key, check=False)
         assert exists.returncode == 1 and "DATABASE_EXISTS" in exists.stderr
+
+        unreplicated = loot(cluster, "restore", "--db", "app", "--tenant", "alice", key=key, check=False)
+        assert unreplicated.returncode == 1 and "start it with --replica" in unreplicated.stderr
 
         refused_file = tmp_path / "refused.sqlite"
         with sqlite3.connect(refused_file) as conn:  # a filter naming a column its table lacks

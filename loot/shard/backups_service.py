@@ -74,9 +74,14 @@ class BackupsService(shard_pb2_grpc.BackupsServicer):
 
     @guard
     async def Import(self, requests: AsyncIterator[shard_pb2.ImportChunk], context) -> shard_pb2.PlacedResponse:
-        staging, first = None, None
+        staging, first, size = None, None, 0
         try:
             async for chunk in requests:
+                size += len(chunk.data)
+                if size > self.storage.limits.database_bytes:
+                    raise Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "DATABASE_FULL",
+                                f"the file is larger than this shard's databases may be "
+                                f"({self.storage.limits.database_bytes} bytes, --database-bytes)")
                 if first is None:
                     first = chunk
                     self._own(chunk.database_id)
