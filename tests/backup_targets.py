@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +21,12 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "A
 
 @contextmanager
 def local_s3() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, with an empty bucket; yields its endpoint URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    """moto's S3 server on a loopback port it picks itself (no race for a probed port with other
+    test runs), with an empty bucket; yields its endpoint URL."""
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    endpoint = _announced(server)
+    threading.Thread(target=server.stderr.read, daemon=True).start()  # a full pipe would stall it
     try:
         import boto3  # moto's own dependency: the test extra brings it
 
@@ -44,6 +44,15 @@ def local_s3() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(15)
+
+
+def _announced(server: subprocess.Popen) -> str:
+    """The URL the server says it runs on (werkzeug: " * Running on http://127.0.0.1:PORT")."""
+    for line in server.stderr:
+        found = re.search(r"Running on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return found.group(1)
+    raise RuntimeError(f"moto's server exited ({server.wait()}) without saying where it runs")
 
 
 def _boto_credentials() -> dict[str, str]:
