@@ -6,8 +6,8 @@ directory, against the same shard without replication, in the same run.
 1. Write throughput (INSERTs over 20 databases, 8 at a time), replication off, then on: the ratio.
 2. Replication lag under sustained writes to one database: each write's acknowledgement time against
    the first time a restore of the replica shows it (resolution: one restore, ~0.1 s).
-3. Litestream's memory and CPU with --databases databases on the shard, idle, then with writes to
-   random databases at --rate per second.
+3. Litestream's memory and CPU with --databases databases on the shard (its --replica-interval:
+   --interval), idle, then with writes to random databases at --rate per second (--only-many: this alone).
 4. Time to restore one database, and --restore-sample of the shard's (4 restores at a time).
 """
 
@@ -126,8 +126,8 @@ def lag(data: Path, replica: Path, seconds: float) -> list[float]:
     return lags
 
 
-def many(data: Path, replica: Path, count: int, seconds: float, rate: float) -> dict[str, float]:
-    shard = ShardProcess(data, {"LOOT_REPLICA": str(replica)})
+def many(data: Path, replica: Path, count: int, seconds: float, rate: float, interval: float) -> dict[str, float]:
+    shard = ShardProcess(data, {"LOOT_REPLICA": str(replica), "LOOT_REPLICA_INTERVAL": str(interval)})
     try:
         pid = replicator_pid(shard)
         tenants = [f"m{i}" for i in range(count)]
@@ -178,10 +178,16 @@ def main() -> None:
     parser.add_argument("--databases", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=100, help="writes per second while active")
+    parser.add_argument("--interval", type=float, default=1.0, help="the shard's --replica-interval for part 3")
+    parser.add_argument("--only-many", action="store_true", help="part 3 alone")
     parser.add_argument("--restore-sample", type=int, default=1000, help="databases restored to time a shard's")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
+        if args.only_many:
+            print(_many_line(args, many(root / "many", root / "many-replica", args.databases, args.seconds,
+                                        args.rate, args.interval)))
+            return
         rounds = {"off": [], "on": []}
         for round_ in range(2):  # alternated, so that neither side always runs on a colder machine
             rounds["off"].append(throughput(root / f"off{round_}", {}, args.writes))
@@ -195,17 +201,21 @@ def main() -> None:
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
         print(f"replication lag over {len(lags)} writes: p50 {statistics.median(lags):.2f}s, p99 {p99:.2f}s, "
               f"max {lags[-1]:.2f}s")
-        figures = many(root / "many", root / "many-replica", args.databases, args.seconds, args.rate)
-        print(f"{args.databases} databases made in {figures['made_s']:.0f}s; litestream idle: "
-              f"{figures['idle_rss'] / MIB:.0f} MiB RSS, {figures['idle_cpu']:.2f} CPU; active ({args.rate:g} "
-              f"writes/s): {figures['active_rss'] / MIB:.0f} MiB RSS, {figures['active_cpu']:.2f} CPU; "
-              f"shard {figures['shard_rss'] / MIB:.0f} MiB RSS; litestream holds {figures['fds']} file descriptors "
-              f"({figures['fds'] / args.databases:.1f} per database)")
+        print(_many_line(args, many(root / "many", root / "many-replica", args.databases, args.seconds, args.rate,
+                                    args.interval)))
         sample = min(args.databases, args.restore_sample)
         one, whole = restore_times(root / "many-replica", sample)
         print(f"restore: one database {one:.2f}s; {sample} of the {args.databases} {whole:.1f}s "
               f"({sample / whole:.1f} databases/s, 4 at a time: all {args.databases} in "
               f"~{args.databases / (sample / whole) / 60:.0f} min)")
+
+
+def _many_line(args: argparse.Namespace, figures: dict[str, float]) -> str:
+    return (f"--replica-interval {args.interval:g}: {args.databases} databases made in {figures['made_s']:.0f}s; "
+            f"litestream idle: {figures['idle_rss'] / MIB:.0f} MiB RSS, {figures['idle_cpu']:.2f} CPU; active "
+            f"({args.rate:g} writes/s): {figures['active_rss'] / MIB:.0f} MiB RSS, {figures['active_cpu']:.2f} CPU; "
+            f"shard {figures['shard_rss'] / MIB:.0f} MiB RSS; litestream holds {figures['fds']} file descriptors "
+            f"({figures['fds'] / args.databases:.1f} per database)")
 
 
 if __name__ == "__main__":

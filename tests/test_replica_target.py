@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from loot.shard.replica_target import parse_target
+from loot.shard.replicator import PATTERN, config
 
 ID = "ab" * 32
 
@@ -38,3 +39,12 @@ def test_what_is_not_a_target_is_refused(value: str, endpoint: str) -> None:
 def test_a_database_id_is_required() -> None:
     with pytest.raises(ValueError):
         parse_target("/tmp/r").database_url("../../etc")
+
+
+def test_the_interval_and_retention_reach_litestreams_configuration(tmp_path: Path) -> None:
+    written = config(tmp_path, "shard-0", parse_target(str(tmp_path / "replica")), 48, 5)
+    databases, catalog = written["dbs"]
+    assert written["snapshot"] == {"interval": "48h", "retention": "48h"}
+    assert databases["monitor-interval"] == "5000ms" and databases["replica"]["sync-interval"] == "5000ms"
+    assert databases["pattern"] == PATTERN and databases["watch"] and databases["recursive"]
+    assert catalog["replica"]["path"].endswith("replica/catalogs/shard-0")

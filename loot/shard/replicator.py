@@ -66,16 +66,18 @@ def litestream_env() -> dict[str, str]:
     return env
 
 
-def config(data: Path, shard: str, target: ReplicaTarget, retention_hours: float) -> dict:
+def config(data: Path, shard: str, target: ReplicaTarget, retention_hours: float, interval: float = 1.0) -> dict:
     """Litestream's configuration (YAML; JSON is YAML) for replicating every database under `data`, and
-    the shard's catalog (the list a whole shard's restore works from: `loot restore-shard`)."""
-    keep = f"{retention_hours:g}h"
+    the shard's catalog (the list a whole shard's restore works from: `loot restore-shard`). Each
+    database's WAL is looked at, and what is new shipped, every `interval` seconds."""
+    keep, every = f"{retention_hours:g}h", f"{int(interval * 1000)}ms"
+    replica = {**target.replica_config(), "sync-interval": every}
     return {
         "logging": {"level": "warn", "stderr": True},
         "snapshot": {"interval": keep, "retention": keep},
         "dbs": [{
             "dir": str(data.resolve()), "pattern": PATTERN, "recursive": True, "watch": True,
-            "meta-dir": str((data / META).resolve()), "replica": target.replica_config(),
+            "meta-dir": str((data / META).resolve()), "replica": replica, "monitor-interval": every,
         }, {
             "path": str((data / CATALOG).resolve()), "meta-path": str((data / META / "catalog").resolve()),
             "replica": target.replica_config(catalog_path(shard)),
@@ -97,10 +99,10 @@ def descriptors_short(databases: int) -> str | None:
 class Replicator:
     """Runs `litestream replicate` for one shard directory until `stop`."""
 
-    def __init__(self, data: Path, shard: str, target: ReplicaTarget, retention_hours: float):
+    def __init__(self, data: Path, shard: str, target: ReplicaTarget, retention_hours: float, interval: float = 1.0):
         self.config_path = data / META / "litestream.yml"
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(config(data, shard, target, retention_hours), indent=2))
+        self.config_path.write_text(json.dumps(config(data, shard, target, retention_hours, interval), indent=2))
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              help="an S3-compatible store's URL for an s3:// --replica (credentials: AWS_* variables)")
     add_flag(parser, "--replica-retention", default=24.0, type=float,
              help="hours of history kept for restores to a point in time")
+    add_flag(parser, "--replica-interval", default=1.0, type=float,
+             help="seconds between looks at each database's changes: the replication lag, and the idle CPU it "
+                  "costs per database, scale with it (docs/backups.md)")
     tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
     retention.add_arguments(parser)
     add_operations_flags(parser)
@@ -75,7 +78,8 @@ async def run(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(str(error)) from error
     storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True, replicated=target is not None)
-    replicator = Replicator(storage.root, args.name, target, args.replica_retention) if target is not None else None
+    replicator = (Replicator(storage.root, args.name, target, args.replica_retention, args.replica_interval)
+                  if target is not None else None)
     databases = Databases(storage, limits)
     watch_databases(databases.stats)
     progress = Progress()
@@ -126,6 +130,8 @@ def _replica_target(args: argparse.Namespace) -> ReplicaTarget | None:
         return None
     if args.replica_retention <= 0:
         raise SystemExit("--replica-retention must be more than 0 hours")
+    if not 0.01 <= args.replica_interval <= 3600:
+        raise SystemExit("--replica-interval must be between 0.01 and 3600 seconds")
     try:
         return parse_target(args.replica, args.replica_endpoint)
     except ValueError as error:
