@@ -107,3 +107,21 @@ def test_a_shard_with_a_catalog_refuses_to_create_a_database_it_cannot_name(tmp_
     with pytest.raises(ValueError, match="whose it is"):
         Storage(tmp_path, catalog=True).open(database_id("account", "app", "alice"), SCHEMA)
     assert not list(tmp_path.glob("??/??/*.sqlite"))
+
+
+def test_a_write_mark_waits_while_another_process_holds_the_catalog(tmp_path: Path) -> None:
+    """The replicator (docs/backups.md) locks catalog.db while it ships it: a request's write mark that
+    cannot be written then stays pending instead of failing the request (it failed INTERNAL)."""
+    kept = catalog.Catalog(tmp_path, power_safe=False)
+    entry = catalog.Entry("a" * 64, "acct", "app", "t", 1.0, 1.0, 10, "")
+    kept.add(entry)
+    holder = apsw.Connection(str(tmp_path / catalog.FILE))
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        time.sleep(catalog._FLUSH_SECONDS)
+        kept.wrote(entry.database_id, 99, "h")  # waits the busy timeout, then keeps the mark
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert kept.get(entry.database_id).bytes == 99
+    kept.close()

@@ -107,7 +107,7 @@ def test_shard_refuses_calls_without_the_cluster_secret(cluster, key: Key, metad
 
 def _every_shard_method() -> list[tuple[str, bool, bool]]:
     """(full name, client streams, server streams) of every method a shard serves but health."""
-    services = [*(shard_pb2.DESCRIPTOR.services_by_name[name] for name in ("Shard", "Handoff")),
+    services = [*(shard_pb2.DESCRIPTOR.services_by_name[name] for name in ("Shard", "Handoff", "Backups")),
                 reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
     return [(f"/{service.full_name}/{method.name}", method.client_streaming, method.server_streaming)
             for service in services for method in service.methods]
@@ -123,7 +123,7 @@ def _raw_call(channel: grpc.Channel, method: str, client_streams: bool, server_s
 @pytest.mark.parametrize("metadata", [(), ((SECRET_HEADER, "wrong-secret-of-the-right-length"),)])
 def test_every_shard_method_but_health_refuses_calls_without_the_secret(cluster, metadata) -> None:
     methods = _every_shard_method()
-    assert len(methods) == 12  # a new method shows up here, and must be refused too
+    assert len(methods) == 15  # a new method shows up here, and must be refused too
     with grpc.insecure_channel(cluster.shards["shard-0"].address) as channel:
         for method, client_streams, server_streams in methods:
             refused(lambda: _raw_call(channel, method, client_streams, server_streams, metadata),

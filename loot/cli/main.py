@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loot import settings
-from loot.cli import backup, describe, fleet, health, keys, mcp_command, scale, shell, sql, token, up
+from loot.cli import backup, describe, fleet, health, keys, mcp_command, restore_export, restore_shard, scale, shell, sql, token, up
 from loot.cli.target import UserError
 from loot.errors import LootError
 from loot.cli.local_cluster import exit_with_supervisor
@@ -37,6 +37,14 @@ COMMANDS = {
     "shard": ("run one shard process", shard_server.add_arguments, shard_server.main),
     "health": ("probe a router or shard's gRPC health (exit 0 when serving)", health.add_arguments, health.run),
     "backup": ("copy a shard's databases consistently while it runs", backup.add_arguments, backup.run),
+    "restore": ("restore one database from its replica, latest or as of a time, in place or as a branch",
+                restore_export.add_restore_arguments, restore_export.restore),
+    "restore-shard": ("restore every database of a stopped shard that lost its disk, from the replica",
+                      restore_shard.add_arguments, restore_shard.run),
+    "export": ("write one database to a plain SQLite file, consistently", restore_export.add_export_arguments,
+               restore_export.export),
+    "import": ("make a new database from a SQLite file, its schema checked as a claim's",
+               restore_export.add_import_arguments, restore_export.import_),
 }
 
 

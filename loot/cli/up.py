@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "a data directory scaled by `loot scale` keeps its own number)")
     parser.add_argument("--metrics", action="store_true",
                         help="each process serves Prometheus metrics on a free port (printed at start)")
+    parser.add_argument("--replica", default="",
+                        help="replicate every database continuously to this directory or s3://bucket/prefix "
+                             "(each shard's --replica; docs/backups.md); off by default")
+    parser.add_argument("--replica-endpoint", default="",
+                        help="an S3-compatible store's URL for an s3:// --replica (credentials: AWS_* variables)")
     parser.add_argument("--max-restarts", type=int, default=RestartPolicy.max_restarts,
                         help="a router or shard that exits is started again, up to this many times within "
                              f"--restart-window; once more stops the cluster (default {RestartPolicy.max_restarts})")
@@ -38,6 +43,7 @@ def run(args: argparse.Namespace) -> None:
         sys.exit(f"loot: a `loot up` already runs on {args.data}")
     env = {"LOOT_METRICS_PORT": "0"} if args.metrics else {}
     http_port = args.http_port if args.http_port is not None else args.port + 10 if args.port else 0
+    env.update(_replica_env(args))
     cluster = LocalCluster(args.data, port=args.port, shards=args.shards, membership_file=True, env=env,
                            http_port=http_port)
     if len(cluster.names) != args.shards:
@@ -66,6 +72,14 @@ def run(args: argparse.Namespace) -> None:
     finally:
         scale_requests.mark_stopped(args.data)
         cluster.stop()
+
+
+def _replica_env(args: argparse.Namespace) -> dict[str, str]:
+    """The shards' replica settings; a directory made absolute, as the shards run elsewhere."""
+    if not args.replica:
+        return {}
+    replica = args.replica if "://" in args.replica else str(Path(args.replica).resolve())
+    return {"LOOT_REPLICA": replica, "LOOT_REPLICA_ENDPOINT": args.replica_endpoint}
 
 
 def _supervise(cluster: LocalCluster, supervisor: Supervisor, data: Path, stop: threading.Event,

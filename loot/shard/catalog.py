@@ -157,7 +157,10 @@ class Catalog:
                 self._usage[owner[0]].bytes += bytes_ - owner[1]
                 self._pending[database_id] = (time.time(), bytes_, schema_hash, owner[0])
             if time.monotonic() - self._flushed_at >= _FLUSH_SECONDS:
-                self._flush()
+                try:
+                    self._flush()
+                except apsw.BusyError:  # another process holds the file (the replicator): the request's
+                    pass                # outcome stands, the marks stay pending for the next flush
 
     def get(self, database_id: str) -> Entry | None:
         with self._lock:
@@ -236,10 +239,14 @@ class Catalog:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        with self._conn:
-            self._conn.executemany(
-                "UPDATE databases SET last_write = ?, bytes = ?, schema_hash = ? WHERE database_id = ?",
-                [(at, size, schema_hash, database_id) for database_id, (at, size, schema_hash, _) in pending.items()])
+        try:
+            with self._conn:
+                self._conn.executemany(
+                    "UPDATE databases SET last_write = ?, bytes = ?, schema_hash = ? WHERE database_id = ?",
+                    [(at, size, schema_hash, database_id) for database_id, (at, size, schema_hash, _) in pending.items()])
+        except apsw.Error:
+            self._pending = {**pending, **self._pending}  # kept, newer marks first, for the next flush
+            raise
 
     def _sync(self, through: int) -> None:
         """Make every row change up to number `through` durable, with one fsync for all those waiting."""

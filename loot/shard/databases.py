@@ -145,6 +145,20 @@ class Databases:
             raise
         return lease
 
+    async def swap(self, database_id: str, change: Callable[[], T]) -> T:
+        """Run `change()` on a worker thread with the database closed and held, to replace its files:
+        its requests wait meanwhile (within their deadlines), every other database keeps serving."""
+        actor = self._admit(database_id)
+        try:
+            await actor.lock.acquire()
+            try:
+                self.still_owned(database_id)
+                return await asyncio.get_running_loop().run_in_executor(self._pool, _closed_for, actor, change)
+            finally:
+                actor.lock.release()
+        finally:
+            await self._leave(actor)
+
     async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str,
                          identity: Identity | None) -> T:
         """The work on a worker thread, then the database and the worker given back."""
@@ -307,6 +321,14 @@ def _noting_writes(work: Work[T], database: OpenDatabase, settling: bool = False
         raise database.sandbox.full(**fault.metadata) from None
     finally:
         database.note_writes(mark)
+
+
+def _closed_for(actor: _Actor, change: Callable[[], T]) -> T:
+    with actor.in_use:
+        if actor.database is not None:
+            database, actor.database = actor.database, None
+            database.close()
+        return change()
 
 
 def _close_all(databases: list[tuple[threading.Lock, OpenDatabase]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from loot.secret import accepted_secrets, cluster_secret
 from loot.settings import add_flag
 from loot.shard import limits as shard_limits
 from loot.shard import memory
+from loot.shard.backups_service import BackupsService
 from loot.shard.cluster_auth import ClusterSecret
 from loot.shard.databases import Databases
 from loot.shard.handoff import files, retention
@@ -28,8 +30,13 @@ from loot.shard.handoff.progress import Progress, watch_progress
 from loot.shard.handoff.puller import Puller
 from loot.shard.handoff.service import HandoffService
 from loot.shard.quotas import Quotas
+from loot.shard.replica_target import ReplicaTarget, parse_target
+from loot.shard.replicator import Replicator, descriptors_short
 from loot.shard.service import ShardService
 from loot.shard.storage import SPARE_COPIES, Storage
+
+
+log = logging.getLogger("loot.shard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--port", default=7071, type=int, help="port to listen on (0 = any free port)")
     add_flag(parser, "--handoff-concurrency", default=4, type=int,
              help="databases copied at once from their previous owners after a membership change")
+    add_flag(parser, "--replica", default="",
+             help="replicate every database continuously (Litestream) to this directory or s3://bucket/prefix, "
+                  "the same for every shard (docs/backups.md); off when empty")
+    add_flag(parser, "--replica-endpoint", default="",
+             help="an S3-compatible store's URL for an s3:// --replica (credentials: AWS_* variables)")
+    add_flag(parser, "--replica-retention", default=24.0, type=float,
+             help="hours of history kept for restores to a point in time")
+    add_flag(parser, "--replica-interval", default=1.0, type=float,
+             help="seconds between looks at each database's changes: the replication lag, and the idle CPU it "
+                  "costs per database, scale with it (docs/backups.md)")
     tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
     retention.add_arguments(parser)
     add_operations_flags(parser)
@@ -60,6 +77,7 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
     if args.handoff_concurrency < 0:
         raise SystemExit("--handoff-concurrency must be 0 (pull only on first request) or more")
     retention.check(args.keep_handed_off)
+    target = _replica_target(args)
     limits = shard_limits.from_arguments(args)
     try:
         memory.enforce(memory.plan(limits, limits.workers))  # each worker converts one result at a time
@@ -67,7 +85,9 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
         raise SystemExit(str(error)) from error
     quotas = Quotas(limits.account_databases, limits.account_bytes, args.name, membership,
                     lambda reason: QUOTA_REFUSED.labels(reason).inc())
-    storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True, quotas=quotas)
+    storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True, quotas=quotas, replicated=target is not None)
+    replicator = (Replicator(storage.root, args.name, target, args.replica_retention, args.replica_interval)
+                  if target is not None else None)
     databases = Databases(storage, limits)
     watch_databases(databases.stats)
     watch_account_usage(lambda: [(account, usage.databases, usage.bytes) for account, usage in storage.catalog.usages()])
@@ -87,21 +107,45 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
     add_servicer(server, shard_pb2_grpc.add_ShardServicer_to_server, shard, protected)
     add_servicer(server, shard_pb2_grpc.add_HandoffServicer_to_server,
                  HandoffService(args.name, membership, storage, fencing, progress), protected)
+    add_servicer(server, shard_pb2_grpc.add_BackupsServicer_to_server,
+                 BackupsService(args.name, membership, databases, target), protected)
     beside = await public(shard, membership) if public is not None else None
     membership.start_watching(args.membership_poll)
     puller.start()
+    if replicator is not None:
+        short = descriptors_short(len(storage.catalog.ids()))
+        if short:
+            log.warning("%s (docs/backups.md)", short)
+        replicator.start()
     sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
-    services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff")]
+    services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff", "Backups")]
 
     async def stop() -> None:
         sweeping.cancel()
         await peers.close()
         await databases.close()
         storage.catalog.close()  # its last writes' times, written out
+        if replicator is not None:
+            await replicator.stop()  # after the databases: it syncs their last writes before it exits
 
     await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
                 on_stopping=shard.forwarding.drain,
                 wrap_reflection=secret.guard, beside=beside)  # health stays open to probes
+
+
+def _replica_target(args: argparse.Namespace) -> ReplicaTarget | None:
+    if not args.replica:
+        if args.replica_endpoint:
+            raise SystemExit("--replica-endpoint needs --replica s3://bucket/prefix")
+        return None
+    if args.replica_retention <= 0:
+        raise SystemExit("--replica-retention must be more than 0 hours")
+    if not 0.01 <= args.replica_interval <= 3600:
+        raise SystemExit("--replica-interval must be between 0.01 and 3600 seconds")
+    try:
+        return parse_target(args.replica, args.replica_endpoint)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
 
 
 def main(args: argparse.Namespace) -> None:

@@ -121,8 +121,18 @@ class OpenDatabase:
 
     def close(self) -> None:
         if not self.destroyed:
-            checkpoint_before_close(self.conn)
-            self.conn.close()
+            close_connection(self.conn, self.storage.replicated)
+
+
+def close_connection(conn: apsw.Connection, replicated: bool) -> None:
+    """Close a database's connection; unless `replicated`, checkpointing its WAL first."""
+    if replicated:
+        # The replicator owns checkpoints (loot/shard/replicator.py): a WAL truncated here before
+        # it copied the frames would cost it a whole new snapshot of the database.
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+    else:
+        checkpoint_before_close(conn)
+    conn.close()
 
 
 def checkpoint_before_close(conn: apsw.Connection) -> None:
@@ -151,14 +161,16 @@ SPARE_COPIES = 16
 
 class Storage:
     def __init__(self, root: Path, limits: Limits = Limits(), spare_copies: int = 0, catalog: bool = False,
-                 quotas: Quotas | None = None):
+                 quotas: Quotas | None = None, replicated: bool = False):
         """`spare_copies` > 0 keeps that many copies of each recent template written ahead, by a
         background thread; the shard server does (SPARE_COPIES), tools and tests need not. `catalog`
         keeps the shard's catalog (loot/shard/catalog.py) exact through creation, destroy and handoff;
-        `quotas` (which need it) limit each account's databases and bytes."""
+        `quotas` (which need it) limit each account's databases and bytes. `replicated`: a replicator
+        copies every database's WAL, and checkpoints it."""
         if quotas is not None and not catalog:
             raise ValueError("quotas count an account's databases in the catalog")
         self.root = root
+        self.replicated = replicated
         self.limits = limits
         self.quotas = quotas
         self.scratch = root / ".tmp"
@@ -271,6 +283,23 @@ class Storage:
         os.rename(staging, path)
         if self._power_safe:
             _fsync_dir(path.parent)
+
+    def overwrite(self, database_id: str, source: Path, entry: Entry) -> None:
+        """Make the (closed) database's content that of the database file `source`, in one transaction
+        through SQLite's backup API: the same file stays, so a replicator carries on with the change
+        as with any write (a file renamed over it would leave it replicating the old one)."""
+        conn, _ = self.connect(self.path(database_id))
+        try:
+            reader = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                with conn.backup("main", reader, "main") as backup:
+                    backup.step(-1)  # all pages in one step: one transaction
+            finally:
+                reader.close()
+        finally:
+            close_connection(conn, self.replicated)
+        if self.catalog is not None:
+            self.catalog.add(entry)
 
     def retire(self, database_id: str, target: Path) -> bool:
         """Durably move the (closed) database's files to `target`, out of service; False when it has none."""

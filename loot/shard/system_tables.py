@@ -8,8 +8,9 @@ from loot.shard.sql_text import fold
 
 FILTERS = "_filters"
 RULES = "_rules"
-# Tables the request's own SQL may never write.
-PROTECTED_PREFIXES = ("_filters", "_rules", "_loot", "sqlite_")
+# Tables the request's own SQL may never write; a schema claim neither lists nor drops them.
+# `_litestream_seq` and `_litestream_lock` are the replicator's (loot/shard/replicator.py).
+PROTECTED_PREFIXES = ("_filters", "_rules", "_loot", "_litestream", "sqlite_")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS _filters (table_name TEXT NOT NULL, filter_name TEXT NOT NULL,

@@ -193,3 +193,41 @@ class HandoffStatus(_message.Message):
     handed_off: int
     failed: int
     def __init__(self, epoch: _Optional[int] = ..., settled: _Optional[bool] = ..., to_pull: _Optional[int] = ..., pulled: _Optional[int] = ..., handed_off: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("database_id", "row", "source_id", "timestamp")
+    DATABASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    database_id: str
+    row: CatalogRow
+    source_id: str
+    timestamp: str
+    def __init__(self, database_id: _Optional[str] = ..., row: _Optional[_Union[CatalogRow, _Mapping]] = ..., source_id: _Optional[str] = ..., timestamp: _Optional[str] = ...) -> None: ...
+
+class ExportRequest(_message.Message):
+    __slots__ = ("database_id", "internal_tables")
+    DATABASE_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_TABLES_FIELD_NUMBER: _ClassVar[int]
+    database_id: str
+    internal_tables: bool
+    def __init__(self, database_id: _Optional[str] = ..., internal_tables: _Optional[bool] = ...) -> None: ...
+
+class ImportChunk(_message.Message):
+    __slots__ = ("database_id", "row", "data")
+    DATABASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    database_id: str
+    row: CatalogRow
+    data: bytes
+    def __init__(self, database_id: _Optional[str] = ..., row: _Optional[_Union[CatalogRow, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PlacedResponse(_message.Message):
+    __slots__ = ("bytes", "schema_hash")
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    schema_hash: str
+    def __init__(self, bytes: _Optional[int] = ..., schema_hash: _Optional[str] = ...) -> None: ...

@@ -579,3 +579,172 @@ class Handoff:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BackupsStub:
+    """Operator -> shard: one database's stored state (docs/backups.md). Same cluster secret as the
+    Shard service; the called shard must own the database.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Restore = channel.unary_unary(
+                '/loot.internal.v1.Backups/Restore',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.RestoreRequest.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.PlacedResponse.FromString,
+                _registered_method=True)
+        self.Export = channel.unary_stream(
+                '/loot.internal.v1.Backups/Export',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ExportRequest.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffChunk.FromString,
+                _registered_method=True)
+        self.Import = channel.stream_unary(
+                '/loot.internal.v1.Backups/Import',
+                request_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.ImportChunk.SerializeToString,
+                response_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.PlacedResponse.FromString,
+                _registered_method=True)
+
+
+class BackupsServicer:
+    """Operator -> shard: one database's stored state (docs/backups.md). Same cluster secret as the
+    Shard service; the called shard must own the database.
+    """
+
+    def Restore(self, request, context):
+        """Replace `database_id` (or create it, as a branch) with the replica of `source_id` as of
+        `timestamp`; requests for it wait meanwhile, every other database keeps serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Export(self, request, context):
+        """A consistent copy of one database as a plain SQLite file, in chunks; NOT_FOUND when it has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Import(self, request_iterator, context):
+        """A SQLite file as a new database: the first message names it, every message may carry data.
+        Its schema is checked as a schema claim is; ALREADY_EXISTS when the database does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BackupsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.RestoreRequest.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.PlacedResponse.SerializeToString,
+            ),
+            'Export': grpc.unary_stream_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ExportRequest.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.HandoffChunk.SerializeToString,
+            ),
+            'Import': grpc.stream_unary_rpc_method_handler(
+                    servicer.Import,
+                    request_deserializer=loot_dot_internal_dot_v1_dot_shard__pb2.ImportChunk.FromString,
+                    response_serializer=loot_dot_internal_dot_v1_dot_shard__pb2.PlacedResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'loot.internal.v1.Backups', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('loot.internal.v1.Backups', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Backups:
+    """Operator -> shard: one database's stored state (docs/backups.md). Same cluster secret as the
+    Shard service; the called shard must own the database.
+    """
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loot.internal.v1.Backups/Restore',
+            loot_dot_internal_dot_v1_dot_shard__pb2.RestoreRequest.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.PlacedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Export(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loot.internal.v1.Backups/Export',
+            loot_dot_internal_dot_v1_dot_shard__pb2.ExportRequest.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.HandoffChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Import(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/loot.internal.v1.Backups/Import',
+            loot_dot_internal_dot_v1_dot_shard__pb2.ImportChunk.SerializeToString,
+            loot_dot_internal_dot_v1_dot_shard__pb2.PlacedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
