@@ -6,7 +6,8 @@ Where a router would send the call to the owning shard, this one runs it itself 
 through ShardService.run_public, the code the Forward stream runs, from the client's request bytes and the
 token's cached Context, with no second RPC and no shard request built. A call for another shard's database
 goes over the Forward streams exactly as a router sends it, under the same epoch rules; so does the retry
-after a WRONG_SHARD refusal from a newer membership, local or not.
+after a WRONG_SHARD refusal from a newer membership, local or not, for unary calls and for a transaction's
+`begin` alike.
 
 It is a DatabaseService in every other respect (the same methods, taking and returning serialized
 messages, and `add_to`), so whatever serves the router's service (another transport) serves this one.
@@ -15,8 +16,10 @@ messages, and `add_to`), so whatever serves the router's service (another transp
 from __future__ import annotations
 
 import grpc
+from google.rpc import status_pb2
 
 from loot.membership import EPOCH_HEADER
+from loot.router import transaction_forward
 from loot.router.admission import Admission
 from loot.router.forward_client import Refused, ShardStreams
 from loot.router.service import DatabaseService
@@ -50,4 +53,19 @@ class OneHopService(DatabaseService):
         name, _, epoch = self.shards.for_database(admission.database_id)
         if name != self.local.name:
             return await super()._transact(admission, context)
-        await self.local.transact(Envelope(context, admission.context), epoch)
+        envelope = Envelope(context, admission.context)
+        try:
+            await self.local.transact(envelope, epoch)
+        except Fault as fault:
+            # A `begin` refused here because a newer membership moved the database (read while the stream
+            # opened, or while it waited for the database): nothing ran, so it goes once to the new owner,
+            # as a router sends it once more; that owner's own refusal is final.
+            if envelope.answered or envelope.first is None or not self._corrected_by(fault.status_message(), epoch):
+                raise
+            await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards,
+                                              _final, envelope.first)
+
+
+def _final(status: status_pb2.Status, epoch: int) -> bool:
+    """No further correction: the refusal at this shard was the one a router would have retried."""
+    return False

@@ -36,10 +36,12 @@ TRANSACTION = "/loot.internal.v1.Shard/Transaction"
 
 
 async def forward(context: grpc.aio.ServicerContext, context_field: bytes, database_id: str, shards: Shards,
-                  corrected_by: Callable[[status_pb2.Status, int], bool]) -> None:
+                  corrected_by: Callable[[status_pb2.Status, int], bool], first: bytes | None = None) -> None:
     """Relay the client's stream to the shard and back. `corrected_by(status, epoch)`: whether a refusal
-    routed under `epoch` calls for one more try (a WRONG_SHARD from a newer membership, now loaded)."""
-    first = await context.read()
+    routed under `epoch` calls for one more try (a WRONG_SHARD from a newer membership, now loaded).
+    `first`: the client's first request, if it was read already (a shard that refused it itself)."""
+    if first is None:
+        first = await context.read()
     if first is grpc.aio.EOF:
         return
     for first_attempt in (True, False):

@@ -39,8 +39,7 @@ class _Database:
     def transaction(self):
         """An interactive transaction (loot/sdk/transaction.py): `with db.transaction() as tx:` (asyncio:
         `async with`); commits at the block's end, rolls back if it raises."""
-        metadata = self._metadata()  # straight to the owner when known (no fallback once the stream is open)
-        return self._transaction_type(self._direct(metadata) or self._stub, metadata, self.timeout)
+        return self._transaction_type(self, self._metadata(), self.timeout)  # routed as it begins
 
     def describe(self):
         """The database's tables, columns, indexes, views, filters and rules (a DescribeResponse)."""
@@ -59,7 +58,7 @@ class _Database:
         return (("authorization", f"Bearer {self._tokens.current()}"),)
 
     def _direct(self, metadata: tuple[tuple[str, str]]):
-        """The owning shard's stub, if the call may go straight to it."""
+        """The owning shard's stub, if the call may go straight to it (see `_route`, which refreshes first)."""
         return self._routes.stub(metadata[0][1][7:]) if self._routes is not None else None
 
     def _missed(self, error: grpc.RpcError) -> bool:
@@ -80,12 +79,16 @@ class Database(_Database):
 
     def _call(self, method: str, request, parse: Callable):
         metadata = self._metadata()
-        if self._routes is not None and self._routes.due():
-            self._routes.learn(self._topology(metadata))
         try:
-            return parse(self._send(self._direct(metadata), method, request, metadata))
+            return parse(self._send(self._route(metadata), method, request, metadata))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+
+    def _route(self, metadata):
+        """The owning shard's stub, the topology refreshed first when due; None: the configured address."""
+        if self._routes is not None and self._routes.due():
+            self._routes.learn(self._topology(metadata))
+        return self._direct(metadata)
 
     def _send(self, direct, method: str, request, metadata):
         if direct is not None:
@@ -112,12 +115,16 @@ class AsyncDatabase(_Database):
 
     async def _call(self, method: str, request, parse: Callable):
         metadata = self._metadata()
-        if self._routes is not None and self._routes.due():
-            self._routes.learn(await self._topology(metadata))
         try:
-            return parse(await self._send(self._direct(metadata), method, request, metadata))
+            return parse(await self._send(await self._route(metadata), method, request, metadata))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+
+    async def _route(self, metadata):
+        """As Database._route."""
+        if self._routes is not None and self._routes.due():
+            self._routes.learn(await self._topology(metadata))
+        return self._direct(metadata)
 
     async def _send(self, direct, method: str, request, metadata):
         if direct is not None:

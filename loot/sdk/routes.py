@@ -9,7 +9,8 @@ know, and while the owner's channel is not connected (it connects in the backgro
 or an address this client cannot resolve or reach, costs no call a wait); and once more to it, with the
 topology refreshed at the next call, when the direct call certainly ran
 nothing: the shard was unreachable (the connection failed) or refused it as not its own (`WRONG_SHARD`) or
-as unavailable. A shard that is still there but no longer the owner forwards the call itself and says so
+as unavailable (a transaction's `begin` alike: loot/sdk/transaction.py). A shard that is still there but no
+longer the owner forwards the call itself and says so
 (trailing `loot-epoch` metadata): the topology is refreshed at the next call, as it is every
 `REFRESH_EVERY` seconds.
 """

@@ -7,6 +7,10 @@
 Commits when the block ends normally, rolls back when it raises. A statement's error is raised where it
 ran and leaves the transaction open (catch it to go on); an error that ended the transaction (Aborted,
 a limit) ends the stream too. The same class body serves sync and asyncio, as Database does.
+
+`begin` goes where a unary call would (loot/sdk/routes.py): straight to the owner when known, and once more
+through the configured address when that failed having certainly run nothing (a begin alone commits
+nothing). Once `begin` is answered the transaction lives on that shard: a failure after it is raised.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ _BEGIN = pb.TransactionRequest(begin=pb.TransactionBegin())
 
 
 class _Transaction:
-    def __init__(self, stub, metadata, timeout: float | None):
-        self._stub = stub
+    def __init__(self, database, metadata, timeout: float | None):
+        self._database = database  # its _route, _stub and _missed: where `begin` goes
         self._metadata = metadata
         self._timeout = timeout
         self.open = False
@@ -95,10 +99,26 @@ class Transaction(_Transaction):
     """Synchronous: `with db.transaction() as tx: tx.execute(...)`."""
 
     def __enter__(self) -> Transaction:
+        direct = self._database._route(self._metadata)
+        try:
+            if direct is not None:
+                try:
+                    return self._begin(direct)
+                except grpc.RpcError as error:
+                    self._requests.put(None)
+                    self._call.cancel()
+                    if not self._database._missed(error):
+                        raise
+            return self._begin(self._database._stub)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def _begin(self, stub) -> Transaction:
+        """Open the stream on `stub` and send `begin`; raises the call's error as it came."""
         self._requests: queue.SimpleQueue[pb.TransactionRequest | None] = queue.SimpleQueue()
-        self._call = self._stub.Transaction(iter(self._requests.get, None), metadata=self._metadata,
-                                            timeout=self._timeout)
-        return self._exchange(_BEGIN, self._begun)
+        self._call = stub.Transaction(iter(self._requests.get, None), metadata=self._metadata, timeout=self._timeout)
+        self._requests.put(_BEGIN)
+        return _answer(self, next(self._call), self._begun)
 
     def __exit__(self, kind, error, traceback) -> None:
         try:
@@ -112,7 +132,7 @@ class Transaction(_Transaction):
                 self._call.cancel()  # the stream failed, or the block left it: the shard rolls back
 
     def _exchange(self, request: pb.TransactionRequest, parse: Callable):
-        if request is not _BEGIN and not self.open:
+        if not self.open:
             raise _closed()
         self._requests.put(request)
         try:
@@ -127,8 +147,27 @@ class AsyncTransaction(_Transaction):
     """asyncio: `async with db.transaction() as tx: await tx.execute(...)`."""
 
     async def __aenter__(self) -> AsyncTransaction:
-        self._call = self._stub.Transaction(metadata=self._metadata, timeout=self._timeout)
-        return await self._exchange(_BEGIN, self._begun)
+        direct = await self._database._route(self._metadata)
+        try:
+            if direct is not None:
+                try:
+                    return await self._begin(direct)
+                except grpc.RpcError as error:
+                    self._call.cancel()
+                    if not self._database._missed(error):
+                        raise
+            return await self._begin(self._database._stub)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def _begin(self, stub) -> AsyncTransaction:
+        """Open the stream on `stub` and send `begin`; raises the call's error as it came."""
+        self._call = stub.Transaction(metadata=self._metadata, timeout=self._timeout)
+        await self._call.write(_BEGIN)
+        response = await self._call.read()
+        if response is grpc.aio.EOF:  # ended without a status: cannot happen with a Loot server
+            raise _closed()
+        return _answer(self, response, self._begun)
 
     async def __aexit__(self, kind, error, traceback) -> None:
         try:
@@ -142,7 +181,7 @@ class AsyncTransaction(_Transaction):
                 self._call.cancel()  # the stream failed, or the block left it: the shard rolls back
 
     async def _exchange(self, request: pb.TransactionRequest, parse: Callable):
-        if request is not _BEGIN and not self.open:
+        if not self.open:
             raise _closed()
         try:
             await self._call.write(request)
