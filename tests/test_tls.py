@@ -91,3 +91,29 @@ def test_the_sdk_speaks_mutual_tls(tls_cluster) -> None:
         db = client.database("app", tenant="sdk-tls", key=Key.generate(), schema=open_table("CREATE TABLE t (x)", "t"))
         db.execute("INSERT INTO t VALUES (?)", ["sdk over tls"])
         assert db.execute("SELECT x FROM t").scalar() == "sdk over tls"
+
+
+def test_operator_commands_reach_shards_over_tls(tls_cluster, tmp_path: Path) -> None:
+    """`loot export` (as restore and import, loot/cli/shard_calls.py) takes the --shard-tls-* settings a
+    router takes: from the environment in a shard's pod. Without them, a clear refusal, not a traceback."""
+    import subprocess
+    import sqlite3
+    import sys
+
+    from loot.membership import format_members
+
+    cluster, authority, client = tls_cluster
+    key = Key.generate()
+    token = mint(key, "app", "exported", schema=open_table("CREATE TABLE t (x)", "t"))
+    _execute(cluster.address, _credentials(authority, client), token, "INSERT INTO t VALUES ('kept')")
+    command = [sys.executable, "-m", "loot", "export", "--account", key.account, "--db", "app", "--tenant", "exported",
+               "--shards", format_members({name: shard.address for name, shard in cluster.shards.items()})]
+    out = tmp_path / "exported.sqlite"
+    done = subprocess.run([*command, "--out", str(out)], env=cluster.env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [("kept",)]
+    plaintext = {name: value for name, value in cluster.env.items() if not name.startswith("LOOT_SHARD_TLS")}
+    refused = subprocess.run([*command, "--out", str(tmp_path / "not.sqlite")], env=plaintext, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 1 and refused.stderr.startswith("loot: ") and "Traceback" not in refused.stderr

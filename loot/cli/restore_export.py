@@ -14,7 +14,6 @@ import grpc
 
 from loot.cli import shard_calls
 from loot.cli.target import UserError
-from loot.grpc_options import GRPC_OPTIONS
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.status import error_info
 
@@ -109,7 +108,7 @@ def _has_policy(path: Path) -> bool:
 def _call(shards: shard_calls.Shards, database_id: str, call):
     """`call(stub)` on the owner shard; its refusal becomes the command's error message."""
     address = shards.owner(database_id)
-    with grpc.insecure_channel(address, options=GRPC_OPTIONS) as channel:
+    with shards.channel(address) as channel:
         try:
             return call(shard_pb2_grpc.BackupsStub(channel))
         except grpc.RpcError as error:

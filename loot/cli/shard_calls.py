@@ -1,7 +1,8 @@
 """Operator commands' way to one database's owner shard: the cluster's shards and its secret.
 
 Either a running `loot up`'s data directory (its membership file and cluster secret), or the
-shards named with --shards name=host:port,... and the secret in $LOOT_CLUSTER_SECRET. A database
+shards named with --shards name=host:port,... and the secret in $LOOT_CLUSTER_SECRET; over TLS with
+the --shard-tls-* settings a router takes (in a shard's pod, its environment has them). A database
 is named by account, name and tenant (account: --account, else the --key file's) or by --id.
 """
 
@@ -12,7 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
+from loot import settings, tls
 from loot.cli.target import UserError, load_key
+from loot.grpc_options import GRPC_OPTIONS
 from loot.ids import database_id, is_database_id
 from loot.internal.v1 import shard_pb2
 from loot.membership import parse_members, parse_membership
@@ -24,10 +29,16 @@ from loot.secret import MIN_LENGTH, SECRET_HEADER
 class Shards:
     members: dict[str, str]
     secret: str
+    credentials: grpc.ChannelCredentials | None = None  # TLS to the shards; None: plaintext
 
     def owner(self, database_id: str) -> str:
         """The address of the shard owning the database."""
         return self.members[Ring(self.members).owner(database_id)]
+
+    def channel(self, address: str) -> grpc.Channel:
+        if self.credentials is None:
+            return grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        return grpc.secure_channel(address, self.credentials, options=GRPC_OPTIONS)
 
     @property
     def metadata(self) -> tuple[tuple[str, str]]:
@@ -48,6 +59,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", default="",
                         help="instead of --data: every shard's name=host:port, comma-separated, as the routers "
                              "have them; the cluster secret from $LOOT_CLUSTER_SECRET")
+    tls.add_shard_client_flags(parser)
 
 
 def add_database_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, by_id: bool = True) -> None:
@@ -61,12 +73,14 @@ def add_database_arguments(parser: argparse.ArgumentParser, prefix: str = "", *,
 
 
 def shards(args: argparse.Namespace) -> Shards:
+    settings.resolve(args, "router")  # the --shard-tls-* settings, from the environment as a router takes them
+    credentials = tls.shard_channel_credentials(args)
     if args.shards:
         secret = os.environ.get("LOOT_CLUSTER_SECRET", "")
         if len(secret) < MIN_LENGTH:
             raise UserError("--shards needs the cluster secret in LOOT_CLUSTER_SECRET")
         try:
-            return Shards(parse_members(args.shards), secret)
+            return Shards(parse_members(args.shards), secret, credentials)
         except ValueError as error:
             raise UserError(str(error)) from None
     membership, secret = args.data / "membership.json", args.data / "cluster-secret"
@@ -77,7 +91,7 @@ def shards(args: argparse.Namespace) -> Shards:
         members = parse_membership(membership.read_text()).shards
     except ValueError as error:
         raise UserError(f"{membership}: {error}") from None
-    return Shards(members, secret.read_text().strip())
+    return Shards(members, secret.read_text().strip(), credentials)
 
 
 def named(args: argparse.Namespace, tenant: str | None = None) -> Named:
