@@ -1,0 +1,102 @@
+"""Replication of the recently used databases (--replica-active, docs/backups.md): against a real shard and
+its real Litestream, to a directory and to a local S3."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.backup_targets import replica_env, replicated
+from tests.client import Client
+from tests.conftest import start_cluster
+from tests.test_backups import SCHEMA, has, write
+from loot.cli.local_cluster import LocalCluster
+from loot.ids import database_id
+from loot.shard.replica_restore import restore
+from loot.shard.replicator import litestream_binary
+from loot.tokens import Key, mint
+
+pytestmark = pytest.mark.cluster
+
+WINDOW_MINUTES = "0.1"  # 6 s: idle databases leave within seconds
+
+
+def in_set(cluster: LocalCluster, database: str) -> bool:
+    """Whether the shard's Litestream replicates `database` now (asked on its control socket)."""
+    data = cluster.data / "shard-0"
+    socket = json.loads((data / ".litestream" / "litestream.yml").read_text())["socket"]["path"]
+    listed = subprocess.run([litestream_binary(), "list", "-json", "-socket", socket],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    paths = {Path(entry["path"]).name for entry in json.loads(listed.stdout).get("databases") or []}
+    return f"{database}.sqlite" in paths
+
+
+def wait_for(condition, what: str, patience: float = 120.0) -> None:
+    deadline = time.monotonic() + patience
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("kind", ["dir", "s3"])
+def test_an_idle_database_leaves_the_set_with_its_last_write_shipped_and_a_write_brings_it_back(
+        tmp_path: Path, key: Key, kind: str) -> None:
+    with replica_env(kind, tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=1, env={**env, "LOOT_REPLICA_ACTIVE": WINDOW_MINUTES})
+        try:
+            alice, bob = database_id(key.account, "app", "alice"), database_id(key.account, "app", "bob")
+            with Client(cluster.address) as client:
+                write(client, key, "bob", range(1))
+                write(client, key, "alice", range(3))
+                wait_for(lambda: in_set(cluster, alice), "a written database never joined the set")
+                wait_for(lambda: not in_set(cluster, alice), "an idle database never left the set")
+                assert_replica_holds(target, alice, set(range(3)))  # no waiting: shipped before it left
+
+                write(client, key, "alice", [3])
+                replicated(target, alice, has(set(range(4))))  # the write after the idle spell
+                wait_for(lambda: not in_set(cluster, alice), "the database never left the set again")
+                assert_replica_holds(target, alice, set(range(4)))
+            assert_replica_holds(target, bob, set(range(1)))
+        finally:
+            cluster.stop()
+
+
+def test_a_returning_database_resumes_without_a_new_snapshot(tmp_path: Path, key: Key) -> None:
+    """Leaving and joining keep Litestream's position: the write after an idle spell ships as a small
+    change, not as a copy of the whole database."""
+    with replica_env("dir", tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=1, env={**env, "LOOT_REPLICA_ACTIVE": WINDOW_MINUTES})
+        try:
+            alice = database_id(key.account, "app", "alice")
+            token = mint(key, "app", "alice", schema=SCHEMA)
+            with Client(cluster.address) as client:
+                client.execute(token, "WITH RECURSIVE c(n) AS (SELECT 100 UNION ALL SELECT n + 1 FROM c WHERE n < 30000)"
+                                      " INSERT INTO t SELECT n FROM c")
+                replicated(target, alice, has(set(range(100, 30001))))
+                wait_for(lambda: not in_set(cluster, alice), "an idle database never left the set")
+                changes = replica_changes(target.url, alice)
+                write(client, key, "alice", [1])
+                wait_for(lambda: len(replica_changes(target.url, alice)) > len(changes), "the write never shipped")
+            added = [size for name, size in replica_changes(target.url, alice).items() if name not in changes]
+            assert max(added) < max(changes.values()) / 10, (added, changes)  # the 30,000 rows' change
+        finally:
+            cluster.stop()
+
+
+def replica_changes(replica: str, database: str) -> dict[str, int]:
+    """The replica's level-0 change files of `database` (name: bytes): each sync adds one."""
+    level0 = Path(replica) / database[:2] / database[2:4] / f"{database}.sqlite" / "ltx" / "0"
+    return {path.name: path.stat().st_size for path in level0.glob("*.ltx")}
+
+
+def assert_replica_holds(target, database: str, expected: set[int]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "db.sqlite"
+        restore(target, database, out)
+        assert has(expected)(out)
