@@ -4,6 +4,8 @@ its real Litestream, to a directory and to a local S3."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -14,7 +16,7 @@ import pytest
 from tests.backup_targets import replica_env, replicated
 from tests.client import Client
 from tests.conftest import start_cluster
-from tests.test_backups import SCHEMA, has, write
+from tests.test_backups import SCHEMA, _replicator_pid, has, write
 from loot.cli.local_cluster import LocalCluster
 from loot.ids import database_id
 from loot.shard.replica_restore import restore
@@ -100,3 +102,36 @@ def assert_replica_holds(target, database: str, expected: set[int]) -> None:
         out = Path(scratch) / "db.sqlite"
         restore(target, database, out)
         assert has(expected)(out)
+
+
+def test_the_shard_ships_at_start_what_its_replica_may_lack(tmp_path: Path, key: Key) -> None:
+    """Databases made before replication was turned on, and a write Litestream never shipped before the
+    shard was killed (Litestream stopped first), reach the replica once the shard starts again, though
+    no request touches them."""
+    with replica_env("dir", tmp_path / "replica") as (env, target):
+        cluster = start_cluster(tmp_path / "cluster", shards=1)
+        try:
+            shard = cluster.shards["shard-0"]
+            with Client(cluster.address) as client:
+                write(client, key, "old", range(3))
+            shard.signal(signal.SIGTERM)
+            shard.wait(30)
+            cluster.env.update({**env, "LOOT_REPLICA_ACTIVE": "1"})
+            cluster.restart_shard("shard-0")
+            replicated(target, database_id(key.account, "app", "old"), has(set(range(3))))
+
+            alice = database_id(key.account, "app", "alice")
+            with Client(cluster.address) as client:
+                write(client, key, "alice", range(3))
+                replicated(target, alice, has(set(range(3))))
+                litestream = _replicator_pid(shard.process.pid)
+                os.kill(litestream, signal.SIGSTOP)  # ships nothing from here on
+                write(client, key, "alice", [3])
+            shard.signal(signal.SIGKILL)
+            shard.wait(10)
+            os.kill(litestream, signal.SIGKILL)
+            assert_replica_holds(target, alice, set(range(3)))  # the last write is not in the replica
+            cluster.restart_shard("shard-0")
+            replicated(target, alice, has(set(range(4))))
+        finally:
+            cluster.stop()

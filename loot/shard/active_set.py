@@ -4,9 +4,9 @@ Litestream holds a connection, a read transaction and five open files per databa
 and polls each every second (docs/backups.md: 0.37 MiB and 0.3 ms of CPU a second per database),
 so a shard of 10,000 cannot have all of them in its set. A database joins the set before a request
 runs on it (its write is then shipped within the lag, as in a whole-directory set) and leaves once
-nothing has used it for `window` seconds: leaving is Litestream's unregister, which ships the last
-changes first, so an idle database's replica holds its latest state. An unregister that fails (the
-upload did not go through) leaves the database wanted: it joins again and leaves later.
+nothing has used it for `window` seconds: leaving is a sync that waits for the upload, then
+Litestream's unregister, so an idle database's replica holds its latest state. A sync or unregister
+that fails leaves the database wanted: it joins again and leaves later.
 
 Databases Litestream may not have shipped when the shard starts (never replicated; or in the set when
 the shard last stopped, as after a crash: a journal beside Litestream's state lists who joined and
@@ -44,9 +44,12 @@ class ActiveSet:
     """The databases in Litestream's set; `hold`/`release` around every request, `join` before it runs."""
 
     def __init__(self, socket: str, path_of: Callable[[str], Path], replica_url: Callable[[str], str],
-                 window: float, journal: Path):
+                 window: float, journal: Path, limit: int):
+        """`limit`: the most databases in the set (Litestream's open files): past it, the least recently
+        used idle ones leave early."""
         self.socket = socket
         self.journal = journal
+        self.limit = limit
         self.path_of = path_of
         self.replica_url = replica_url
         self.window = window
@@ -78,6 +81,7 @@ class ActiveSet:
         async with self._lock(database_id):
             if state.joined:
                 return
+            await self._make_room()
             try:
                 self._note("+", database_id)  # before: a crash from here on finds it in the journal
                 await control.register(self.socket, str(self.path_of(database_id)), self.replica_url(database_id))
@@ -122,13 +126,22 @@ class ActiveSet:
                 elif state.holds == 0 and now - state.last >= self.window:
                     await self._leave(database_id, state)
 
-    async def _leave(self, database_id: str, state: _State) -> None:
+    async def _make_room(self) -> None:
+        joined = [(state.last, database_id, state) for database_id, state in self._states.items() if state.joined]
+        if len(joined) < self.limit:
+            return
+        idle = sorted(entry for entry in joined if entry[2].holds == 0)
+        for _, database_id, state in idle[:len(joined) - self.limit + 1]:
+            await self._leave(database_id, state, early=True)
+
+    async def _leave(self, database_id: str, state: _State, early: bool = False) -> None:
         async with self._lock(database_id):
-            if state.holds or time.monotonic() - state.last < self.window:
+            if state.holds or not (early or time.monotonic() - state.last >= self.window):
                 return  # used again meanwhile
             path = self.path_of(database_id)
             try:
                 if state.joined:
+                    await control.sync(self.socket, str(path))
                     await control.unregister(self.socket, str(path))
             except control.ControlError as error:
                 if path.exists():  # its last changes may not be shipped: it joins again, leaves later

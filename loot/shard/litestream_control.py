@@ -3,8 +3,9 @@ to the running replicator's set and take it out again without a restart (loot/sh
 
 `register` opens the database in Litestream and resumes from the position Litestream recorded beside it
 (DATA/ab/cd/.<id>.sqlite-litestream): no new snapshot when nothing was written meanwhile. `unregister`
-syncs the database's last changes to the replica, then closes it; an error means that sync may not
-have happened (Litestream has dropped the database from its set either way).
+closes it, syncing its last changes only if Litestream had begun to follow it (it starts on its own
+schedule: a database registered a moment ago may have nothing shipped), so `sync` with `wait` comes
+first. Litestream drops the database from its set even when an unregister fails.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 
 TIMEOUT = 60.0  # an unregister waits for the database's final upload
+REGISTER_TIMEOUT = 5.0  # a request waits this long at most for its database to join
 
 
 class ControlError(Exception):
@@ -49,7 +51,12 @@ async def request(socket: str, path: str, body: dict | None = None, timeout: flo
 
 
 async def register(socket: str, database: str, replica_url: str) -> None:
-    await request(socket, "/register", {"path": database, "replica_url": replica_url})
+    await request(socket, "/register", {"path": database, "replica_url": replica_url}, REGISTER_TIMEOUT)
+
+
+async def sync(socket: str, database: str) -> None:
+    """Ship the database's changes now and wait until the replica has them."""
+    await request(socket, "/sync", {"path": database, "wait": True, "timeout": int(TIMEOUT)})
 
 
 async def unregister(socket: str, database: str) -> None:

@@ -103,6 +103,13 @@ def descriptors_short(databases: int) -> str | None:
             f"needs: raise it (ulimit -n, the container's nofile) or databases past it go unreplicated")
 
 
+def databases_within_descriptors() -> int:
+    """How many databases Litestream can hold under this process's open-files limit (it raises its soft
+    limit to the hard one)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 30 if hard == resource.RLIM_INFINITY else max(1, (hard - 64) // DESCRIPTORS_PER_DATABASE)
+
+
 class Replicator:
     """Runs `litestream replicate` for one shard directory until `stop`."""
 

@@ -32,7 +32,7 @@ from loot.shard.handoff.service import HandoffService
 from loot.shard.quotas import Quotas
 from loot.shard.replica_target import ReplicaTarget, parse_target
 from loot.shard.active_set import ActiveSet, unshipped
-from loot.shard.replicator import META, Replicator, descriptors_short
+from loot.shard.replicator import META, Replicator, databases_within_descriptors, descriptors_short
 from loot.shard.service import ShardService
 from loot.shard.storage import SPARE_COPIES, Storage
 
@@ -148,7 +148,7 @@ def _replicator(args: argparse.Namespace, storage: Storage, databases: Databases
         return Replicator(storage.root, args.name, target, args.replica_retention, args.replica_interval)
     replicator = Replicator(storage.root, args.name, target, args.replica_retention, controlled=True)
     databases.active = ActiveSet(replicator.socket, storage.path, target.database_url, args.replica_active * 60,
-                                 storage.root / META / "joined")
+                                 storage.root / META / "joined", databases_within_descriptors())
     replicator.on_start = databases.active.litestream_started
     return replicator
 
