@@ -3,9 +3,11 @@ its real Litestream, to a directory and to a local S3."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -20,7 +22,9 @@ from tests.test_backups import SCHEMA, _replicator_pid, has, write
 from loot.cli.local_cluster import LocalCluster
 from loot.ids import database_id
 from loot.shard.replica_restore import restore
-from loot.shard.replicator import litestream_binary
+from loot.shard.active_set import ActiveSet
+from loot.shard.replica_target import parse_target
+from loot.shard.replicator import Replicator, litestream_binary
 from loot.tokens import Key, mint
 
 pytestmark = pytest.mark.cluster
@@ -135,3 +139,39 @@ def test_the_shard_ships_at_start_what_its_replica_may_lack(tmp_path: Path, key:
             replicated(target, alice, has(set(range(4))))
         finally:
             cluster.stop()
+
+
+def test_past_its_limit_the_set_lets_the_least_recently_used_leave_first(tmp_path: Path) -> None:
+    """The set never holds more databases than Litestream's open files allow: one joining past the limit
+    makes the least recently used idle one leave, with its last write shipped."""
+    data, target = tmp_path / "data", parse_target(str(tmp_path / "replica"))
+    ids = [f"{n:x}" * 64 for n in range(3)]
+    path_of = lambda database: data / f"{database}.sqlite"  # noqa: E731
+    data.mkdir()
+    for database in ids:
+        with sqlite3.connect(path_of(database)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+
+    async def scenario() -> set[str]:
+        replicator = Replicator(data, "s", target, 24, controlled=True)
+        active = ActiveSet(replicator.socket, path_of, target.database_url, 3600, data / "joined", limit=2)
+        listening = asyncio.Event()
+        replicator.on_start = lambda: (active.litestream_started(), listening.set())
+        active.start([])
+        replicator.start()
+        try:
+            await listening.wait()
+            for n, database in enumerate(ids):
+                active.hold(database)
+                await active.join(database)
+                with sqlite3.connect(path_of(database)) as conn:
+                    conn.execute("INSERT INTO t VALUES (?)", [n])
+                active.release(database)
+            return {database for database in ids if database in active}
+        finally:
+            await active.stop()
+            await replicator.stop()
+
+    assert asyncio.run(scenario()) == set(ids[1:])
+    assert_replica_holds(target, ids[0], {0})

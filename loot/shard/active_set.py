@@ -136,6 +136,8 @@ class ActiveSet:
 
     async def _leave(self, database_id: str, state: _State, early: bool = False) -> None:
         async with self._lock(database_id):
+            if self._states.get(database_id) is not state:
+                return  # left meanwhile (another join made room with it)
             if state.holds or not (early or time.monotonic() - state.last >= self.window):
                 return  # used again meanwhile
             path = self.path_of(database_id)
