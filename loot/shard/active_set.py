@@ -38,6 +38,7 @@ class _State:
     holds: int = 0  # requests admitted and not yet left
     last: float = 0.0  # monotonic time of the last admission or leave
     joined: bool = False  # in Litestream's set (as far as the shard knows)
+    asked: bool = False  # a registration was sent: it may have gone through even if it failed here
 
 
 class ActiveSet:
@@ -84,6 +85,7 @@ class ActiveSet:
             await self._make_room()
             try:
                 self._note("+", database_id)  # before: a crash from here on finds it in the journal
+                state.asked = True
                 await control.register(self.socket, str(self.path_of(database_id)), self.replica_url(database_id))
                 state.joined = True
             except control.ControlError as error:
@@ -142,8 +144,7 @@ class ActiveSet:
                 return  # used again meanwhile
             path = self.path_of(database_id)
             try:
-                if state.joined:
-                    await control.sync(self.socket, str(path))
+                if (state.joined or state.asked) and await control.sync(self.socket, str(path)):
                     await control.unregister(self.socket, str(path))
             except control.ControlError as error:
                 if path.exists():  # its last changes may not be shipped: it joins again, leaves later

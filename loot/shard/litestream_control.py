@@ -14,11 +14,16 @@ import asyncio
 import json
 
 TIMEOUT = 60.0  # an unregister waits for the database's final upload
+NOT_FOUND = 404
 REGISTER_TIMEOUT = 5.0  # a request waits this long at most for its database to join
 
 
 class ControlError(Exception):
-    """Litestream refused a control request or could not be reached."""
+    """Litestream refused a control request (`status`, its HTTP status) or could not be reached (0)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
 
 
 async def request(socket: str, path: str, body: dict | None = None, timeout: float = TIMEOUT) -> dict:
@@ -46,7 +51,7 @@ async def request(socket: str, path: str, body: dict | None = None, timeout: flo
     except ValueError:
         decoded = {"error": content.decode(errors="replace")}
     if status != 200:
-        raise ControlError(f"litestream {path}: {status} {decoded.get('error', decoded)}")
+        raise ControlError(f"litestream {path}: {status} {decoded.get('error', decoded)}", status)
     return decoded
 
 
@@ -54,9 +59,16 @@ async def register(socket: str, database: str, replica_url: str) -> None:
     await request(socket, "/register", {"path": database, "replica_url": replica_url}, REGISTER_TIMEOUT)
 
 
-async def sync(socket: str, database: str) -> None:
-    """Ship the database's changes now and wait until the replica has them."""
-    await request(socket, "/sync", {"path": database, "wait": True, "timeout": int(TIMEOUT)})
+async def sync(socket: str, database: str) -> bool:
+    """Ship the database's changes now and wait until the replica has them; False when Litestream does
+    not hold the database (a registration that never went through)."""
+    try:
+        await request(socket, "/sync", {"path": database, "wait": True, "timeout": int(TIMEOUT)})
+    except ControlError as error:
+        if error.status == NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 async def unregister(socket: str, database: str) -> None:
