@@ -38,7 +38,7 @@ class _State:
     holds: int = 0  # requests admitted and not yet left
     last: float = 0.0  # monotonic time of the last admission or leave
     joined: bool = False  # in Litestream's set (as far as the shard knows)
-    asked: bool = False  # a registration was sent: it may have gone through even if it failed here
+    asked: bool = False  # joining or joined: a registration sent may go through even if it failed here
 
 
 class ActiveSet:
@@ -82,10 +82,10 @@ class ActiveSet:
         async with self._lock(database_id):
             if state.joined:
                 return
+            state.asked = True  # counted in the set from now: joins at the same time see each other
             await self._make_room()
             try:
                 self._note("+", database_id)  # before: a crash from here on finds it in the journal
-                state.asked = True
                 await control.register(self.socket, str(self.path_of(database_id)), self.replica_url(database_id))
                 state.joined = True
             except control.ControlError as error:
@@ -129,11 +129,12 @@ class ActiveSet:
                     await self._leave(database_id, state)
 
     async def _make_room(self) -> None:
-        joined = [(state.last, database_id, state) for database_id, state in self._states.items() if state.joined]
-        if len(joined) < self.limit:
+        """Past the limit (counting the databases joining now), the least recently used idle ones leave."""
+        members = [(state.last, database_id, state) for database_id, state in self._states.items() if state.asked]
+        if len(members) <= self.limit:
             return
-        idle = sorted(entry for entry in joined if entry[2].holds == 0)
-        for _, database_id, state in idle[:len(joined) - self.limit + 1]:
+        idle = sorted(entry for entry in members if entry[2].holds == 0 and entry[2].joined)
+        for _, database_id, state in idle[:len(members) - self.limit]:
             await self._leave(database_id, state, early=True)
 
     async def _leave(self, database_id: str, state: _State, early: bool = False) -> None:
@@ -144,7 +145,7 @@ class ActiveSet:
                 return  # used again meanwhile
             path = self.path_of(database_id)
             try:
-                if (state.joined or state.asked) and await control.sync(self.socket, str(path)):
+                if state.asked and await control.sync(self.socket, str(path)):
                     await control.unregister(self.socket, str(path))
             except control.ControlError as error:
                 if path.exists():  # its last changes may not be shipped: it joins again, leaves later
