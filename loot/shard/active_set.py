@@ -133,7 +133,8 @@ class ActiveSet:
         members = [(state.last, database_id, state) for database_id, state in self._states.items() if state.asked]
         if len(members) <= self.limit:
             return
-        idle = sorted(entry for entry in members if entry[2].holds == 0 and entry[2].joined)
+        # One joining or leaving now is left alone: no two joins wait on each other.
+        idle = sorted(entry for entry in members if entry[2].holds == 0 and not self._busy(entry[1]))
         for _, database_id, state in idle[:len(members) - self.limit]:
             await self._leave(database_id, state, early=True)
 
@@ -147,6 +148,9 @@ class ActiveSet:
             try:
                 if state.asked and await control.sync(self.socket, str(path)):
                     await control.unregister(self.socket, str(path))
+                elif state.asked and not state.joined and path.exists():
+                    state.last = time.monotonic()  # its registration may still be under way: it joins, leaves later
+                    return
             except control.ControlError as error:
                 if path.exists():  # its last changes may not be shipped: it joins again, leaves later
                     log.warning("database %s stays replicated: %s", database_id, error)
@@ -195,6 +199,10 @@ class ActiveSet:
         fresh = self.journal.with_suffix(".new")
         fresh.write_text("".join(f"+{database_id}\n" for database_id in self._states))
         os.replace(fresh, self.journal)
+
+    def _busy(self, database_id: str) -> bool:
+        lock = self._locks.get(database_id)
+        return lock is not None and lock.locked()
 
     def _lock(self, database_id: str) -> asyncio.Lock:
         return self._locks.setdefault(database_id, asyncio.Lock())

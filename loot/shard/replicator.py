@@ -105,11 +105,11 @@ def descriptors_short(databases: int) -> str | None:
 
 def databases_within_descriptors() -> int:
     """How many databases Litestream can hold under this process's open-files limit (it raises its soft
-    limit to the hard one): room for twice the five files each keeps open, as syncs and compactions open
-    more for a moment (capped at five per database, a set of 10,000 new databases under a limit of
-    20,000 ran out)."""
+    limit to the hard one): room for four times the five files each keeps open, as syncs and compactions
+    open more at once (10,000 new databases under a limit of 20,000 ran out with room for two times: the
+    30-second compaction of ~2,000 databases at once)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 1 << 30 if hard == resource.RLIM_INFINITY else max(1, (hard - 256) // (2 * DESCRIPTORS_PER_DATABASE))
+    return 1 << 30 if hard == resource.RLIM_INFINITY else max(1, (hard - 256) // (4 * DESCRIPTORS_PER_DATABASE))
 
 
 class Replicator:
