@@ -8,6 +8,9 @@ directory, against the same shard without replication, in the same run.
    the first time a restore of the replica shows it (resolution: one restore, ~0.1 s).
 3. Litestream's memory and CPU with --databases databases on the shard (its --replica-interval:
    --interval), idle, then with writes to random databases at --rate per second (--only-many: this alone).
+   --compare-active, alone: the same shard population with every database in Litestream's set
+   (--replica-active 0) against the recently used only (--replica-active --window minutes), while the
+   writes go to --active of the databases; the idle figures are taken once the window has passed.
 4. Time to restore one database, and --restore-sample of the shard's (4 restores at a time).
 """
 
@@ -126,15 +129,19 @@ def lag(data: Path, replica: Path, seconds: float) -> list[float]:
     return lags
 
 
-def many(data: Path, replica: Path, count: int, seconds: float, rate: float, interval: float) -> dict[str, float]:
-    shard = ShardProcess(data, {"LOOT_REPLICA": str(replica), "LOOT_REPLICA_INTERVAL": str(interval)})
+def many(data: Path, replica: Path, count: int, seconds: float, rate: float, interval: float,
+         window: float = 0.0, active: int = 0) -> dict[str, float]:
+    """Litestream's costs with `count` databases; writes at `rate` go to the first `active` (all when 0);
+    `window`: the shard's --replica-active (0: every database in Litestream's set)."""
+    shard = ShardProcess(data, {"LOOT_REPLICA": str(replica), "LOOT_REPLICA_INTERVAL": str(interval),
+                                "LOOT_REPLICA_ACTIVE": str(window)})
     try:
         pid = replicator_pid(shard)
         tenants = [f"m{i}" for i in range(count)]
         started = time.monotonic()
         asyncio.run(write_many(shard, tenants, count, 16))
         made = time.monotonic() - started
-        time.sleep(seconds)  # Litestream takes in the new databases
+        time.sleep(seconds + window * 60 * 1.5)  # Litestream takes in the new databases; idle ones leave
         cpu, idle_rss, fds = cpu_seconds(pid), rss(pid), len(list(Path(f"/proc/{pid}/fd").iterdir()))
         time.sleep(seconds)
         idle_cpu = (cpu_seconds(pid) - cpu) / seconds
@@ -146,7 +153,7 @@ def many(data: Path, replica: Path, count: int, seconds: float, rate: float, int
                 execute = raw_execute(chan)
                 ends, n = time.monotonic() + seconds, count
                 while time.monotonic() < ends:
-                    await execute(insert(random.choice(tenants), n), metadata=metadata)
+                    await execute(insert(random.choice(tenants[:active or count]), n), metadata=metadata)
                     n += 1
                     await asyncio.sleep(1 / rate)
 
@@ -180,13 +187,26 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="writes per second while active")
     parser.add_argument("--interval", type=float, default=1.0, help="the shard's --replica-interval for part 3")
     parser.add_argument("--only-many", action="store_true", help="part 3 alone")
+    parser.add_argument("--compare-active", action="store_true",
+                        help="part 3 alone, every database in the set against the recently used")
+    parser.add_argument("--window", type=float, default=None,
+                        help="--replica-active minutes: 0.25 for --compare-active, else 0 (every database in the set)")
+    parser.add_argument("--active", type=int, default=0,
+                        help="how many of the databases the writes go to (0: all; 50 for --compare-active)")
     parser.add_argument("--restore-sample", type=int, default=1000, help="databases restored to time a shard's")
     args = parser.parse_args()
+    if args.window is None:
+        args.window = 0.25 if args.compare_active else 0.0
+    if args.compare_active and not args.active:
+        args.active = 50
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
+        if args.compare_active:
+            compare_active(args, root)
+            return
         if args.only_many:
             print(_many_line(args, many(root / "many", root / "many-replica", args.databases, args.seconds,
-                                        args.rate, args.interval)))
+                                        args.rate, args.interval, args.window or 0, args.active)))
             return
         rounds = {"off": [], "on": []}
         for round_ in range(2):  # alternated, so that neither side always runs on a colder machine
@@ -210,9 +230,22 @@ def main() -> None:
               f"~{args.databases / (sample / whole) / 60:.0f} min)")
 
 
+def compare_active(args: argparse.Namespace, root: Path) -> None:
+    every = many(root / "every", root / "every-replica", args.databases, args.seconds, args.rate, args.interval, 0,
+                 args.active)
+    recent = many(root / "recent", root / "recent-replica", args.databases, args.seconds, args.rate, args.interval,
+                  args.window, args.active)
+    print(f"{args.databases} databases, writes ({args.rate:g}/s) to {args.active} of them; litestream with every "
+          f"database in its set / with those used in the last {args.window:g} min:")
+    for what, key, unit in (("idle RSS", "idle_rss", MIB), ("idle CPU", "idle_cpu", 1), ("active RSS", "active_rss", MIB),
+                            ("active CPU", "active_cpu", 1), ("descriptors", "fds", 1)):
+        ratio = recent[key] / every[key] if every[key] else float("nan")
+        print(f"  {what}: {every[key] / unit:.2f} / {recent[key] / unit:.2f} (ratio {ratio:.3f})")
+
+
 def _many_line(args: argparse.Namespace, figures: dict[str, float]) -> str:
-    return (f"--replica-interval {args.interval:g}: {args.databases} databases made in {figures['made_s']:.0f}s; "
-            f"litestream idle: {figures['idle_rss'] / MIB:.0f} MiB RSS, {figures['idle_cpu']:.2f} CPU; active "
+    return (f"--replica-active {args.window:g} --replica-interval {args.interval:g}: {args.databases} databases made in {figures['made_s']:.0f}s; "
+            f"writes to {args.active or args.databases}; litestream idle: {figures['idle_rss'] / MIB:.0f} MiB RSS, {figures['idle_cpu']:.2f} CPU; active "
             f"({args.rate:g} writes/s): {figures['active_rss'] / MIB:.0f} MiB RSS, {figures['active_cpu']:.2f} CPU; "
             f"shard {figures['shard_rss'] / MIB:.0f} MiB RSS; litestream holds {figures['fds']} file descriptors "
             f"({figures['fds'] / args.databases:.1f} per database)")

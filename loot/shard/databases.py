@@ -37,6 +37,7 @@ from typing import TypeVar
 import grpc
 
 from loot.status import Fault
+from loot.shard.active_set import ActiveSet
 from loot.shard.catalog import Identity
 from loot.shard.limits import Limits
 from loot.shard.storage import OpenDatabase, Storage
@@ -77,6 +78,9 @@ class Databases:
         self._closed = False
         # Checked again once a request holds its database: ownership may have moved while it waited (a fence).
         self.still_owned: Callable[[str], None] = lambda database_id: None
+        # With replication of the recently used (loot/shard/active_set.py): each request holds its database
+        # in the replicator's set, which it joins before the request runs.
+        self.active: ActiveSet | None = None
 
     def stats(self) -> dict[str, int]:
         """For metrics: open connections, requests that found their database open or not, requests waiting."""
@@ -103,6 +107,7 @@ class Databases:
                 await actor.lock.acquire()  # free: taken at once, no timer needed
             try:
                 self.still_owned(database_id)
+                await self._join(database_id)
                 if actor.database is None:
                     self._misses += 1
                 else:
@@ -123,7 +128,7 @@ class Databases:
                     actor.lock.release()
         finally:
             if working is None:
-                await self._leave(actor)
+                await self._leave(actor, database_id)
         return await asyncio.shield(working)  # a caller giving up leaves the work, and the database, to it
 
     async def lease(self, database_id: str, account: str, deadline: float | None,
@@ -135,11 +140,12 @@ class Databases:
             async with _before(deadline):
                 await actor.lock.acquire()
         except BaseException:
-            await self._leave(actor)
+            await self._leave(actor, database_id)
             raise
         lease = actor.lease = Lease(self, database_id, actor, account, identity)
         try:
             self.still_owned(database_id)
+            await self._join(database_id)
         except BaseException:
             await lease.end(None)
             raise
@@ -153,11 +159,12 @@ class Databases:
             await actor.lock.acquire()
             try:
                 self.still_owned(database_id)
+                await self._join(database_id)
                 return await asyncio.get_running_loop().run_in_executor(self._pool, _closed_for, actor, change)
             finally:
                 actor.lock.release()
         finally:
-            await self._leave(actor)
+            await self._leave(actor, database_id)
 
     async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str,
                          identity: Identity | None) -> T:
@@ -168,11 +175,17 @@ class Databases:
         finally:
             self.workers.release(account)
             actor.lock.release()
-            await self._leave(actor)
+            await self._leave(actor, database_id)
 
-    async def _leave(self, actor: _Actor) -> None:
+    async def _join(self, database_id: str) -> None:
+        if self.active is not None:
+            await self.active.join(database_id)
+
+    async def _leave(self, actor: _Actor, database_id: str) -> None:
         actor.pending -= 1
         self._pending -= 1
+        if self.active is not None:
+            self.active.release(database_id)
         if len(self._actors) > self.limits.open_databases:
             await self._evict_idle()
 
@@ -187,6 +200,8 @@ class Databases:
             raise _busy("this database", self.limits.queued_per_database)
         actor.pending += 1
         self._pending += 1
+        if self.active is not None:
+            self.active.hold(database_id)
         return actor
 
     def _run_inline(self, actor: _Actor, inline: Work[T]) -> T | object:
@@ -299,7 +314,7 @@ class Lease:
         finally:
             self._actor.lease = None
             self._actor.lock.release()
-            await self._databases._leave(self._actor)
+            await self._databases._leave(self._actor, self._database_id)
 
 
 _GAVE_UP = object()

@@ -31,7 +31,8 @@ from loot.shard.handoff.puller import Puller
 from loot.shard.handoff.service import HandoffService
 from loot.shard.quotas import Quotas
 from loot.shard.replica_target import ReplicaTarget, parse_target
-from loot.shard.replicator import Replicator, descriptors_short
+from loot.shard.active_set import ActiveSet, unshipped
+from loot.shard.replicator import META, Replicator, databases_within_descriptors, descriptors_short
 from loot.shard.service import ShardService
 from loot.shard.storage import SPARE_COPIES, Storage
 
@@ -54,9 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              help="an S3-compatible store's URL for an s3:// --replica (credentials: AWS_* variables)")
     add_flag(parser, "--replica-retention", default=24.0, type=float,
              help="hours of history kept for restores to a point in time")
+    add_flag(parser, "--replica-active", default=5.0, type=float,
+             help="minutes a database stays in the replicator's set after its last request; an idle one leaves "
+                  "once its last change is shipped, and a request brings it back first (docs/backups.md). "
+                  "0: every database of the shard stays in the set")
     add_flag(parser, "--replica-interval", default=1.0, type=float,
-             help="seconds between looks at each database's changes: the replication lag, and the idle CPU it "
-                  "costs per database, scale with it (docs/backups.md)")
+             help="with --replica-active 0: seconds between looks at each database's changes: the replication "
+                  "lag, and the idle CPU it costs per database, scale with it (docs/backups.md)")
     tls.add_shard_client_flags(parser)  # to reach the other shards for handoffs
     retention.add_arguments(parser)
     add_operations_flags(parser)
@@ -86,9 +91,8 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
     quotas = Quotas(limits.account_databases, limits.account_bytes, args.name, membership,
                     lambda reason: QUOTA_REFUSED.labels(reason).inc())
     storage = Storage(Path(args.data), limits, SPARE_COPIES, catalog=True, quotas=quotas, replicated=target is not None)
-    replicator = (Replicator(storage.root, args.name, target, args.replica_retention, args.replica_interval)
-                  if target is not None else None)
     databases = Databases(storage, limits)
+    replicator = _replicator(args, storage, databases, target) if target is not None else None
     watch_databases(databases.stats)
     watch_account_usage(lambda: [(account, usage.databases, usage.bytes) for account, usage in storage.catalog.usages()])
     progress = Progress()
@@ -113,9 +117,12 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
     membership.start_watching(args.membership_poll)
     puller.start()
     if replicator is not None:
-        short = descriptors_short(len(storage.catalog.ids()))
+        short = None if databases.active is not None else descriptors_short(len(storage.catalog.ids()))
         if short:
             log.warning("%s (docs/backups.md)", short)
+        if databases.active is not None:
+            databases.active.start(unshipped(
+                databases.active.journal, ((id_, storage.path(id_)) for id_ in storage.catalog.ids())))
         replicator.start()
     sweeping = asyncio.create_task(retention.keep_sweeping(storage.root / files.RETIRED, args.keep_handed_off))
     services = [shard_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("Shard", "Handoff", "Backups")]
@@ -125,12 +132,25 @@ async def run(args: argparse.Namespace, public: PublicPort | None = None) -> Non
         await peers.close()
         await databases.close()
         storage.catalog.close()  # its last writes' times, written out
+        if databases.active is not None:
+            await databases.active.stop()
         if replicator is not None:
             await replicator.stop()  # after the databases: it syncs their last writes before it exits
 
     await serve(server, args, role="shard", name=args.name, services=services, on_stop=stop,
                 on_stopping=shard.forwarding.drain,
                 wrap_reflection=secret.guard, beside=beside)  # health stays open to probes
+
+
+def _replicator(args: argparse.Namespace, storage: Storage, databases: Databases, target: ReplicaTarget) -> Replicator:
+    """The shard's Litestream; with --replica-active, replicating the databases of `databases.active`."""
+    if args.replica_active <= 0:
+        return Replicator(storage.root, args.name, target, args.replica_retention, args.replica_interval)
+    replicator = Replicator(storage.root, args.name, target, args.replica_retention, controlled=True)
+    databases.active = ActiveSet(replicator.socket, storage.path, target.database_url, args.replica_active * 60,
+                                 storage.root / META / "joined", databases_within_descriptors())
+    replicator.on_start = databases.active.litestream_started
+    return replicator
 
 
 def _replica_target(args: argparse.Namespace) -> ReplicaTarget | None:
@@ -140,6 +160,8 @@ def _replica_target(args: argparse.Namespace) -> ReplicaTarget | None:
         return None
     if args.replica_retention <= 0:
         raise SystemExit("--replica-retention must be more than 0 hours")
+    if not 0 <= args.replica_active <= 24 * 60:
+        raise SystemExit("--replica-active must be between 0 and 1440 minutes")
     if not 0.01 <= args.replica_interval <= 3600:
         raise SystemExit("--replica-interval must be between 0.01 and 3600 seconds")
     try:
