@@ -8,6 +8,7 @@ import re
 import signal
 import ssl
 import struct
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -166,8 +167,14 @@ def test_the_callers_request_id_comes_back_and_reaches_the_shard(http_cluster: L
     answer = web.post(EXECUTE, headers={**bearer(key.token("http", "ids")), "x-request-id": "http-test-id-1"},
                       json={"statement": {"sql": "SELECT 1"}})
     assert answer.headers["trailer-x-request-id"] == "http-test-id-1"
-    logged = [line for line in http_cluster.sink.lines if "http-test-id-1" in line]
-    assert any(line.startswith("router:") for line in logged) and any(line.startswith("shard-0:") for line in logged)
+
+    def logged_by(process: str) -> bool:  # the processes' output arrives through a thread: wait for it
+        return any(line.startswith(process) and "http-test-id-1" in line for line in http_cluster.sink.lines)
+
+    deadline = time.monotonic() + 60
+    while not (logged_by("router:") and logged_by("shard-")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logged_by("router:") and logged_by("shard-"), "the request id in the router's and the owner shard's logs"
 
 
 def test_http_calls_count_in_the_same_metrics(http_cluster: LocalCluster, web: httpx.Client, key: Key) -> None:
