@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import pytest
 
 from tests.client import Client, rows
@@ -199,8 +200,6 @@ def access_lines(cluster: LocalCluster, process: str, method_and_code: str) -> i
 def test_a_shards_public_port_serves_http_too(tmp_path, key: Key) -> None:
     """`--http-port` beside `--public-port`: Connect calls at a shard run as at its public gRPC port, forwarded
     when another shard owns the database (docs/http.md)."""
-    import httpx
-
     cluster = start_cluster(tmp_path / "http", env={"LOOT_HTTP_PORT": "0"}, membership_file=True)
     try:
         owner, other = owner_and_other(cluster, key, "over-http")

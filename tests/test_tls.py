@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -9,6 +12,7 @@ import pytest
 
 from loot import Client
 from loot.ids import database_id
+from loot.membership import format_members
 from loot.internal.v1 import shard_pb2, shard_pb2_grpc
 from loot.secret import SECRET_HEADER
 from loot.tokens import Key, mint
@@ -96,12 +100,6 @@ def test_the_sdk_speaks_mutual_tls(tls_cluster) -> None:
 def test_operator_commands_reach_shards_over_tls(tls_cluster, tmp_path: Path) -> None:
     """`loot export` (as restore and import, loot/cli/shard_calls.py) takes the --shard-tls-* settings a
     router takes: from the environment in a shard's pod. Without them, a clear refusal, not a traceback."""
-    import subprocess
-    import sqlite3
-    import sys
-
-    from loot.membership import format_members
-
     cluster, authority, client = tls_cluster
     key = Key.generate()
     token = mint(key, "app", "exported", schema=open_table("CREATE TABLE t (x)", "t"))
