@@ -52,6 +52,7 @@ class OneHopService(DatabaseService):
     async def _transact(self, admission: Admission, context: grpc.aio.ServicerContext) -> None:
         name, _, epoch = self.shards.for_database(admission.database_id)
         if name != self.local.name:
+            await _forwarding(context, epoch)
             return await super()._transact(admission, context)
         envelope = Envelope(context, admission.context)
         try:
@@ -62,8 +63,17 @@ class OneHopService(DatabaseService):
             # as a router sends it once more; that owner's own refusal is final.
             if envelope.answered or envelope.first is None or not self._corrected_by(fault.status_message(), epoch):
                 raise
+            await _forwarding(context, self.shards.for_database(admission.database_id)[2])
             await transaction_forward.forward(context, admission.context_field, admission.database_id, self.shards,
                                               _final, envelope.first)
+
+
+async def _forwarding(context: grpc.aio.ServicerContext, epoch: int) -> None:
+    """A transaction goes to another shard: as for a unary call, say which epoch this shard routes by, so a
+    client routing directly refreshes its topology. In the initial metadata, which the SDK reads once `begin`
+    is answered (loot/sdk/transaction.py): a trailer would come only at the end, and never on a stream the
+    client cancels."""
+    await context.send_initial_metadata(((EPOCH_HEADER, str(epoch)),))
 
 
 def _final(status: status_pb2.Status, epoch: int) -> bool:

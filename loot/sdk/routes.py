@@ -11,8 +11,8 @@ topology refreshed at the next call, when the direct call certainly ran
 nothing: the shard was unreachable (the connection failed) or refused it as not its own (`WRONG_SHARD`) or
 as unavailable (a transaction's `begin` alike: loot/sdk/transaction.py). A shard that is still there but no
 longer the owner forwards the call itself and says so
-(trailing `loot-epoch` metadata): the topology is refreshed at the next call, as it is every
-`REFRESH_EVERY` seconds.
+(`loot-epoch` metadata: trailing for a unary call, initial for a transaction): the topology is refreshed at
+the next call, as it is every `REFRESH_EVERY` seconds.
 """
 
 from __future__ import annotations
@@ -131,9 +131,10 @@ class Routes:
             stub = self._stubs[address] = database_pb2_grpc.DatabaseStub(self.channels[address])
         return stub if self._connected(self.channels[address]) else None
 
-    def forwarded(self, trailing_metadata) -> None:
-        """After a direct call: a shard that forwarded it names a newer epoch than ours."""
-        for key, value in trailing_metadata or ():
+    def forwarded(self, metadata) -> None:
+        """After a direct call (its trailing metadata) or a transaction's `begin` (the initial metadata): a
+        shard that forwarded it names a newer epoch than ours."""
+        for key, value in metadata or ():
             if key == EPOCH_HEADER and value.isdigit() and int(value) > self.epoch:
                 self.missed()
 

@@ -10,7 +10,9 @@ a limit) ends the stream too. The same class body serves sync and asyncio, as Da
 
 `begin` goes where a unary call would (loot/sdk/routes.py): straight to the owner when known, and once more
 through the configured address when that failed having certainly run nothing (a begin alone commits
-nothing). Once `begin` is answered the transaction lives on that shard: a failure after it is raised.
+nothing). Once `begin` is answered the transaction lives on that shard: a failure after it is raised. A
+shard that forwarded it (no longer the owner) says so with that answer (initial `loot-epoch` metadata): the
+topology is refreshed at the next call.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ _BEGIN = pb.TransactionRequest(begin=pb.TransactionBegin())
 
 class _Transaction:
     def __init__(self, database, metadata, timeout: float | None):
-        self._database = database  # its _route, _stub and _missed: where `begin` goes
+        self._database = database  # its _route, _stub, _missed and _routes: where `begin` goes
         self._metadata = metadata
         self._timeout = timeout
         self.open = False
@@ -103,12 +105,15 @@ class Transaction(_Transaction):
         try:
             if direct is not None:
                 try:
-                    return self._begin(direct)
+                    self._begin(direct)
                 except grpc.RpcError as error:
                     self._requests.put(None)
                     self._call.cancel()
                     if not self._database._missed(error):
                         raise
+                else:
+                    self._database._routes.forwarded(self._call.initial_metadata())
+                    return self
             return self._begin(self._database._stub)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
@@ -151,11 +156,14 @@ class AsyncTransaction(_Transaction):
         try:
             if direct is not None:
                 try:
-                    return await self._begin(direct)
+                    await self._begin(direct)
                 except grpc.RpcError as error:
                     self._call.cancel()
                     if not self._database._missed(error):
                         raise
+                else:
+                    self._database._routes.forwarded(await self._call.initial_metadata())
+                    return self
             return await self._begin(self._database._stub)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
