@@ -8,7 +8,7 @@ import pytest
 
 from loot.ids import database_id
 from loot.ring import Ring
-from loot.sdk.routes import REFRESH_EVERY, Routes, database_of, direct_by_default, ran_nothing
+from loot.sdk.routes import REFRESH_EVERY, Routes, began_nothing, database_of, direct_by_default, ran_nothing
 from loot.status import rich_status
 from loot.tokens import Key, mint, mint_account
 from loot.v1 import database_pb2 as pb
@@ -128,19 +128,26 @@ def test_a_shard_that_forwarded_a_call_under_a_newer_epoch_asks_for_a_refresh() 
     assert routes.due()
 
 
-@pytest.mark.parametrize("error, elsewhere", [
-    (Failed(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: connection refused"), True),
-    (Failed(grpc.StatusCode.UNAVAILABLE, "Socket closed"), False),  # it may have run
-    (Failed(grpc.StatusCode.UNAVAILABLE, "", rich_status(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE", "x")), True),
-    (Failed(grpc.StatusCode.FAILED_PRECONDITION, "", rich_status(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD", "x")),
+@pytest.mark.parametrize("error, call, begin", [
+    (Failed(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: connection refused"), True,
      True),
-    (Failed(grpc.StatusCode.FAILED_PRECONDITION, "", rich_status(grpc.StatusCode.FAILED_PRECONDITION, "CONSTRAINT", "x")),
-     False),
-    (Failed(grpc.StatusCode.UNKNOWN, "", rich_status(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN", "x")), False),
-    (Failed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), False),
+    (Failed(grpc.StatusCode.UNAVAILABLE, "Socket closed"), False, True),  # a call may have run; a begin commits nothing
+    (Failed(grpc.StatusCode.INTERNAL, "Internal error from Core"), False, True),  # grpc.aio: a write on a broken stream
+    (Failed(grpc.StatusCode.INTERNAL, "", rich_status(grpc.StatusCode.INTERNAL, "INTERNAL", "x")), False, False),
+    (Failed(grpc.StatusCode.UNAVAILABLE, "", rich_status(grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE", "x")), True,
+     True),
+    (Failed(grpc.StatusCode.UNAVAILABLE, "", rich_status(grpc.StatusCode.UNAVAILABLE, "DATABASE_BUSY", "x")), False,
+     False),  # the owner's own answer
+    (Failed(grpc.StatusCode.FAILED_PRECONDITION, "",
+            rich_status(grpc.StatusCode.FAILED_PRECONDITION, "WRONG_SHARD", "x")), True, True),
+    (Failed(grpc.StatusCode.FAILED_PRECONDITION, "",
+            rich_status(grpc.StatusCode.FAILED_PRECONDITION, "CONSTRAINT", "x")), False, False),
+    (Failed(grpc.StatusCode.UNKNOWN, "", rich_status(grpc.StatusCode.UNKNOWN, "OUTCOME_UNKNOWN", "x")), False, False),
+    (Failed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), False, False),
 ])
-def test_only_a_call_that_certainly_ran_nothing_goes_elsewhere(error: Failed, elsewhere: bool) -> None:
-    assert ran_nothing(error) is elsewhere
+def test_only_a_call_or_begin_that_certainly_applied_nothing_goes_elsewhere(error: Failed, call: bool,
+                                                                            begin: bool) -> None:
+    assert (ran_nothing(error), began_nothing(error)) == (call, begin)
 
 
 @pytest.mark.parametrize("value, direct", [(None, True), ("1", True), ("0", False), ("false", False), ("off", False)])

@@ -61,9 +61,10 @@ class _Database:
         """The owning shard's stub, if the call may go straight to it (see `_route`, which refreshes first)."""
         return self._routes.stub(metadata[0][1][7:]) if self._routes is not None else None
 
-    def _missed(self, error: grpc.RpcError) -> bool:
-        """After a direct call failed: whether to send it to the configured address instead."""
-        if not ran_nothing(error):
+    def _missed(self, error: grpc.RpcError, nothing_ran: Callable[[grpc.RpcError], bool] = ran_nothing) -> bool:
+        """After a direct call failed: whether to send it to the configured address instead (`nothing_ran`:
+        whether the failure promises that nothing was applied)."""
+        if not nothing_ran(error):
             return False
         self._routes.missed()
         return True

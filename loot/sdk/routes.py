@@ -9,7 +9,8 @@ know, and while the owner's channel is not connected (it connects in the backgro
 or an address this client cannot resolve or reach, costs no call a wait); and once more to it, with the
 topology refreshed at the next call, when the direct call certainly ran
 nothing: the shard was unreachable (the connection failed) or refused it as not its own (`WRONG_SHARD`) or
-as unavailable (a transaction's `begin` alike: loot/sdk/transaction.py). A shard that is still there but no
+as unavailable; a transaction's `begin` alike, and also after a connection that broke before `begin` was
+answered (loot/sdk/transaction.py). A shard that is still there but no
 longer the owner forwards the call itself and says so
 (`loot-epoch` metadata: trailing for a unary call, initial for a transaction): the topology is refreshed at
 the next call, as it is every `REFRESH_EVERY` seconds.
@@ -41,6 +42,8 @@ ENVIRONMENT = "LOOT_DIRECT"  # "0", "false" or "off": route every call through t
 CHANNEL_OPTIONS = GRPC_OPTIONS + [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
                                   ("grpc.max_reconnect_backoff_ms", 1000)]
 _NOT_RUN = ("SHARD_UNAVAILABLE", "WRONG_SHARD")  # a shard's refusals that promise nothing was applied
+# A stream's connection that failed, no server's status: grpc.aio reports a write on it as INTERNAL.
+_BROKEN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL)
 
 
 def direct_by_default() -> bool:
@@ -66,6 +69,14 @@ def ran_nothing(error: grpc.RpcError) -> bool:
         return info.domain == "loot" and info.reason in _NOT_RUN
     # No status from a shard: only a connection that never opened says the call was not sent.
     return error.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (error.details() or "")
+
+
+def began_nothing(error: grpc.RpcError) -> bool:
+    """Whether a transaction's `begin` that failed with `error`, unanswered, left nothing behind, so it may be
+    sent elsewhere: as a call that ran nothing, and also after any connection failure without a server's
+    status (a connection reset as the begin left): a begin alone commits nothing, and a shard rolls back a
+    transaction whose stream broke."""
+    return ran_nothing(error) or (error.code() in _BROKEN and error_info(error) is None)
 
 
 def connected_aio(channel: grpc.aio.Channel) -> bool:

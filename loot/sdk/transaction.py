@@ -9,10 +9,11 @@ ran and leaves the transaction open (catch it to go on); an error that ended the
 a limit) ends the stream too. The same class body serves sync and asyncio, as Database does.
 
 `begin` goes where a unary call would (loot/sdk/routes.py): straight to the owner when known, and once more
-through the configured address when that failed having certainly run nothing (a begin alone commits
-nothing). Once `begin` is answered the transaction lives on that shard: a failure after it is raised. A
-shard that forwarded it (no longer the owner) says so with that answer (initial `loot-epoch` metadata): the
-topology is refreshed at the next call.
+through the configured address when that failed having run nothing, or unanswered on a connection that
+failed (a begin alone commits nothing; the shard rolls back what a broken stream began). Once `begin` is
+answered the transaction lives on that shard: a failure after it is raised. A shard that forwarded it (no
+longer the owner) says so with that answer (initial `loot-epoch` metadata): the topology is refreshed at
+the next call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from google.rpc import status_pb2
 from loot.errors import LootError, from_rpc_error, from_status
 from loot.sdk.requests import Params, statement
 from loot.sdk.result import from_batch
+from loot.sdk.routes import began_nothing
 from loot.v1 import database_pb2 as pb
 
 _BEGIN = pb.TransactionRequest(begin=pb.TransactionBegin())
@@ -109,7 +111,7 @@ class Transaction(_Transaction):
                 except grpc.RpcError as error:
                     self._requests.put(None)
                     self._call.cancel()
-                    if not self._database._missed(error):
+                    if not self._database._missed(error, began_nothing):
                         raise
                 else:
                     self._database._routes.forwarded(self._call.initial_metadata())
@@ -159,7 +161,7 @@ class AsyncTransaction(_Transaction):
                     await self._begin(direct)
                 except grpc.RpcError as error:
                     self._call.cancel()
-                    if not self._database._missed(error):
+                    if not self._database._missed(error, began_nothing):
                         raise
                 else:
                     self._database._routes.forwarded(await self._call.initial_metadata())
