@@ -15,10 +15,12 @@ import time
 import grpc
 
 from loot.observability import request_id
+from loot.observability.logs import QuickLines
 from loot.observability.metrics import LATENCY, REQUESTS, SCHEMA_APPLIES
 from loot.serving import with_behavior
 
 log = logging.getLogger("loot.access")
+access_lines = QuickLines(log)
 _UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
 
 
@@ -47,7 +49,7 @@ class Observation:
         counter.inc()
         self._latency.observe(elapsed)
         if log.isEnabledFor(logging.INFO):  # `--log-level warning`: no per-call logging work at all
-            log.info("call", extra={"method": self.method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+            access_lines.info("call", {"method": self.method, "code": code.name, "duration_ms": round(elapsed * 1000, 3)})
 
 
 def observed(method: str, behavior, return_request_id: bool):

@@ -7,8 +7,8 @@ when the client sent none, or sent something that is not a plausible id.
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 from collections.abc import Iterable
 
 HEADER = "x-request-id"
@@ -26,5 +26,5 @@ def plausible_or_fresh(value: str | bytes | None) -> str:
     """`value` if it is a plausible request id, else a fresh one."""
     if isinstance(value, str) and _PLAUSIBLE.match(value):
         return value
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as a uuid4, without building one
 

@@ -130,7 +130,8 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
         sandbox.commit_by_deadline()
         try:
             results = transaction(database.conn, claims_json=context.claims_json, readonly=context.readonly,
-                                  before=context.before, after=context.after, statements=run_statements)
+                                  before=context.before, after=context.after, statements=run_statements,
+                                  reads_only=reads_only)
         except (apsw.ConstraintError, apsw.InterruptError) as error:  # COMMIT refused or interrupted: rolled back
             if not sandbox.timed_out:
                 raise
@@ -141,11 +142,12 @@ def run(database: OpenDatabase, context: shard_pb2.Context, statements: Sequence
 
 
 def transaction(conn: apsw.Connection, *, claims_json: str, readonly: bool, before: str, after: str,
-                statements: Callable[[Enforcer], T]) -> T:
-    """BEGIN, `before`, `statements(access)`, `after`, COMMIT: one transaction, all or nothing."""
+                statements: Callable[[Enforcer], T], reads_only: bool = False) -> T:
+    """BEGIN, `before`, `statements(access)`, `after`, COMMIT: one transaction, all or nothing.
+    `reads_only` (statements that give up before writing): a read transaction, which takes no write lock."""
     access = for_connection(conn)
     with access.request(claims_json, readonly):
-        begin(access, before)
+        begin(access, before, "BEGIN" if reads_only else "BEGIN IMMEDIATE")
         try:
             result = statements(access)
             commit(access, after)
@@ -158,9 +160,9 @@ def transaction(conn: apsw.Connection, *, claims_json: str, readonly: bool, befo
 # The phases of `transaction`, one by one for an interactive transaction (loot/shard/transaction_phases.py),
 # each inside the request's `access.request(...)`.
 
-def begin(access: Enforcer, before: str) -> None:
-    """BEGIN IMMEDIATE, then `before`; rolled back if `before` fails."""
-    access.control("BEGIN IMMEDIATE")
+def begin(access: Enforcer, before: str, statement: str = "BEGIN IMMEDIATE") -> None:
+    """BEGIN IMMEDIATE (or `statement`), then `before`; rolled back if `before` fails."""
+    access.control(statement)
     try:
         access.refresh()
         if before:
@@ -195,7 +197,8 @@ def run_inline(database: OpenDatabase, context: shard_pb2.Context, statements: S
                deadline: float | None) -> Outcome:
     """`run` on the event loop, for reads: raises RunOnWorker, having changed nothing, for what may write
     (privileged claims, a schema to apply, destroy, a statement that is not read-only), wait for a lock
-    or run long (INLINE_*). The rest is `run` itself: the same access control, limits and clock."""
+    or run long (INLINE_*). The rest is `run` itself: the same access control, limits and clock, in a read
+    transaction: in WAL mode it sees the last commit and waits for no writer, so BUSY is rare (a recovery)."""
     if not _may_run_inline(database, context, statements):
         raise RunOnWorker
     sandbox = database.sandbox
