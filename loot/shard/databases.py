@@ -187,6 +187,8 @@ class Databases:
         took its work takes it out of the queue: it never runs. Once taken, it runs to its end."""
         try:
             try:
+                if job.deadline is None:
+                    return await asyncio.shield(job.future)
                 async with asyncio.timeout_at(job.deadline):
                     return await asyncio.shield(job.future)
             except TimeoutError:
