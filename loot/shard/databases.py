@@ -199,7 +199,8 @@ class Databases:
                 self._withdraw(database_id, actor, job)
                 raise
         finally:
-            await self._evict_excess()
+            if len(self._actors) > self.limits.open_databases:
+                await self._evict_idle()
 
     def _withdraw(self, database_id: str, actor: _Actor, job: _Job) -> bool:
         """Take a work out of its queue: True if it was still waiting there (it will never run)."""
@@ -391,9 +392,6 @@ class Databases:
 
     async def _leave(self, actor: _Actor, database_id: str) -> None:
         self._left(actor, database_id)
-        await self._evict_excess()
-
-    async def _evict_excess(self) -> None:
         if len(self._actors) > self.limits.open_databases:
             await self._evict_idle()
 
