@@ -13,9 +13,9 @@ right on the event loop first, saving the two thread hops, and gives up
 (RunOnWorker, having changed nothing) on anything that may write, wait or take long.
 
 Each database has one queue, in arrival order, of requests waiting for it: works
-for a worker thread, and holders that take the database on the event loop (a
-request trying inline, a lease, a swap, a fence). Works queued one after the
-other are drained by the worker thread that runs the first: once a work ends,
+for a worker thread (a request that finds its database busy queues its work,
+without an inline attempt), and holders that take the database on the event
+loop (a lease, a swap, a fence). Works queued one after the other are drained by the worker thread that runs the first: once a work ends,
 the same thread starts the next one queued, without a round trip through the
 event loop in between, and hands results back in batches (one wakeup of the loop
 for whatever ended since its last one). A drain holds one worker turn of the
