@@ -415,14 +415,16 @@ class Databases:
         or the work gave up."""
         if actor.database is None or not actor.in_use.acquire(blocking=False):
             return _GAVE_UP
+        gave_up = False
         try:
-            result = inline(actor.database)
+            return inline(actor.database)
         except RunOnWorker:
+            gave_up = True
             return _GAVE_UP
         finally:
             actor.in_use.release()
-        self._hits += 1
-        return result
+            if not gave_up:  # answered here, or refused: it found its database open (else a worker counts it)
+                self._hits += 1
 
     def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str,
               identity: Identity | None) -> T:
