@@ -134,7 +134,7 @@ def test_the_shard_ships_at_start_what_its_replica_may_lack(tmp_path: Path, key:
                 write(client, key, "alice", [3])
             shard.signal(signal.SIGKILL)
             shard.wait(10)
-            with contextlib.suppress(ProcessLookupError):  # the shard's death may have killed it already
+            with contextlib.suppress(ProcessLookupError):  # its parent-death signal (SIGKILL) may have ended it
                 os.kill(litestream, signal.SIGKILL)
             assert_replica_holds(target, alice, set(range(3)))  # the last write is not in the replica
             cluster.restart_shard("shard-0")

@@ -8,14 +8,28 @@ instead of queueing without limit.
 
 Work runs on worker threads (loot/shard/workers.py: shared fairly between accounts),
 one request at a time per database. The one exception is `inline` work (short
-reads on an open database): it is tried right on the event loop first, saving
-the two thread hops, and gives up (RunOnWorker, having changed nothing) on
-anything that may write, wait or take long.
+reads on an open database): a request that finds its database idle tries it
+right on the event loop first, saving the two thread hops, and gives up
+(RunOnWorker, having changed nothing) on anything that may write, wait or take long.
 
-A request holds its database from the moment it takes the lock until its work
-on the worker thread has ended, even if its caller gave up meanwhile: a call
-cancelled while its SQLite work runs never lets the next request in, nor the
-LRU close the connection under it.
+Each database has one queue, in arrival order, of requests waiting for it: works
+for a worker thread (a request that finds its database busy queues its work,
+without an inline attempt), and holders that take the database on the event
+loop (a lease, a swap, a fence). Works queued one after the other are drained by the worker thread that runs the first: once a work ends,
+the same thread starts the next one queued, without a round trip through the
+event loop in between, and hands results back in batches (one wakeup of the loop
+for whatever ended since its last one). A drain holds one worker turn of the
+database's account and gives it back after DRAIN works or when the queue holds
+no work next (empty, or a holder's turn): the next works then wait for a worker
+turn again, behind other accounts' (a flooded database never starves another
+account's). Before each work a drain checks, on its thread, that the request's
+deadline has not passed (else DEADLINE_EXCEEDED, nothing ran) and that the shard
+still owns the database (a fence); a caller that gives up while its work waits
+takes it out of the queue, so it never runs.
+
+A request holds its database from the moment its turn comes until its work has
+ended, even if its caller gave up meanwhile: a call cancelled while its SQLite
+work runs never lets the next request in, nor the LRU close the connection under it.
 
 A `Lease` (an interactive transaction, docs/transactions.md) holds the database
 across several works, each on a worker thread in its account's turn: the requests
@@ -30,9 +44,10 @@ import contextlib
 import functools
 import itertools
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -46,20 +61,47 @@ from loot.shard.workers import Workers
 T = TypeVar("T")
 Work = Callable[[OpenDatabase], T]
 
+# Works one drain runs in a row before its worker turn goes back to the accounts waiting for one.
+DRAIN = 16
+
 
 class RunOnWorker(Exception):
     """Raised by inline work that gave up, having changed nothing: run the request on a worker thread."""
 
 
+class _Job:
+    """A request's work waiting in its database's queue; `future` (on the event loop) gets its outcome."""
+
+    __slots__ = ("work", "schema_claim", "identity", "account", "deadline", "future")
+
+    def __init__(self, work: Work, schema_claim: str, identity: Identity | None, account: str,
+                 deadline: float | None, future: asyncio.Future):
+        self.work, self.schema_claim, self.identity = work, schema_claim, identity
+        self.account, self.deadline, self.future = account, deadline, future
+
+
+class _Holder:
+    """A wait for the database on the event loop; `granted` once it holds it (set under the actor's mutex)."""
+
+    __slots__ = ("future", "granted")
+
+    def __init__(self, future: asyncio.Future):
+        self.future = future
+        self.granted = False
+
+
 class _Actor:
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()  # held from admission until the request's work has ended
+        # Guards `held` and `queue`: the event loop and a draining worker thread both change them.
+        self.mutex = threading.Lock()
+        self.held = False  # a request, a drain or a holder has the database; the rest wait in `queue`
+        self.queue: deque[_Job | _Holder] = deque()
         # Held while SQLite runs on the connection, by whichever thread runs it (a worker, or the event
         # loop for inline work, which takes it without waiting).
         self.in_use = threading.Lock()
         self.database: OpenDatabase | None = None
-        self.pending = 0  # requests waiting for or holding the lock
-        self.lease: Lease | None = None  # the transaction holding the lock, if one does
+        self.pending = 0  # requests queued or holding the database
+        self.lease: Lease | None = None  # the transaction holding the database, if one does
 
 
 class Databases:
@@ -70,13 +112,19 @@ class Databases:
         threads = threads or limits.workers
         self.workers = Workers(threads, min(threads, limits.account_workers))
         self._pool = self.workers.pool  # closing connections: the shard's own work, outside any account's share
-        self._working: set[asyncio.Task] = set()  # work on worker threads, whether or not its caller still waits
+        self._working: set[asyncio.Task] = set()  # dispatches waiting for a worker turn for their database's works
         self._actors: OrderedDict[str, _Actor] = OrderedDict()
         self._pending = 0
         self._hits = 0
         self._misses = 0
         self._closed = False
-        # Checked again once a request holds its database: ownership may have moved while it waited (a fence).
+        # What drains hand back to the event loop, and whether a wakeup for it is on its way already.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._posting = threading.Lock()
+        self._posted: list[tuple[Callable[..., None], tuple]] = []
+        self._waking = False
+        # Checked again once a request's turn has come: ownership may have moved while it waited (a fence).
+        # Drains call it on their worker thread.
         self.still_owned: Callable[[str], None] = lambda database_id: None
         # With replication of the recently used (loot/shard/active_set.py): each request holds its database
         # in the replicator's set, which it joins before the request runs.
@@ -84,7 +132,7 @@ class Databases:
 
     def stats(self) -> dict[str, int]:
         """For metrics: open connections, requests that found their database open or not, requests waiting."""
-        running = sum(1 for actor in self._actors.values() if actor.lock.locked())
+        running = sum(1 for actor in self._actors.values() if actor.held)
         return {"open": sum(1 for actor in self._actors.values() if actor.database is not None),
                 "hits": self._hits, "misses": self._misses, "queued": self._pending - running}
 
@@ -92,44 +140,211 @@ class Databases:
                   *, account: str = "", deadline: float | None = None, identity: Identity | None = None) -> T:
         """Run `work(database)` alone on the database, on a worker thread; create the database if new.
 
-        If the database is open, `inline(database)` is tried first, on the event loop: it must raise
+        If the database is open and idle, `inline(database)` is tried first, on the event loop: it must raise
         RunOnWorker, having changed nothing, before it writes, waits for a lock or runs long.
         `deadline` (monotonic) bounds the wait for the database and a worker (DEADLINE_EXCEEDED, nothing
         ran); once on a worker, the work runs to its end, which the work itself keeps to the deadline.
         `identity` is whose the database is, recorded in the shard's catalog when this creates it."""
         actor = self._admit(database_id)
-        working = None
-        try:
-            if actor.lock.locked():
-                async with _before(deadline):
-                    await actor.lock.acquire()
+        with actor.mutex:
+            busy = actor.held
+            if busy:
+                job = _Job(functools.partial(_noting_writes, work), schema_claim, identity, account, deadline,
+                           asyncio.get_running_loop().create_future())
+                actor.queue.append(job)
             else:
-                await actor.lock.acquire()  # free: taken at once, no timer needed
-            try:
-                self.still_owned(database_id)
-                await self._join(database_id)
-                if actor.database is None:
-                    self._misses += 1
-                else:
-                    self._hits += 1
-                if inline is not None:
-                    result = self._run_inline(actor, inline)
-                    if result is not _GAVE_UP:
-                        return result
-                async with _before(deadline):
-                    await self.workers.turn(account)
-                working = asyncio.ensure_future(
-                    self._on_worker(database_id, actor, functools.partial(_noting_writes, work), schema_claim, account,
-                                    identity))
-                self._working.add(working)
-                working.add_done_callback(self._working.discard)
-            finally:
-                if working is None:
-                    actor.lock.release()
+                actor.held = True
+        if busy:
+            return await self._outcome(database_id, actor, job)
+        return await self._holding(database_id, actor, work, schema_claim, inline, account, deadline, identity)
+
+    async def _holding(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str,
+                       inline: Work[T] | None, account: str, deadline: float | None, identity: Identity | None) -> T:
+        """A request that found its database idle, holding it: inline, or else the first work of a drain."""
+        job = None
+        try:
+            self.still_owned(database_id)
+            await self._join(database_id)
+            if inline is not None:
+                result = self._run_inline(actor, inline)
+                if result is not _GAVE_UP:
+                    return result
+            async with _before(deadline):
+                await self.workers.turn(account)
+            job = _Job(functools.partial(_noting_writes, work), schema_claim, identity, account, deadline,
+                       asyncio.get_running_loop().create_future())
+            with actor.mutex:
+                actor.queue.appendleft(job)  # first: the database is this request's
+            self._start_drain(database_id, actor, account)
         finally:
-            if working is None:
+            if job is None:
+                self._release(database_id, actor)
                 await self._leave(actor, database_id)
-        return await asyncio.shield(working)  # a caller giving up leaves the work, and the database, to it
+        return await self._outcome(database_id, actor, job)
+
+    async def _outcome(self, database_id: str, actor: _Actor, job: _Job) -> Any:
+        """The outcome of a queued work. A caller that gives up (or whose deadline passes) before a drain
+        took its work takes it out of the queue: it never runs. Once taken, it runs to its end."""
+        try:
+            try:
+                if job.deadline is None:
+                    return await asyncio.shield(job.future)
+                async with asyncio.timeout_at(job.deadline):
+                    return await asyncio.shield(job.future)
+            except TimeoutError:
+                if self._withdraw(database_id, actor, job):
+                    raise _late() from None
+                return await job.future  # taken in time: it ends by the deadline, its own to keep
+            except asyncio.CancelledError:
+                self._withdraw(database_id, actor, job)
+                raise
+        finally:
+            if len(self._actors) > self.limits.open_databases:
+                await self._evict_idle()
+
+    def _withdraw(self, database_id: str, actor: _Actor, job: _Job) -> bool:
+        """Take a work out of its queue: True if it was still waiting there (it will never run)."""
+        with actor.mutex:
+            try:
+                actor.queue.remove(job)
+            except ValueError:
+                return False
+        self._left(actor, database_id)
+        return True
+
+    def _start_drain(self, database_id: str, actor: _Actor, account: str) -> None:
+        """The database held, a worker turn taken for `account`: a drain of the works at the queue's head."""
+        self._loop = asyncio.get_running_loop()
+        self._pool.submit(self._drain, database_id, actor, account)
+
+    def _drain(self, database_id: str, actor: _Actor, account: str) -> None:
+        """On a worker thread: the works at the head of the database's queue, one after the other, each
+        outcome handed back to the event loop once the next one is taken (see the module's docstring)."""
+        ran, ended, hand_over = 0, None, True
+        try:
+            while True:
+                with actor.mutex:
+                    job, hand_over = self._next_work(database_id, actor, account, ran)
+                if ended is not None:
+                    self._post(self._settle, database_id, actor, *ended)
+                if job is None:
+                    return
+                ended = (job, *self._attempt(database_id, actor, job))
+                ran += 1
+        finally:
+            self._post(self._drained, database_id, actor, account, hand_over)
+
+    def _next_work(self, database_id: str, actor: _Actor, account: str, ran: int) -> tuple[_Job | None, bool]:
+        """Under the actor's mutex: the next work this drain runs; or None, and whether the database goes
+        to the next in its queue (True) or is idle (False)."""
+        if not actor.queue:
+            actor.held = False
+            return None, False
+        head = actor.queue[0]
+        if (ran >= DRAIN or not isinstance(head, _Job) or head.account != account
+                or (ran and self.active is not None and database_id not in self.active)):  # joins on the loop
+            return None, True
+        return actor.queue.popleft(), False
+
+    def _attempt(self, database_id: str, actor: _Actor, job: _Job) -> tuple[bool | None, bool, Any]:
+        """On the drain's thread: (whether the database was open, or None if the work did not run; whether
+        it succeeded; its result or exception). Nothing runs past the deadline or for a database moved away."""
+        try:
+            if job.deadline is not None and time.monotonic() >= job.deadline:
+                raise _late()
+            self.still_owned(database_id)
+        except Exception as refusal:
+            return None, False, refusal
+        hit = actor.database is not None
+        try:
+            return hit, True, self._call(database_id, actor, job.work, job.schema_claim, job.identity)
+        except BaseException as error:  # the caller's, whatever it is
+            return hit, False, error
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        """From a worker thread: `callback(*args)` on the event loop, in order, one wakeup of the loop for
+        everything posted since its last."""
+        with self._posting:
+            self._posted.append((callback, args))
+            if self._waking:
+                return
+            self._waking = True
+        self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._posting:
+            posted, self._posted, self._waking = self._posted, [], False
+        for callback, args in posted:
+            try:
+                callback(*args)
+            except Exception as error:  # one failing must not strand the others' callers
+                self._loop.call_exception_handler({"message": "delivering a drain's outcome", "exception": error})
+
+    def _settle(self, database_id: str, actor: _Actor, job: _Job, hit: bool | None, ok: bool, value: Any) -> None:
+        """On the event loop: a drained work's outcome to its caller (if it still waits)."""
+        if hit is not None:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+        self._left(actor, database_id)
+        if not job.future.done():
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    def _drained(self, database_id: str, actor: _Actor, account: str, hand_over: bool) -> None:
+        """On the event loop, after a drain: its worker turn given back, the database to the next if it is
+        not idle."""
+        self.workers.release(account)
+        if hand_over:
+            self._release(database_id, actor)
+
+    async def _hold(self, database_id: str, actor: _Actor, deadline: float | None) -> None:
+        """Hold the database on the event loop, in its queue's order; `deadline`: DEADLINE_EXCEEDED."""
+        with actor.mutex:
+            if not actor.held:
+                actor.held = True
+                return
+            holder = _Holder(asyncio.get_running_loop().create_future())
+            actor.queue.append(holder)
+        try:
+            async with _before(deadline):
+                await holder.future
+        except BaseException:
+            with actor.mutex:
+                if not holder.granted:
+                    actor.queue.remove(holder)
+            if holder.granted:  # just as its waiter gave up: pass it on
+                self._release(database_id, actor)
+            raise
+
+    def _release(self, database_id: str, actor: _Actor) -> None:
+        """On the event loop: the database, held, to the next in its queue: a holder, or a dispatch of the
+        works at its head; idle if none."""
+        with actor.mutex:
+            if not actor.queue:
+                actor.held = False
+                return
+            head = actor.queue[0]
+            if isinstance(head, _Holder):
+                actor.queue.popleft()
+                head.granted = True
+        if isinstance(head, _Holder):
+            if not head.future.done():
+                head.future.set_result(None)
+            return
+        dispatch = asyncio.ensure_future(self._dispatch(database_id, actor, head.account))
+        self._working.add(dispatch)
+        dispatch.add_done_callback(self._working.discard)
+
+    async def _dispatch(self, database_id: str, actor: _Actor, account: str) -> None:
+        """The database's turn for the works at the head of its queue: a worker turn, then a drain. A work
+        whose caller gives up meanwhile leaves the queue (the drain finds the next, or none)."""
+        await self._join(database_id)
+        await self.workers.turn(account)
+        self._start_drain(database_id, actor, account)
 
     async def lease(self, database_id: str, account: str, deadline: float | None,
                     identity: Identity | None = None) -> Lease:
@@ -137,8 +352,7 @@ class Databases:
         `identity`, as for `run`: whose the database is, if the lease creates it."""
         actor = self._admit(database_id)
         try:
-            async with _before(deadline):
-                await actor.lock.acquire()
+            await self._hold(database_id, actor, deadline)
         except BaseException:
             await self._leave(actor, database_id)
             raise
@@ -156,36 +370,28 @@ class Databases:
         its requests wait meanwhile (within their deadlines), every other database keeps serving."""
         actor = self._admit(database_id)
         try:
-            await actor.lock.acquire()
+            await self._hold(database_id, actor, None)
             try:
                 self.still_owned(database_id)
                 await self._join(database_id)
                 return await asyncio.get_running_loop().run_in_executor(self._pool, _closed_for, actor, change)
             finally:
-                actor.lock.release()
+                self._release(database_id, actor)
         finally:
-            await self._leave(actor, database_id)
-
-    async def _on_worker(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str, account: str,
-                         identity: Identity | None) -> T:
-        """The work on a worker thread, then the database and the worker given back."""
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._call, database_id, actor, work, schema_claim, identity)
-        finally:
-            self.workers.release(account)
-            actor.lock.release()
             await self._leave(actor, database_id)
 
     async def _join(self, database_id: str) -> None:
         if self.active is not None:
             await self.active.join(database_id)
 
-    async def _leave(self, actor: _Actor, database_id: str) -> None:
+    def _left(self, actor: _Actor, database_id: str) -> None:
         actor.pending -= 1
         self._pending -= 1
         if self.active is not None:
             self.active.release(database_id)
+
+    async def _leave(self, actor: _Actor, database_id: str) -> None:
+        self._left(actor, database_id)
         if len(self._actors) > self.limits.open_databases:
             await self._evict_idle()
 
@@ -209,12 +415,16 @@ class Databases:
         or the work gave up."""
         if actor.database is None or not actor.in_use.acquire(blocking=False):
             return _GAVE_UP
+        gave_up = False
         try:
             return inline(actor.database)
         except RunOnWorker:
+            gave_up = True
             return _GAVE_UP
         finally:
             actor.in_use.release()
+            if not gave_up:  # answered here, or refused: it found its database open (else a worker counts it)
+                self._hits += 1
 
     def _call(self, database_id: str, actor: _Actor, work: Work[T], schema_claim: str,
               identity: Identity | None) -> T:
@@ -231,16 +441,19 @@ class Databases:
         """Wait for the request in progress on each open database `gone` names, then close it;
         return how many. Requests still queued for it then fail `still_owned`."""
         fenced = [(key, actor) for key, actor in list(self._actors.items()) if gone(key)]
-        for _, actor in fenced:
+        for key, actor in fenced:
             if actor.lease is not None:
                 actor.lease.revoke()  # its transaction rolls back at its next step, or at once if idle
             actor.pending += 1  # not idle: eviction must not close it under us
             try:
-                async with actor.lock:
+                await self._hold(key, actor, None)
+                try:
                     if actor.database is not None:
                         database, actor.database = actor.database, None
                         await asyncio.get_running_loop().run_in_executor(
                             self._pool, _close_all, [(actor.in_use, database)])
+                finally:
+                    self._release(key, actor)
             finally:
                 actor.pending -= 1
         return len(fenced)
@@ -250,7 +463,7 @@ class Databases:
         excess = len(self._actors) - self.limits.open_databases
         if self._closed:
             return
-        oldest_first = ((key, actor) for key, actor in self._actors.items() if actor.pending == 0)
+        oldest_first = ((key, actor) for key, actor in self._actors.items() if actor.pending == 0 and not actor.held)
         idle = list(itertools.islice(oldest_first, excess))  # usually one: no walk over the whole cache
         for key, actor in idle:
             del self._actors[key]
@@ -261,12 +474,17 @@ class Databases:
     async def close(self) -> None:
         """Close every database once no SQLite work runs any more.
 
-        Called when the shutdown grace has run out, a cancelled call may have
-        released its database's lock while its work still runs on a worker
-        thread: closing waits for the worker threads, not for the locks."""
+        Called when the shutdown grace has run out, a cancelled call's work may still run on a worker
+        thread: closing waits for the worker threads. Works still queued are cancelled, never run."""
         self._closed = True
+        for dispatch in list(self._working):
+            dispatch.cancel()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, functools.partial(self._pool.shutdown, wait=True, cancel_futures=True))
+        for actor in self._actors.values():
+            for waiting in actor.queue:
+                if isinstance(waiting, _Job):
+                    waiting.future.cancel()
         opened = [(actor.in_use, actor.database) for actor in self._actors.values() if actor.database is not None]
         self._actors.clear()
         await loop.run_in_executor(None, _close_all, opened)
@@ -313,7 +531,7 @@ class Lease:
                     functools.partial(_noting_writes, last, settling=True), "", self._identity)
         finally:
             self._actor.lease = None
-            self._actor.lock.release()
+            self._databases._release(self._database_id, self._actor)
             await self._databases._leave(self._actor, self._database_id)
 
 
@@ -360,8 +578,12 @@ async def _before(deadline: float | None) -> AsyncIterator[None]:
         async with asyncio.timeout_at(deadline):
             yield
     except TimeoutError:
-        raise Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
-                    "the deadline passed before the request could run; nothing of it ran") from None
+        raise _late() from None
+
+
+def _late() -> Fault:
+    return Fault(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+                 "the deadline passed before the request could run; nothing of it ran")
 
 
 def _busy(what: str, bound: int) -> Fault:
