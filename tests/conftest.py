@@ -35,6 +35,9 @@ class Logs:
         self.lines.append(f"{name}: {line}")
 
 
+_started: list[LocalCluster] = []  # clusters started during the running test: their output goes with its failure
+
+
 def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None,
                   membership_file: bool = False, http_port: int | None = None) -> LocalCluster:
     cluster = LocalCluster(data, port=0, shards=shards, sink=Logs(), env=env, membership_file=membership_file,
@@ -45,6 +48,7 @@ def start_cluster(data: Path, shards: int = 2, env: dict[str, str] | None = None
         cluster.stop()
         output = "\n".join(cluster.sink.lines[-100:])
         raise RuntimeError(f"{error}; the cluster's output:\n{output}") from error
+    _started.append(cluster)
     return cluster
 
 
@@ -100,7 +104,12 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        for name in ("cluster", "own_cluster"):
-            cluster = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+        arguments = getattr(item, "funcargs", {})
+        named = {name: arguments.get(name) for name in ("cluster", "own_cluster")}
+        started = {f"cluster {index} started by the test": cluster for index, cluster in enumerate(_started, 1)
+                   if all(cluster is not other for other in named.values())}
+        for name, cluster in {**named, **started}.items():
             if cluster is not None and isinstance(cluster.sink, Logs):
                 report.sections.append((f"{name} output", "\n".join(cluster.sink.lines[-200:])))
+    if report.when == "teardown":
+        _started.clear()
