@@ -95,7 +95,7 @@ def _pairs(fields: dict[str, object]) -> str:
 class QuickLines:
     """INFO lines of one logger, written as the handler `configure` set up would write them, without
     logging's machinery (a LogRecord, filters, handler lookups): the access log writes a line per call,
-    and that machinery cost about as much as the rest of the call's Python work in a shard. Where
+    and through that machinery a line cost more than twice as much (8.8 µs against 3.7, alone). Where
     `configure` did not set logging up (Loot embedded in another program, unit tests), or another handler
     was added to the logger, the lines go through `logging` as usual."""
 
