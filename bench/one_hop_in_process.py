@@ -1,6 +1,6 @@
 """The Python work of one one-hop call, in process: the public Execute handler a shard's public port
 serves (observation with its access-log line, admission from the verified-token cache, routing, the
-engine on an open database), called with a stand-in for gRPC's context, against the bare apsw query
+engine on an open database), called with the HTTP port's stand-in for gRPC's context, against the bare apsw query
 it runs as the baseline. No gRPC, no network: what a change to the per-call Python path saves.
 
     python bench/one_hop_in_process.py [--calls 5000] [--rounds 5] [--profile]
@@ -29,9 +29,11 @@ from bench.router_path import OPERATIONS  # noqa: E402
 from tests.client import statement  # noqa: E402
 from loot import settings  # noqa: E402
 from loot.cli.main import parser  # noqa: E402
+from loot.http.call_context import HttpCallContext  # noqa: E402
 from loot.membership import membership_from_arguments  # noqa: E402
 from loot.observability import logs  # noqa: E402
 from loot.secret import SECRET_HEADER  # noqa: E402
+from loot.serving import new_server  # noqa: E402
 from loot.tokens import Key  # noqa: E402
 from loot.v1 import database_pb2 as pb  # noqa: E402
 from loot.router import server as router_server  # noqa: E402
@@ -41,39 +43,6 @@ from loot.shard.databases import Databases  # noqa: E402
 from loot.shard.service import ShardService  # noqa: E402
 from loot.shard.storage import Storage  # noqa: E402
 from loot.node.one_hop import OneHopService  # noqa: E402
-
-
-class _Registrations:
-    """Stands in for the gRPC server the service registers its handlers with."""
-
-    def add_generic_rpc_handlers(self, handlers) -> None:
-        pass
-
-    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
-        self.handlers = handlers
-
-
-class _Context:
-    """What the handlers ask of gRPC's ServicerContext for a call that succeeds."""
-
-    def __init__(self, token: str):
-        self._metadata = (("authorization", f"Bearer {token}"),)
-        self._trailing: tuple = ()
-
-    def invocation_metadata(self) -> tuple:
-        return self._metadata
-
-    def time_remaining(self) -> float:
-        return 30.0
-
-    def set_trailing_metadata(self, metadata: tuple) -> None:
-        self._trailing = metadata
-
-    def trailing_metadata(self) -> tuple:
-        return self._trailing
-
-    def code(self) -> None:
-        return None
 
 
 async def measure(calls: int, rounds: int, profile: bool) -> dict[str, list[float]]:
@@ -87,10 +56,9 @@ async def measure(calls: int, rounds: int, profile: bool) -> dict[str, list[floa
         databases = Databases(Storage(Path(data), shard_limits.from_arguments(args), catalog=True))
         local = ShardService("shard-0", membership, databases)
         shards = Shards(membership, (SECRET_HEADER, os.environ["LOOT_CLUSTER_SECRET"]), None, require_addresses=False)
-        registrations = _Registrations()
-        router_server.database_service(args, "shard shard-0", shards, OneHopService, local=local).add_to(registrations)
-        execute = registrations.handlers["Execute"].unary_unary
-        context = _Context(kv_token(Key.generate(), "in-process"))
+        service = router_server.database_service(args, "shard shard-0", shards, OneHopService, local=local)
+        execute = service.add_to(new_server())["Execute"].unary_unary  # registered, never started
+        context = HttpCallContext((("authorization", f"Bearer {kv_token(Key.generate(), 'in-process')}"),), None)
         await execute(pb.ExecuteRequest(statement=statement(SEED, [ROWS])).SerializeToString(), context)
         requests = {name: pb.ExecuteRequest(statement=stmt).SerializeToString() for name, stmt in OPERATIONS.items()}
         bare = next(iter(databases._actors.values())).database.conn
