@@ -75,9 +75,11 @@ class _Job:
     __slots__ = ("work", "schema_claim", "identity", "account", "deadline", "future")
 
     def __init__(self, work: Work, schema_claim: str, identity: Identity | None, account: str,
-                 deadline: float | None, future: asyncio.Future):
-        self.work, self.schema_claim, self.identity = work, schema_claim, identity
-        self.account, self.deadline, self.future = account, deadline, future
+                 deadline: float | None):
+        """`work` as a request gives it: run held to its account's quota, the catalog told what it wrote."""
+        self.work, self.schema_claim, self.identity = functools.partial(_noting_writes, work), schema_claim, identity
+        self.account, self.deadline = account, deadline
+        self.future = asyncio.get_running_loop().create_future()
 
 
 class _Holder:
@@ -149,8 +151,7 @@ class Databases:
         with actor.mutex:
             busy = actor.held
             if busy:
-                job = _Job(functools.partial(_noting_writes, work), schema_claim, identity, account, deadline,
-                           asyncio.get_running_loop().create_future())
+                job = _Job(work, schema_claim, identity, account, deadline)
                 actor.queue.append(job)
             else:
                 actor.held = True
@@ -171,8 +172,7 @@ class Databases:
                     return result
             async with _before(deadline):
                 await self.workers.turn(account)
-            job = _Job(functools.partial(_noting_writes, work), schema_claim, identity, account, deadline,
-                       asyncio.get_running_loop().create_future())
+            job = _Job(work, schema_claim, identity, account, deadline)
             with actor.mutex:
                 actor.queue.appendleft(job)  # first: the database is this request's
             self._start_drain(database_id, actor, account)
@@ -320,6 +320,15 @@ class Databases:
                 self._release(database_id, actor)
             raise
 
+    @contextlib.asynccontextmanager
+    async def _held(self, database_id: str, actor: _Actor) -> AsyncIterator[None]:
+        """The database held on the event loop for the block (in its queue's order), then passed on."""
+        await self._hold(database_id, actor, None)
+        try:
+            yield
+        finally:
+            self._release(database_id, actor)
+
     def _release(self, database_id: str, actor: _Actor) -> None:
         """On the event loop: the database, held, to the next in its queue: a holder, or a dispatch of the
         works at its head; idle if none."""
@@ -370,13 +379,10 @@ class Databases:
         its requests wait meanwhile (within their deadlines), every other database keeps serving."""
         actor = self._admit(database_id)
         try:
-            await self._hold(database_id, actor, None)
-            try:
+            async with self._held(database_id, actor):
                 self.still_owned(database_id)
                 await self._join(database_id)
                 return await asyncio.get_running_loop().run_in_executor(self._pool, _closed_for, actor, change)
-            finally:
-                self._release(database_id, actor)
         finally:
             await self._leave(actor, database_id)
 
@@ -446,14 +452,11 @@ class Databases:
                 actor.lease.revoke()  # its transaction rolls back at its next step, or at once if idle
             actor.pending += 1  # not idle: eviction must not close it under us
             try:
-                await self._hold(key, actor, None)
-                try:
+                async with self._held(key, actor):
                     if actor.database is not None:
                         database, actor.database = actor.database, None
                         await asyncio.get_running_loop().run_in_executor(
                             self._pool, _close_all, [(actor.in_use, database)])
-                finally:
-                    self._release(key, actor)
             finally:
                 actor.pending -= 1
         return len(fenced)
@@ -510,9 +513,7 @@ class Lease:
         """`work(database)` on a worker thread in the account's turn. A caller giving up leaves it running:
         `end` waits for it."""
         await self._databases.workers.turn(self._account)
-        self._working = asyncio.get_running_loop().run_in_executor(
-            self._databases._pool, self._databases._call, self._database_id, self._actor,
-            functools.partial(_noting_writes, work), schema_claim, self._identity)
+        self._working = self._on_worker(functools.partial(_noting_writes, work), schema_claim)
         self._working.add_done_callback(lambda _: self._databases.workers.release(self._account))
         return await asyncio.shield(self._working)
 
@@ -526,13 +527,17 @@ class Lease:
             if self._working is not None:
                 await asyncio.wait([self._working])
             if last is not None and self._actor.database is not None:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._databases._pool, self._databases._call, self._database_id, self._actor,
-                    functools.partial(_noting_writes, last, settling=True), "", self._identity)
+                await self._on_worker(functools.partial(_noting_writes, last, settling=True))
         finally:
             self._actor.lease = None
             self._databases._release(self._database_id, self._actor)
             await self._databases._leave(self._actor, self._database_id)
+
+    def _on_worker(self, work: Work[T], schema_claim: str = "") -> asyncio.Future:
+        """`work(database)` on a worker thread (the database opened first if it is not)."""
+        return asyncio.get_running_loop().run_in_executor(self._databases._pool, self._databases._call,
+                                                          self._database_id, self._actor, work, schema_claim,
+                                                          self._identity)
 
 
 _GAVE_UP = object()
